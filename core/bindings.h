@@ -1,0 +1,40 @@
+/*
+ * bindings.h - what every core/l_*.c binding file shares.
+ *
+ * Each l_<name>.c defines one luaL_Reg and one opener mx_open_<name>, which
+ * pushes the table that becomes require("mxprobe.core").<name>.  All openers
+ * are registered from the single list in bindings.c.
+ *
+ * Conventions (GUIDE section 3): a binding does one non-blocking step and
+ * returns a value, or nil, "again", "r"|"w"|"rw" (wait and call again), or
+ * nil, code, detail.  Only lua/mxprobe/loop.lua yields.
+ */
+#ifndef MX_BINDINGS_H
+#define MX_BINDINGS_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "loop.h"
+
+/* [-0, +0, e] the loop of this Lua state, created on first use */
+mx_loop *mx_get_loop(lua_State *L);
+
+/* [-0, +3, -] push nil, code, formatted detail; returns 3 */
+int mx_fail(lua_State *L, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* [-0, +3, -] push nil, "again", "r"|"w"|"rw"; returns 3 */
+int mx_again(lua_State *L, unsigned want);
+/* [-0, +0, v] "r" | "w" | "rw" argument -> MX_READ|MX_WRITE */
+unsigned mx_check_events(lua_State *L, int idx);
+
+int mx_open_loop(lua_State *L);
+int mx_open_net(lua_State *L);
+int mx_open_smtp(lua_State *L);
+int mx_open_dns(lua_State *L);
+int mx_open_tls(lua_State *L);
+int mx_open_x509(lua_State *L);
+
+/* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509= } */
+int luaopen_mxprobe_core(lua_State *L);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * paths.c - find lua/ and checks/.
+ *
+ * MXPROBE_HOME in the environment wins.  Otherwise an executable that sits
+ * in the build tree uses the source tree (so edits to .lua files need no
+ * rebuild), and an installed one uses the installed data directory.
+ */
+#define _GNU_SOURCE
+#include "paths.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include "bindings.h"
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const char *pick_root(void)
+{
+    const char *env = getenv("MXPROBE_HOME");
+    if (env && *env) return env;
+    static char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        size_t bl = strlen(MXPROBE_BUILD_DIR);
+        if (strncmp(exe, MXPROBE_BUILD_DIR, bl) == 0 && exe[bl] == '/') return MXPROBE_SOURCE_DIR;
+    }
+    return MXPROBE_DATA_DIR;
+}
+
+int mx_setup_paths(lua_State *L)
+{
+    const char *root = pick_root();
+    lua_pushfstring(L, "%s/lua", root);
+    if (!is_dir(lua_tostring(L, -1))) {
+        lua_pushfstring(L, "cannot find the Lua sources in %s/lua (set MXPROBE_HOME)", root);
+        return -1;
+    }
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s;%s/?.lua", root, root, lua_tostring(L, -1), root);
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 1);
+
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_mxprobe_core);
+    lua_setfield(L, -2, "mxprobe.core");
+    lua_pop(L, 1);
+
+    lua_getfield(L, -1, "loaded");
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, root);
+    lua_setfield(L, -2, "root");
+    lua_pushfstring(L, "%s/lua", root);
+    lua_setfield(L, -2, "lua");
+    lua_pushfstring(L, "%s/checks", root);
+    lua_setfield(L, -2, "checks");
+    lua_pushstring(L, MXPROBE_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_setfield(L, -2, "mxprobe.paths");
+    lua_pop(L, 2);
+    return 0;
+}

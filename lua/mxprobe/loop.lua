@@ -1,0 +1,345 @@
+--- mxprobe.loop: tasks (coroutines) on the C event loop.
+--
+-- This is the only module that yields.  C bindings do one non-blocking step
+-- and answer nil, "again", events; wrappers call loop.wait(obj, events,
+-- deadline), which parks the current task until the fd is ready, the
+-- deadline passes, or C code (a c-ares callback) wakes it.  The C side
+-- (core.loop) only queues wake-ups; tasks are resumed here, after dispatch.
+--
+-- Deadlines are absolute monotonic seconds (loop.now() + seconds).
+-- Public API: run, spawn, join, sleep, wait, cancel, current, now,
+-- set_deadline, semaphore, on_signal, interrupted.
+
+local core = require "mxprobe.core"
+local C = core.loop
+
+local M = {}
+
+-- Host yields carry this value, so a check's own coroutines can tell them
+-- from their own yields (see the coroutine wrappers at the bottom).
+local SENTINEL = setmetatable({}, { __name = "mxprobe.yield", __tostring = function() return "mxprobe.yield" end })
+
+local co_create, co_resume, co_yield, co_status, co_running =
+    coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
+
+local tasks = {}          -- token -> task
+local free_tokens = {}    -- tokens ready for reuse
+local quarantine = {}     -- tokens freed since the last step (a queued wake may still name them)
+local next_token = 1
+local runq, runq_head, runq_tail = {}, 1, 0
+local current = nil       -- the task being resumed
+local running = false
+local signal_handler = nil
+
+M.now = C.now
+M.wall = C.wall
+M.interrupted = false
+
+local Task = {}
+Task.__index = Task
+Task.__name = "mxprobe.task"
+function Task:__tostring() return ("task %d (%s)"):format(self.token or 0, self.name or "?") end
+
+local function enqueue(t, ...)
+    runq_tail = runq_tail + 1
+    runq[runq_tail] = { t, select("#", ...), ... }
+end
+
+local function alloc_token()
+    local n = #free_tokens
+    if n > 0 then
+        local tok = free_tokens[n]
+        free_tokens[n] = nil
+        return tok
+    end
+    local tok = next_token
+    next_token = next_token + 1
+    return tok
+end
+
+local function traceback(err)
+    if type(err) == "string" then return debug.traceback(err, 2) end
+    return err
+end
+
+--- Start fn(...) as a new task; it first runs at the next scheduling round.
+-- @return task
+function M.spawn(fn, ...)
+    if type(fn) ~= "function" then
+        error(("bad argument #1 to 'spawn' (function expected, got %s)"):format(type(fn)), 2)
+    end
+    local t = setmetatable({ status = "ready", joiners = {}, children = {}, parent = current }, Task)
+    t.token = alloc_token()
+    t.name = debug.getinfo(fn, "S").short_src
+    local args, nargs = { ... }, select("#", ...)
+    t.co = co_create(function()
+        return xpcall(fn, traceback, table.unpack(args, 1, nargs))
+    end)
+    if current then
+        current.children[t] = true
+        -- a child never outlives its parent's deadline
+        t.deadline = current.deadline
+    end
+    tasks[t.token] = t
+    enqueue(t)
+    return t
+end
+
+--- The running task, or nil outside tasks.
+function M.current() return current end
+
+--- Give the task t (default: the current one) an absolute deadline; every
+-- wait it makes ends with nil, "timeout" once it passes.  nil removes it.
+function M.set_deadline(t, deadline)
+    t = t or current
+    if not t then error("set_deadline: no task", 2) end
+    t.deadline = deadline
+end
+
+local function check_can_wait(fname)
+    if not current then
+        error(("%s: not inside a task (wrap the code in loop.run or loop.spawn)"):format(fname), 3)
+    end
+    if not coroutine.isyieldable() then
+        error(("%s: cannot wait here (inside require, a metamethod, or a C function such as string.gsub or table.sort)"):format(fname), 3)
+    end
+end
+
+--- Park the current task.
+-- obj: nil (sleep until deadline), an integer fd, an object with :getfd()
+-- (sockets), or an object with :set_waiter(token) and :done() (DNS queries).
+-- @return true, or nil, "timeout"|"cancelled", detail
+function M.wait(obj, events, deadline)
+    check_can_wait("loop.wait")
+    local t = current
+    if t.cancelled then return nil, "cancelled", "the task was cancelled" end
+    local dl, by_task = deadline, false
+    if t.deadline and (not dl or t.deadline < dl) then dl, by_task = t.deadline, true end
+    if dl and dl <= C.now() then
+        return nil, "timeout", by_task and "the task deadline passed" or "the deadline passed"
+    end
+    local tok = t.token
+    if obj == nil then
+        if not dl then error("loop.wait: nothing to wait for (no object and no deadline)", 2) end
+        C.wait_timer(tok, dl)
+    elseif math.type(obj) == "integer" then
+        C.wait_fd(tok, obj, events or "r", dl)
+    elseif type(obj) == "table" or type(obj) == "userdata" then
+        if obj.getfd then
+            local fd = obj:getfd()
+            if not fd then return nil, "closed", "the socket is closed" end
+            C.wait_fd(tok, fd, events or "r", dl)
+        elseif obj.set_waiter then
+            if obj:done() then return true end
+            obj:set_waiter(tok)
+            C.wait_external(tok, dl)
+        else
+            error("bad argument #1 to 'wait' (socket, query, fd or nil expected)", 2)
+        end
+    else
+        error(("bad argument #1 to 'wait' (socket, query, fd or nil expected, got %s)"):format(type(obj)), 2)
+    end
+    t.status = "waiting"
+    local reason = co_yield(SENTINEL)
+    if reason == "cancelled" then return nil, "cancelled", "the task was cancelled" end
+    if obj == nil then -- a sleep: its timer firing is success unless it was the task's deadline
+        if by_task then return nil, "timeout", "the task deadline passed" end
+        return true
+    end
+    if reason == "ready" then return true end
+    return nil, "timeout", by_task and "the task deadline passed" or "the deadline passed"
+end
+
+--- Sleep for s seconds.
+function M.sleep(s)
+    if type(s) ~= "number" then error("bad argument #1 to 'sleep' (number expected)", 2) end
+    return M.wait(nil, nil, C.now() + s)
+end
+
+--- Wait for task t to finish.
+-- @return its results, or nil, "error", message | nil, "timeout" | nil, "cancelled"
+function M.join(t, deadline)
+    if getmetatable(t) ~= Task then error("bad argument #1 to 'join' (task expected)", 2) end
+    while t.status ~= "done" do
+        check_can_wait("loop.join")
+        if t == current then error("join: a task cannot join itself", 2) end
+        local me = current
+        t.joiners[me] = true
+        local ok, code, detail = M.wait({ set_waiter = function() end, done = function() return t.status == "done" end }, nil, deadline)
+        t.joiners[me] = nil
+        if not ok then return nil, code, detail end
+    end
+    if t.cancelled then return nil, "cancelled", "the task was cancelled" end
+    if not t.ok then return nil, "error", t.err end
+    return table.unpack(t.results, 1, t.results.n)
+end
+
+--- Cancel task t and its children: their current and future waits return
+-- nil, "cancelled".  A task cannot cancel itself (return instead).
+function M.cancel(t)
+    if getmetatable(t) ~= Task then error("bad argument #1 to 'cancel' (task expected)", 2) end
+    if t.status == "done" or t.cancelled then return end
+    t.cancelled = true
+    for child in pairs(t.children) do M.cancel(child) end
+    if t.status == "waiting" then
+        C.disarm(t.token)
+        t.status = "ready"
+        enqueue(t, "cancelled")
+    end
+end
+
+local function finish(t, ok, ...)
+    t.status = "done"
+    if ok then
+        local inner_ok = ...
+        if inner_ok then
+            t.ok, t.results = true, table.pack(select(2, ...))
+        else
+            t.ok, t.err = false, select(2, ...)
+        end
+    else
+        t.ok, t.err = false, ...
+    end
+    if t.parent then t.parent.children[t] = nil end
+    for j in pairs(t.joiners) do C.wake(j.token) end
+    C.disarm(t.token)
+    tasks[t.token] = nil
+    quarantine[#quarantine + 1] = t.token
+end
+
+local function resume(t, ...)
+    if t.status == "done" then return end
+    local prev = current
+    current = t
+    t.status = "running"
+    local r = table.pack(co_resume(t.co, ...))
+    current = prev
+    if co_status(t.co) == "dead" then
+        finish(t, table.unpack(r, 1, r.n))
+    elseif r[1] and r[2] ~= SENTINEL then
+        -- the task body called coroutine.yield itself, outside a coroutine of its own
+        t.status = "done"
+        finish(t, false, "a task yielded a value outside loop.wait (use coroutine.wrap for generators)")
+    end
+end
+
+--- Run fn(...) as the root task and drive the loop until it finishes.
+-- Other tasks still running at that point are cancelled.
+-- @return fn's results; raises fn's error
+function M.run(fn, ...)
+    if running then error("loop.run: the loop is already running (use loop.spawn inside tasks)", 2) end
+    running = true
+    M.interrupted = false
+    local root = M.spawn(fn, ...)
+    local ok, err = pcall(function()
+        while root.status ~= "done" do
+            while runq_head <= runq_tail do
+                local item = runq[runq_head]
+                runq[runq_head] = nil
+                runq_head = runq_head + 1
+                resume(item[1], table.unpack(item, 3, 2 + item[2]))
+            end
+            if root.status == "done" then break end
+            local w = C.step(nil)
+            for i = 1, #quarantine do free_tokens[#free_tokens + 1] = quarantine[i]; quarantine[i] = nil end
+            if #w == 0 and C.armed() == 0 and runq_head > runq_tail then
+                error("deadlock: every task waits for another task and nothing else can wake them")
+            end
+            for i = 1, #w, 2 do
+                local tok, reason = w[i], w[i + 1]
+                if tok == 0 then
+                    M.interrupted = true
+                    if signal_handler then signal_handler() else M.cancel(root) end
+                else
+                    local t = tasks[tok]
+                    if t and t.status == "waiting" then
+                        t.status = "ready"
+                        enqueue(t, reason)
+                    end
+                end
+            end
+        end
+    end)
+    -- leave nothing armed behind for a later run
+    for _, t in pairs(tasks) do
+        C.disarm(t.token)
+        t.status, t.ok, t.err = "done", false, "the loop stopped"
+        tasks[t.token] = nil
+    end
+    runq, runq_head, runq_tail = {}, 1, 0
+    running = false
+    if not ok then error(err, 0) end
+    if not root.ok then error(root.err, 0) end
+    return table.unpack(root.results, 1, root.results.n)
+end
+
+--- Handle SIGINT/SIGTERM (after catch_signals) yourself: fn() is called
+-- from the scheduler (not a task) on each signal.  Default: cancel the
+-- root task, so every wait returns "cancelled" and the run unwinds.
+function M.on_signal(fn) signal_handler = fn end
+function M.catch_signals() return C.catch_signals() end
+
+--- A counting semaphore, for caps (sockets, queries in flight, sessions
+-- per remote address).  acquire(deadline) -> true | nil, code, detail.
+function M.semaphore(n)
+    local s = { count = n, waiters = {}, head = 1, tail = 0 }
+    function s.acquire(_, deadline)
+        if s.count > 0 then
+            s.count = s.count - 1
+            return true
+        end
+        check_can_wait("semaphore.acquire")
+        local me = { task = current }
+        s.tail = s.tail + 1
+        s.waiters[s.tail] = me
+        local waiter = { set_waiter = function() end, done = function() return me.granted end }
+        local ok, code, detail = M.wait(waiter, nil, deadline)
+        if me.granted then return true end -- granted in the same round as a timeout
+        me.gone = true
+        return ok, code, detail
+    end
+    function s.release()
+        while s.head <= s.tail do
+            local w = s.waiters[s.head]
+            s.waiters[s.head] = nil
+            s.head = s.head + 1
+            if not w.gone and w.task.status ~= "done" then
+                w.granted = true
+                C.wake(w.task.token)
+                return
+            end
+        end
+        s.count = s.count + 1
+    end
+    return s
+end
+
+-- Coroutines of a check's own must pass host yields through: a wait made
+-- inside them reaches the scheduler, and the answer comes back to them.
+local function pass(co, ok, ...)
+    if ok and ... == SENTINEL then
+        return pass(co, co_resume(co, co_yield(...)))
+    end
+    return ok, ...
+end
+
+function coroutine.resume(co, ...)
+    return pass(co, co_resume(co, ...))
+end
+
+function coroutine.wrap(f)
+    local co = co_create(f)
+    return function(...)
+        local function unwrap(ok, ...)
+            if not ok then
+                local err = ...
+                error(err, 0)
+            end
+            return ...
+        end
+        return unwrap(coroutine.resume(co, ...))
+    end
+end
+
+M.SENTINEL = SENTINEL
+return M

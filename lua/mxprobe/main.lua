@@ -1,0 +1,49 @@
+--- mxprobe.main: what the executable runs with argv.
+--
+--   mxprobe run SCRIPT [ARGS...]   run a Lua script inside the host
+--   mxprobe PATH/SCRIPT [ARGS...]  the same, when the first argument is a
+--                                  path (contains "/" or ends in ".lua")
+--   mxprobe [OPTIONS] DOMAIN...    the command line (mxprobe.cli)
+--
+-- Scripts run as the root task of the loop, so they (and busted specs) can
+-- use sockets and DNS as if they were blocking.
+local loop = require "mxprobe.loop"
+
+local function is_file(path)
+    local f = io.open(path, "r")
+    if not f then return false end
+    local ok = f:read(0) ~= nil or true
+    f:close()
+    return ok
+end
+
+local function run_script(path, ...)
+    local chunk, err = loadfile(path)
+    if not chunk then
+        io.stderr:write("mxprobe: cannot load script: ", err, "\n")
+        return 3
+    end
+    -- like the stock interpreter: arg[0] is the script, arg[1..] its arguments
+    local script_args = table.pack(...)
+    local a = { [0] = path, [-1] = arg and arg[0] }
+    for i = 1, script_args.n do a[i] = script_args[i] end
+    _G.arg = a
+    loop.catch_signals()
+    local r = loop.run(chunk, ...)
+    return math.type(r) == "integer" and r or 0
+end
+
+return function(first, ...)
+    if first == "run" then
+        local path = ...
+        if not path then
+            io.stderr:write("mxprobe: run needs a script: mxprobe run SCRIPT [ARGS...]\n")
+            return 3
+        end
+        return run_script(...)
+    end
+    if first and (first:find("/", 1, true) or first:match("%.lua$")) and is_file(first) then
+        return run_script(first, ...)
+    end
+    return require("mxprobe.cli").main({ first, ... })
+end
