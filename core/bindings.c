@@ -61,6 +61,15 @@ mx_loop *mx_get_loop(lua_State *L)
     return *lp;
 }
 
+mx_loop *mx_peek_loop(lua_State *L)
+{
+    mx_loop *l = NULL;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LOOP_KEY) == LUA_TUSERDATA)
+        l = *(mx_loop **)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return l;
+}
+
 int mx_fail(lua_State *L, const char *code, const char *fmt, ...)
 {
     char buf[512];

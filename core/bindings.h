@@ -18,6 +18,9 @@
 
 /* [-0, +0, e] the loop of this Lua state, created on first use */
 mx_loop *mx_get_loop(lua_State *L);
+/* [-0, +0, -] the loop if it exists and is still open, else NULL; never
+ * raises or creates one, so __gc metamethods may call it during lua_close */
+mx_loop *mx_peek_loop(lua_State *L);
 
 /* [-0, +3, -] push nil, code, formatted detail; returns 3 */
 int mx_fail(lua_State *L, const char *code, const char *fmt, ...)
