@@ -1,3 +1,472 @@
-/* placeholder until the x509 binding lands */
+/*
+ * l_x509.c - core.x509: read-only certificate objects.
+ *
+ * A certificate comes from the peer (tls.info's chain) or from PEM/DER
+ * text (x509.load_pem, x509.load_der).  Every accessor only reads; nothing
+ * here judges a certificate, the checks and the policy do.  Peer-controlled
+ * strings are returned as OpenSSL escapes them (RFC 2253 for names); the
+ * output layer escapes whatever else is not printable.
+ */
 #include "bindings.h"
-int mx_open_x509(lua_State *L) { lua_newtable(L); return 1; }
+#include "x509_util.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+/* Caps on what load_pem accepts: a PEM bundle is peer- or user-supplied. */
+#define MAX_PEM_CERTS 64
+#define MAX_PEM_BYTES (4u << 20)
+
+typedef struct {
+    X509 *x;
+} mx_x509;
+
+char *mx_ssl_errors(char *buf, size_t len)
+{
+    size_t used = 0;
+    unsigned long e;
+    buf[0] = '\0';
+    while ((e = ERR_get_error()) != 0) {
+        char one[256];
+        ERR_error_string_n(e, one, sizeof one);
+        if (used + 2 < len) {
+            int n = snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
+            if (n > 0) used += (size_t)n < len - used ? (size_t)n : len - used - 1;
+        }
+    }
+    if (!used) snprintf(buf, len, "unknown error");
+    return buf;
+}
+
+void mx_x509_push(lua_State *L, X509 *x)
+{
+    mx_x509 *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->x = NULL;
+    luaL_setmetatable(L, MX_X509_MT);
+    X509_up_ref(x);
+    u->x = x;
+}
+
+X509 *mx_x509_check(lua_State *L, int idx)
+{
+    mx_x509 *u = luaL_checkudata(L, idx, MX_X509_MT);
+    if (!u->x) luaL_argerror(L, idx, "x509 object already freed");
+    return u->x;
+}
+
+/* [-0, +1, m] push the contents of a memory BIO, then free it */
+static void push_bio(lua_State *L, BIO *b)
+{
+    char *p;
+    long n = BIO_get_mem_data(b, &p);
+    lua_pushlstring(L, p, n > 0 ? (size_t)n : 0);
+    BIO_free(b);
+}
+
+static int push_name(lua_State *L, const X509_NAME *name)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b) return luaL_error(L, "x509: out of memory");
+    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
+    push_bio(L, b);
+    return 1;
+}
+
+/* x509:subject ()  [-0, +1, e]  one-line RFC 2253 string */
+static int l_subject(lua_State *L) { return push_name(L, X509_get_subject_name(mx_x509_check(L, 1))); }
+
+/* x509:issuer ()  [-0, +1, e] */
+static int l_issuer(lua_State *L) { return push_name(L, X509_get_issuer_name(mx_x509_check(L, 1))); }
+
+/* x509:serial ()  [-0, +1, e]  upper-case hex, as openssl x509 -serial prints it */
+static int l_serial(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    BN_free(bn);
+    if (!hex) return luaL_error(L, "x509:serial: cannot convert the serial number");
+    lua_pushstring(L, hex);
+    OPENSSL_free(hex);
+    return 1;
+}
+
+static int push_time(lua_State *L, const ASN1_TIME *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) return mx_fail(L, "x509", "the certificate has an invalid time field");
+    lua_pushinteger(L, (lua_Integer)timegm(&tm));
+    return 1;
+}
+
+/* x509:not_before ()  [-0, +1|3, e]  epoch seconds */
+static int l_not_before(lua_State *L) { return push_time(L, X509_get0_notBefore(mx_x509_check(L, 1))); }
+
+/* x509:not_after ()  [-0, +1|3, e]  epoch seconds */
+static int l_not_after(lua_State *L) { return push_time(L, X509_get0_notAfter(mx_x509_check(L, 1))); }
+
+/* x509:sans ()  [-0, +1, e]  { "mx.example", "192.0.2.1", ... } in
+ * certificate order: DNS names as written, IP addresses in text form. */
+static int l_sans(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    lua_newtable(L);
+    if (!gens) return 1;
+    int n = 0;
+    for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type == GEN_DNS) {
+            const ASN1_STRING *s = g->d.dNSName;
+            lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+        } else if (g->type == GEN_IPADD) {
+            const ASN1_OCTET_STRING *s = g->d.iPAddress;
+            char ip[INET6_ADDRSTRLEN];
+            int len = ASN1_STRING_length(s);
+            if ((len != 4 && len != 16) ||
+                !inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(s), ip, sizeof ip))
+                continue;
+            lua_pushstring(L, ip);
+        } else {
+            continue;
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    GENERAL_NAMES_free(gens);
+    return 1;
+}
+
+/* x509:key ()  [-0, +2|3, e]  -> type ("RSA", "EC", "ED25519", ...), bits
+ * [, curve name for EC keys ("prime256v1")] */
+static int l_key(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    if (!pk) return mx_fail(L, "x509", "the public key cannot be decoded");
+    int id = EVP_PKEY_get_base_id(pk);
+    const char *type;
+    switch (id) {
+    case EVP_PKEY_RSA: type = "RSA"; break;
+    case EVP_PKEY_RSA_PSS: type = "RSA-PSS"; break;
+    case EVP_PKEY_EC: type = "EC"; break;
+    case EVP_PKEY_ED25519: type = "ED25519"; break;
+    case EVP_PKEY_ED448: type = "ED448"; break;
+    case EVP_PKEY_DSA: type = "DSA"; break;
+    case EVP_PKEY_DH: type = "DH"; break;
+    default: type = EVP_PKEY_get0_type_name(pk); if (!type) type = "unknown";
+    }
+    lua_pushstring(L, type);
+    lua_pushinteger(L, EVP_PKEY_get_bits(pk));
+    if (id == EVP_PKEY_EC) {
+        char curve[64];
+        size_t len = 0;
+        if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve, &len)) {
+            lua_pushstring(L, curve);
+            return 3;
+        }
+        ERR_clear_error();
+    }
+    return 2;
+}
+
+/* x509:signature_algorithm ()  [-0, +1, e]  "sha256WithRSAEncryption",
+ * "ecdsa-with-SHA256", "ED25519"; the dotted OID when OpenSSL has no name */
+static int l_signature_algorithm(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    int nid = X509_get_signature_nid(x);
+    const char *ln = nid != NID_undef ? OBJ_nid2ln(nid) : NULL;
+    if (ln) {
+        lua_pushstring(L, ln);
+        return 1;
+    }
+    const X509_ALGOR *alg;
+    const ASN1_OBJECT *obj;
+    char buf[128];
+    X509_get0_signature(NULL, &alg, x);
+    X509_ALGOR_get0(&obj, NULL, NULL, alg);
+    OBJ_obj2txt(buf, sizeof buf, obj, 1);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static void push_hex(lua_State *L, const unsigned char *md, unsigned len, int colons, int upper)
+{
+    static const char lo[] = "0123456789abcdef", up[] = "0123456789ABCDEF";
+    const char *digits = upper ? up : lo;
+    char out[EVP_MAX_MD_SIZE * 3 + 1];
+    size_t o = 0;
+    for (unsigned i = 0; i < len; i++) {
+        if (colons && i) out[o++] = ':';
+        out[o++] = digits[md[i] >> 4];
+        out[o++] = digits[md[i] & 15];
+    }
+    lua_pushlstring(L, out, o);
+}
+
+/* x509:fingerprint (digest = "sha256")  [-0, +1, e]  "AB:CD:..." as
+ * openssl x509 -fingerprint prints it */
+static int l_fingerprint(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    const char *name = luaL_optstring(L, 2, "sha256");
+    const EVP_MD *md = EVP_get_digestbyname(name);
+    if (!md) return luaL_argerror(L, 2, lua_pushfstring(L, "unknown digest '%s'", name));
+    unsigned char buf[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (!X509_digest(x, md, buf, &len)) return luaL_error(L, "x509:fingerprint: digest failed");
+    push_hex(L, buf, len, 1, 1);
+    return 1;
+}
+
+/* x509:spki_sha256 ()  [-0, +1, e]  lower-case hex SHA-256 of the
+ * SubjectPublicKeyInfo: the data of a DANE TLSA "3 1 1" record */
+static int l_spki_sha256(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+    if (n <= 0) return luaL_error(L, "x509:spki_sha256: cannot encode the public key");
+    int ok = EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+    OPENSSL_free(der);
+    if (!ok) return luaL_error(L, "x509:spki_sha256: digest failed");
+    push_hex(L, md, mdlen, 0, 0);
+    return 1;
+}
+
+/* x509:pem ()  [-0, +1, e] */
+static int l_pem(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b || !PEM_write_bio_X509(b, x)) {
+        BIO_free(b);
+        return luaL_error(L, "x509:pem: cannot encode the certificate");
+    }
+    push_bio(L, b);
+    return 1;
+}
+
+/* x509:der ()  [-0, +1, e] */
+static int l_der(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    if (n <= 0) return luaL_error(L, "x509:der: cannot encode the certificate");
+    lua_pushlstring(L, (const char *)der, (size_t)n);
+    OPENSSL_free(der);
+    return 1;
+}
+
+/* X509_check_host with RFC 6125 wildcard rules (a wildcard is a whole
+ * left-most label: "*.example.org" matches "mx.example.org", not
+ * "example.org" nor "a.mx.example.org"; no partial "mx*.example.org").
+ * A numeric address is matched against the IP SANs instead.  One trailing
+ * dot of a DNS name is ignored.  Returns 1 match, 0 no match, -1 malformed. */
+int mx_x509_match_host(X509 *x, const char *name, size_t len)
+{
+    char buf[256];
+    unsigned char addr[16];
+    if (len && name[len - 1] == '.') len--;
+    if (len == 0 || len >= sizeof buf || memchr(name, '\0', len)) return -1;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1) {
+        int r = X509_check_ip_asc(x, buf, 0);
+        return r == 1 ? 1 : r == 0 ? 0 : -1;
+    }
+    int r = X509_check_host(x, buf, len, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL);
+    return r == 1 ? 1 : r == 0 ? 0 : -1;
+}
+
+/* x509:check_host (name)  [-0, +1|2, e]  -> true | false [, "malformed name"] */
+static int l_check_host(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    int r = mx_x509_match_host(x, name, len);
+    ERR_clear_error();
+    lua_pushboolean(L, r == 1);
+    if (r < 0) {
+        lua_pushliteral(L, "malformed name");
+        return 2;
+    }
+    return 1;
+}
+
+/* x509:self_signed ()  [-0, +1, e]  issuer = subject and the signature
+ * verifies with the certificate's own key */
+static int l_self_signed(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    int r = X509_self_signed(x, 1);
+    ERR_clear_error();
+    lua_pushboolean(L, r == 1);
+    return 1;
+}
+
+/* x509:is_ca ()  [-0, +1, e] */
+static int l_is_ca(lua_State *L)
+{
+    lua_pushboolean(L, X509_check_ca(mx_x509_check(L, 1)) > 0);
+    return 1;
+}
+
+/* x509:version ()  [-0, +1, e]  1, 2 or 3 */
+static int l_version(lua_State *L)
+{
+    lua_pushinteger(L, X509_get_version(mx_x509_check(L, 1)) + 1);
+    return 1;
+}
+
+static int l_gc(lua_State *L)
+{
+    mx_x509 *u = luaL_checkudata(L, 1, MX_X509_MT);
+    X509_free(u->x);
+    u->x = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    mx_x509 *u = luaL_checkudata(L, 1, MX_X509_MT);
+    if (!u->x) {
+        lua_pushliteral(L, "x509 (freed)");
+        return 1;
+    }
+    push_name(L, X509_get_subject_name(u->x));
+    lua_pushfstring(L, "x509: %s", lua_tostring(L, -1));
+    return 1;
+}
+
+static int l_eq(lua_State *L)
+{
+    lua_pushboolean(L, X509_cmp(mx_x509_check(L, 1), mx_x509_check(L, 2)) == 0);
+    return 1;
+}
+
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return 0;
+}
+
+/* x509.load_pem (text)  [-0, +1|3, e]  -> { x509, ... } in file order |
+ * nil, "x509", detail | nil, "limit", detail.  Blocks other than
+ * CERTIFICATE (keys, parameters) are skipped. */
+static int l_load_pem(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    if (len > MAX_PEM_BYTES) return mx_fail(L, "limit", "PEM text of %zu bytes (cap %u)", len, MAX_PEM_BYTES);
+    BIO *b = BIO_new_mem_buf(text, (int)len);
+    if (!b) return luaL_error(L, "x509.load_pem: out of memory");
+    lua_newtable(L);
+    int n = 0;
+    ERR_clear_error();
+    for (;;) {
+        X509 *x = PEM_read_bio_X509(b, NULL, no_password, NULL);
+        if (!x) break;
+        if (n == MAX_PEM_CERTS) {
+            X509_free(x);
+            BIO_free(b);
+            return mx_fail(L, "limit", "more than %d certificates in the PEM text", MAX_PEM_CERTS);
+        }
+        mx_x509_push(L, x);
+        X509_free(x);
+        lua_rawseti(L, -2, ++n);
+    }
+    BIO_free(b);
+    unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+        ERR_clear_error(); /* the normal end: no further PEM block */
+        if (n == 0) return mx_fail(L, "x509", "no PEM certificate found");
+        return 1;
+    }
+    if (e != 0 || n == 0) {
+        char detail[400];
+        mx_ssl_errors(detail, sizeof detail);
+        return mx_fail(L, "x509", "cannot parse certificate #%d: %s", n + 1, detail);
+    }
+    return 1;
+}
+
+/* x509.load_der (bytes)  [-0, +1|3, e]  -> x509 | nil, "x509", detail */
+static int l_load_der(lua_State *L)
+{
+    size_t len;
+    const char *der = luaL_checklstring(L, 1, &len);
+    const unsigned char *p = (const unsigned char *)der;
+    if (len > MAX_PEM_BYTES) return mx_fail(L, "limit", "DER of %zu bytes (cap %u)", len, MAX_PEM_BYTES);
+    ERR_clear_error();
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    if (!x) {
+        char detail[400];
+        return mx_fail(L, "x509", "cannot parse the DER certificate: %s", mx_ssl_errors(detail, sizeof detail));
+    }
+    if ((size_t)(p - (const unsigned char *)der) != len) {
+        X509_free(x);
+        return mx_fail(L, "x509", "%zu trailing bytes after the DER certificate",
+                       len - (size_t)(p - (const unsigned char *)der));
+    }
+    mx_x509_push(L, x);
+    X509_free(x);
+    return 1;
+}
+
+static const luaL_Reg x509_methods[] = {
+    {"subject", l_subject},
+    {"issuer", l_issuer},
+    {"serial", l_serial},
+    {"not_before", l_not_before},
+    {"not_after", l_not_after},
+    {"sans", l_sans},
+    {"key", l_key},
+    {"signature_algorithm", l_signature_algorithm},
+    {"fingerprint", l_fingerprint},
+    {"spki_sha256", l_spki_sha256},
+    {"pem", l_pem},
+    {"der", l_der},
+    {"check_host", l_check_host},
+    {"self_signed", l_self_signed},
+    {"is_ca", l_is_ca},
+    {"version", l_version},
+    {NULL, NULL},
+};
+
+static const luaL_Reg x509_funcs[] = {
+    {"load_pem", l_load_pem},
+    {"load_der", l_load_der},
+    {NULL, NULL},
+};
+
+int mx_open_x509(lua_State *L)
+{
+    if (luaL_newmetatable(L, MX_X509_MT)) {
+        luaL_newlib(L, x509_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, l_eq);
+        lua_setfield(L, -2, "__eq");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, x509_funcs);
+    return 1;
+}
