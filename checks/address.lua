@@ -1,0 +1,134 @@
+-- Step 1 (continued): the A and AAAA records of every MX host.  Every
+-- address is tested on its own later; addresses senders on the internet
+-- cannot reach are reported and not probed.
+local iputil = require "mxprobe.iputil"
+local loop = require "mxprobe.loop"
+
+local KIND_CODE = {
+  loopback = "ADDRESS_LOOPBACK", private = "ADDRESS_PRIVATE", linklocal = "ADDRESS_RESERVED",
+  documentation = "ADDRESS_RESERVED", shared = "ADDRESS_RESERVED", multicast = "ADDRESS_RESERVED",
+  unspecified = "ADDRESS_RESERVED", reserved = "ADDRESS_RESERVED",
+}
+
+local function resolve(ctx, tgt)
+  local res = { addresses = {}, cnames = {}, errors = {} }
+  local fams = {}
+  for _, f in ipairs(ctx.config.families) do fams[f] = true end
+  local tasks = {}
+  for fam, qtype in pairs { [4] = "A", [6] = "AAAA" } do
+    if fams[fam] then
+      tasks[#tasks + 1] = loop.spawn(function()
+        local ans, code, detail = ctx.dns:query(tgt.host, qtype, ctx:deadline("dns"))
+        if not ans then
+          res.errors[#res.errors + 1] = ("%s: %s %s"):format(qtype, code, detail or "")
+          return
+        end
+        if ans.rcode ~= "NOERROR" and ans.rcode ~= "NXDOMAIN" then
+          res.errors[#res.errors + 1] = ("%s: %s"):format(qtype, ans.rcode)
+        end
+        for _, rr in ipairs(ans.answers or {}) do
+          if rr.type == qtype then
+            res.addresses[#res.addresses + 1] = { address = rr.address, family = fam }
+          elseif rr.type == "CNAME" then
+            res.cnames[(rr.target or ""):lower():gsub("%.$", "")] = true
+          end
+        end
+      end)
+    end
+  end
+  for _, t in ipairs(tasks) do loop.join(t) end
+  -- IPv4 first, then IPv6, each in answer order made stable
+  table.sort(res.addresses, function(a, b)
+    if a.family ~= b.family then return a.family < b.family end
+    return a.address < b.address
+  end)
+  return res
+end
+
+return {
+  id = "address",
+  description = "A and AAAA records of every MX host; unreachable (loopback, private, reserved) addresses",
+  categories = { "dns" },
+  scope = "domain",
+  requires = { "mx" },
+  findings = {
+    ADDRESS_OK = { severity = "ok", message = "{host}: {addresses}" },
+    ADDRESS_NONE = { severity = "warning", message = "MX host {host} has no A or AAAA record: senders skip it",
+      hint = "Publish an A (and AAAA) record for {host}, or remove the MX record." },
+    ADDRESS_NONE_ALL = { severity = "critical", message = "No MX host has a usable address: {domain} cannot receive mail",
+      hint = "Publish A/AAAA records for the MX hosts." },
+    ADDRESS_CNAME = { severity = "warning", message = "MX host {host} is an alias (CNAME to {target}); RFC 2181 section 10.3 forbids MX targets that are aliases",
+      hint = "Point the MX record at the canonical name {target}." },
+    ADDRESS_NO_IPV6 = { severity = "info", message = "MX host {host} has no IPv6 address" },
+    ADDRESS_LOOPBACK = { severity = "critical", message = "MX host {host} resolves to {address}, a loopback address: senders would deliver to themselves",
+      hint = "Fix the A/AAAA record of {host}." },
+    ADDRESS_PRIVATE = { severity = "critical", message = "MX host {host} resolves to {address}, a private address unreachable from the internet",
+      hint = "Publish the public address of {host}; keep private addresses in an internal view." },
+    ADDRESS_RESERVED = { severity = "critical", message = "MX host {host} resolves to {address}, a {kind} address that is not routed on the internet",
+      hint = "Fix the A/AAAA record of {host}." },
+    ADDRESS_TOO_MANY = { severity = "info", message = "MX host {host} has {count} addresses; only {max} are tested" },
+    ADDRESS_DNS_FAIL = { severity = "inconclusive", message = "Resolving MX host {host} failed ({reason}): the tester could not tell" },
+  },
+
+  run = function(ctx)
+    local targets = ctx.targets or {}
+    local tasks = {}
+    for i, tgt in ipairs(targets) do
+      if not tgt.skip then
+        if iputil.is_literal(tgt.host) then -- --mx with an address
+          local v = tgt.host:gsub("^%[", ""):gsub("%]$", "")
+          local _, fam = iputil.classify(v)
+          tgt.resolved = { addresses = { { address = v, family = fam } }, cnames = {}, errors = {} }
+        else
+          tasks[i] = loop.spawn(resolve, ctx, tgt)
+        end
+      end
+    end
+    local usable = 0
+    local max = ctx:threshold("max_addresses") or 8
+    for i, tgt in ipairs(targets) do
+      local res = tgt.resolved
+      if tasks[i] then res = loop.join(tasks[i]) end
+      tgt.addresses = {}
+      if res then
+        for target in pairs(res.cnames) do ctx:finding("ADDRESS_CNAME", { host = tgt.host, target = target }) end
+        if #res.addresses == 0 then
+          if #res.errors > 0 then
+            ctx:finding("ADDRESS_DNS_FAIL", { host = tgt.host, reason = table.concat(res.errors, "; ") })
+          else
+            ctx:finding("ADDRESS_NONE", { host = tgt.host })
+          end
+        else
+          if #res.addresses > max then
+            ctx:finding("ADDRESS_TOO_MANY", { host = tgt.host, count = #res.addresses, max = max })
+            for j = #res.addresses, max + 1, -1 do res.addresses[j] = nil end
+          end
+          local list, has6, has4 = {}, false, false
+          for _, a in ipairs(res.addresses) do
+            local kind = iputil.classify(a.address)
+            if a.family == 6 then has6 = true else has4 = true end
+            list[#list + 1] = a.address
+            if kind ~= "global" and not (kind == "documentation" and ctx.config.test_ranges) then
+              a.probe = false
+              ctx:finding(KIND_CODE[kind] or "ADDRESS_RESERVED", { host = tgt.host, address = a.address, kind = kind })
+            else
+              usable = usable + 1
+            end
+            tgt.addresses[#tgt.addresses + 1] = a
+          end
+          ctx:finding("ADDRESS_OK", { host = tgt.host, addresses = list })
+          local want6 = false
+          for _, f in ipairs(ctx.config.families) do if f == 6 then want6 = true end end
+          if has4 and not has6 and want6 then ctx:finding("ADDRESS_NO_IPV6", { host = tgt.host }) end
+        end
+      end
+    end
+    local any_failed = false
+    for _, f in ipairs(ctx.result.dns.findings) do
+      if f.code == "ADDRESS_DNS_FAIL" then any_failed = true end
+    end
+    if #targets > 0 and usable == 0 and not any_failed then
+      ctx:finding("ADDRESS_NONE_ALL", { domain = ctx.domain })
+    end
+  end,
+}

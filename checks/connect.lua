@@ -1,0 +1,59 @@
+-- Step 2 of the seed: TCP port 25.  Refused, timed out and unreachable are
+-- different diagnoses.  When every address times out, the likeliest cause
+-- is the tester's own network blocking port 25, not the target.
+return {
+  id = "connect",
+  description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable",
+  categories = { "smtp", "network" },
+  scope = "session",
+  findings = {
+    CONNECT_OK = { severity = "ok", message = "Port {port} open ({seconds} s)" },
+    CONNECT_REFUSED = { severity = "critical", message = "Connection to {address} port {port} refused: nothing listens, or a firewall rejects",
+      hint = "Check that the MTA runs and listens on {address}:{port} (ss -ltn), and that the firewall allows port {port}." },
+    CONNECT_TIMEOUT = { severity = "critical", message = "Connection to {address} port {port} timed out after {seconds} s: packets are dropped",
+      hint = "A firewall drops port {port}; or the address is wrong. Other addresses answered, so the tester's network is not the cause." },
+    CONNECT_UNREACHABLE = { severity = "critical", message = "No route to {address}: {detail}",
+      hint = "The address is not reachable from the tester's network; check the routing or the A/AAAA record." },
+    CONNECT_ERROR = { severity = "critical", message = "Connecting to {address} port {port} failed: {code} {detail}" },
+    CONNECT_ALL_TIMEOUT = { severity = "inconclusive",
+      message = "Every address of every MX timed out: port 25 may be blocked on the tester's own network",
+      hint = "Many ISPs and cloud providers block outbound port 25; test from another network before blaming the servers." },
+  },
+
+  run = function(ctx)
+    local s, code, detail, seconds = ctx:open_session()
+    seconds = math.floor((seconds or 0) * 1000 + 0.5) / 1000
+    local ev = { address = ctx.address, port = ctx.port, seconds = seconds, code = code, detail = detail }
+    if s then
+      ctx:fact { state = "connected", seconds = seconds }
+      return ctx:finding("CONNECT_OK", ev)
+    end
+    local state = ({ refused = "refused", timeout = "timeout", unreachable = "unreachable" })[code] or "error"
+    ctx:fact { state = state, seconds = seconds, detail = detail }
+    if state == "refused" then ctx:finding("CONNECT_REFUSED", ev)
+    elseif state == "timeout" then ctx:finding("CONNECT_TIMEOUT", ev)
+    elseif state == "unreachable" then ctx:finding("CONNECT_UNREACHABLE", ev)
+    else ctx:finding("CONNECT_ERROR", ev) end
+  end,
+
+  summarize = function(dctx)
+    local n, timeouts = 0, 0
+    for _, srv in ipairs(dctx.servers) do
+      local c = srv.facts.connect
+      if c then
+        n = n + 1
+        if c.state == "timeout" then timeouts = timeouts + 1 end
+      end
+    end
+    if n > 0 and timeouts == n then
+      -- not the target's fault as far as we can tell: say so, and do not
+      -- score the servers down for it
+      for _, srv in ipairs(dctx.servers) do
+        for _, f in ipairs(srv.findings) do
+          if f.code == "CONNECT_TIMEOUT" then f.severity = "inconclusive" end
+        end
+      end
+      dctx:finding("CONNECT_ALL_TIMEOUT", { count = n })
+    end
+  end,
+}

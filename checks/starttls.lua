@@ -1,0 +1,107 @@
+-- Step 5 of the seed: STARTTLS and the negotiated TLS version.  After the
+-- 220 to STARTTLS, bytes already buffered are an injection: they are never
+-- fed into TLS, they are reported.  After TLS, EHLO again (RFC 3207 4.2).
+local extensions = require "mxprobe.extensions"
+local iputil = require "mxprobe.iputil"
+local session = require "mxprobe.session"
+
+local VERSION_RANK = { SSLv3 = 0, TLSv1 = 1, ["TLSv1.1"] = 2, ["TLSv1.2"] = 3, ["TLSv1.3"] = 4 }
+
+return {
+  id = "starttls",
+  description = "STARTTLS: advertised, accepted, handshake, negotiated version and cipher, EHLO after TLS, plaintext injection",
+  categories = { "smtp", "tls" },
+  scope = "session",
+  requires = { "ehlo" },
+  findings = {
+    STARTTLS_NOT_OFFERED = { severity = "critical", message = "STARTTLS is not offered: mail to this server travels in plaintext",
+      hint = "Enable STARTTLS with a certificate (Postfix: smtpd_tls_security_level = may, smtpd_tls_chain_files = key.pem, fullchain.pem)." },
+    STARTTLS_REJECTED = { severity = "critical", message = "STARTTLS is advertised but the command was refused ({code} {text})",
+      hint = "The MTA offers TLS it cannot start: check that its certificate and key files exist and are readable." },
+    STARTTLS_PLAINTEXT_BUFFERED = { severity = "critical", message = "{bytes} bytes of plaintext followed the STARTTLS 220 reply ({preview}); TLS was not started over them",
+      hint = "Something between the tester and the server injects data into the SMTP stream (CVE-2011-0411 class); inspect middleboxes and the MTA." },
+    STARTTLS_HANDSHAKE_FAILED = { severity = "critical", message = "STARTTLS was accepted but the TLS handshake failed ({code}: {detail})",
+      hint = "Check the certificate and key configured in the MTA, file permissions, and the protocol versions it allows." },
+    TLS_VERSION_13 = { severity = "ok", message = "TLS 1.3 negotiated ({cipher})" },
+    TLS_VERSION_12 = { severity = "ok", message = "TLS 1.2 negotiated ({cipher}): acceptable; TLS 1.3 is better" },
+    TLS_VERSION_DEPRECATED = { severity = "warning", message = "{version} negotiated: deprecated by RFC 8996",
+      hint = "Allow TLS 1.2 and 1.3 only (Postfix: smtpd_tls_protocols = >=TLSv1.2)." },
+    TLS_VERSION_BROKEN = { severity = "critical", message = "{version} negotiated: broken",
+      hint = "Disable SSL 2 and 3 in the MTA." },
+    TLS_VERSION_BELOW_POLICY = { severity = "warning", message = "{version} is below the policy minimum {min}" },
+    TLS_WEAK_CIPHER = { severity = "warning", message = "Weak cipher {cipher} ({bits} bits)",
+      hint = "Remove ciphers below 128 bits from the MTA's configuration." },
+    TLS_EHLO_FAILED = { severity = "critical", message = "EHLO after STARTTLS failed ({code} {detail})",
+      hint = "The server breaks down after TLS is up; check its TLS session handling." },
+    TLS_EHLO_CHANGED = { severity = "info", message = "Extensions after TLS differ: added {added}; removed {removed}" },
+  },
+
+  applies = function(ctx)
+    local e = ctx.facts.ehlo
+    return e and not e.failed and ctx:session() ~= nil
+  end,
+
+  run = function(ctx)
+    local sess = ctx:session()
+    local plain = ctx.facts.ehlo
+    local fact = { offered = plain.starttls == true }
+    ctx:fact(fact)
+    if not plain.starttls then return ctx:finding("STARTTLS_NOT_OFFERED", {}) end
+
+    local r, code, detail = sess:command("STARTTLS", ctx:deadline("command"))
+    if not r or r.code ~= 220 then
+      fact.accepted = false
+      sess:close()
+      return ctx:finding("STARTTLS_REJECTED", { code = r and r.code or code, text = r and table.concat(r.lines or {}, " ") or (detail or "") })
+    end
+    fact.accepted = true
+
+    local buffered = sess:buffered()
+    local sni = not iputil.is_literal(ctx.host) and ctx.host or nil
+    local info, tcode, tdetail, raw = sess:starttls({
+      sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
+    }, ctx:deadline("tls"))
+    if not info then
+      sess:close()
+      if tcode == "injection" then
+        fact.injection = true
+        local preview = session.escape(raw or "")
+        if #preview > 60 then preview = preview:sub(1, 60) .. "..." end
+        return ctx:finding("STARTTLS_PLAINTEXT_BUFFERED", { bytes = buffered, preview = preview })
+      end
+      fact.handshake = false
+      return ctx:finding("STARTTLS_HANDSHAKE_FAILED", { code = tcode, detail = tdetail or "" })
+    end
+    fact.handshake = true
+    fact.version, fact.cipher, fact.bits = info.protocol, info.cipher, info.bits
+    ctx.tls_info = info -- the certificate check reads the chain from here
+
+    local v = info.protocol
+    local ev = { version = v, cipher = info.cipher, bits = info.bits }
+    if v == "TLSv1.3" then ctx:finding("TLS_VERSION_13", ev)
+    elseif v == "TLSv1.2" then ctx:finding("TLS_VERSION_12", ev)
+    elseif v == "TLSv1" or v == "TLSv1.1" then ctx:finding("TLS_VERSION_DEPRECATED", ev)
+    else ctx:finding("TLS_VERSION_BROKEN", ev) end
+    local min = ctx:threshold("min_tls")
+    if min and VERSION_RANK[min] and VERSION_RANK[v] and VERSION_RANK[v] < VERSION_RANK[min]
+       and VERSION_RANK[v] >= VERSION_RANK["TLSv1.2"] then
+      ev.min = min
+      ctx:finding("TLS_VERSION_BELOW_POLICY", ev)
+    end
+    if info.bits and info.bits < 128 then ctx:finding("TLS_WEAK_CIPHER", ev) end
+
+    -- forget the plaintext capabilities; ask again inside TLS
+    local r2, c2, d2 = sess:command("EHLO " .. ctx.config.helo, ctx:deadline("command"))
+    if not r2 or r2.code ~= 250 then
+      sess:close()
+      return ctx:finding("TLS_EHLO_FAILED", { code = r2 and r2.code or c2, detail = r2 and table.concat(r2.lines or {}, " ") or (d2 or "") })
+    end
+    local after = extensions.parse(r2.lines or {})
+    fact.ehlo_after = after.extensions
+    local added, removed = extensions.missing(after, plain), extensions.missing(plain, after)
+    for i = #removed, 1, -1 do if removed[i] == "STARTTLS" then table.remove(removed, i) end end
+    if #added > 0 or #removed > 0 then
+      ctx:finding("TLS_EHLO_CHANGED", { added = #added > 0 and added or { "none" }, removed = #removed > 0 and removed or { "none" } })
+    end
+  end,
+}

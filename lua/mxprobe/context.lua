@@ -1,0 +1,173 @@
+--- mxprobe.context: what a check's run(ctx) receives.
+--
+-- Domain contexts (scope "domain") carry ctx.domain, ctx.targets (the MX
+-- hosts and their addresses, filled by the mx and address checks) and
+-- ctx.result.  Server contexts (scopes "address" and "session") carry
+-- ctx.host, ctx.address, ctx.family, ctx.port, ctx.preference, ctx.facts
+-- (what earlier checks learnt about this server) and the SMTP session.
+--
+-- Methods: ctx:finding(code, evidence), ctx:fact(value), ctx:deadline(phase),
+-- ctx:threshold(name), ctx:open_session(), ctx:session().
+
+local loop = require "mxprobe.loop"
+local session = require "mxprobe.session"
+
+local M = {}
+local Ctx = {}
+Ctx.__index = Ctx
+
+local function render(template, ev)
+    return (template:gsub("{([%w_]+)}", function(k)
+        local v = ev[k]
+        if v == nil then return "{" .. k .. "}" end
+        if type(v) == "table" then
+            local parts = {}
+            for i, x in ipairs(v) do parts[i] = tostring(x) end
+            return table.concat(parts, ", ")
+        end
+        if math.type(v) == "float" then return ("%.3g"):format(v) end
+        return tostring(v)
+    end))
+end
+M.render = render
+
+--- Build a finding table for code (declared by check_id, or the engine).
+function Ctx:make_finding(code, evidence, check_id)
+    local run = self.run
+    local decl = run.catalog[code]
+    if not decl then error(("finding %q is not declared by any check"):format(code), 3) end
+    local over = (run.policy.findings or {})[code] or {}
+    evidence = evidence or {}
+    return {
+        code = code, check = check_id or decl.check,
+        severity = over.severity or decl.severity,
+        message = render(decl.message, evidence),
+        hint = decl.hint and render(decl.hint, evidence) or nil,
+        evidence = evidence,
+    }
+end
+
+--- Record a finding of the running check.  The code must be one the check
+-- declares in its findings table.
+function Ctx:finding(code, evidence)
+    local def = self.check
+    if def and not def.findings[code] then
+        error(("check %s reported %q, which its findings table does not declare"):format(def.id, tostring(code)), 2)
+    end
+    local f = self:make_finding(code, evidence, def and def.id)
+    local list = self.findings_for and self.findings_for(def) or self.findings
+    list[#list + 1] = f
+    return f
+end
+
+function Ctx:add_finding(code, evidence, check_id)
+    local f = self:make_finding(code, evidence, check_id)
+    self.findings[#self.findings + 1] = f
+    return f
+end
+
+--- Store the running check's facts (facts[check id] = value).
+function Ctx:fact(value)
+    self.facts[self.check.id] = value
+    return value
+end
+
+function Ctx:threshold(name) return (self.policy.thresholds or {})[name] end
+function Ctx:timeout(phase) return self.config.timeouts[phase] or 30 end
+function Ctx:deadline(phase) return loop.now() + self:timeout(phase) end
+
+-- Run one check with its error isolated: a Lua error becomes an "error"
+-- finding for this check (and this address); everything else goes on.
+function Ctx:run_check(def)
+    self.check = def
+    local ok, applies = true, true
+    if def.applies then
+        ok, applies = xpcall(def.applies, debug.traceback, self)
+    end
+    if ok and applies then
+        ok, applies = xpcall(def.run, debug.traceback, self)
+    end
+    if not ok then
+        local msg = tostring(applies)
+        local first = msg:match("^[^\n]*")
+        local ev = { check = def.id, error = first }
+        if self.config.verbose then ev.traceback = msg end
+        local f = self:make_finding("CHECK_ERROR", ev, def.id)
+        self.findings[#self.findings + 1] = f
+    end
+    self.ran[def.id] = ok and applies and true or false
+    self.check = nil
+end
+
+function Ctx:run_summary(def)
+    self.check = def
+    local ok, err = xpcall(def.summarize, debug.traceback, self)
+    if not ok then
+        local ev = { check = def.id, error = tostring(err):match("^[^\n]*") }
+        if self.config.verbose then ev.traceback = tostring(err) end
+        self.findings[#self.findings + 1] = self:make_finding("CHECK_ERROR", ev, def.id)
+    end
+    self.check = nil
+end
+
+--- Open the SMTP session to this server (connect only).
+-- Returns the session or nil, code, detail, seconds.
+function Ctx:open_session()
+    if self.sess and not self.sess.closed then self.sess:close() end
+    local s, code, detail, seconds = session.open(self.address, self.port, {
+        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts,
+    })
+    if s then
+        self.sess = s
+        self.sessions[#self.sessions + 1] = s
+    end
+    return s, code, detail, seconds
+end
+
+function Ctx:session()
+    if self.sess and not self.sess.closed then return self.sess end
+end
+
+--- End of the server's checks: QUIT, and keep the transcripts.
+function Ctx:close()
+    if self.sess and not self.sess.closed then self.sess:quit() end
+    local out = self.srv.transcript
+    for i, s in ipairs(self.sessions) do
+        if i > 1 then out[#out + 1] = { dir = "*", text = "--- new session ---", t = 0 } end
+        for _, e in ipairs(s.transcript) do out[#out + 1] = e end
+    end
+end
+
+local function base(run, result)
+    return {
+        run = run, result = result, policy = run.policy, config = run.config, dns = run.dns,
+        domain = result.domain, ran = {},
+    }
+end
+
+--- The context of domain-scope checks and summaries.
+function M.domain(run, result)
+    local c = setmetatable(base(run, result), Ctx)
+    c.findings = result.findings
+    c.facts = {}
+    c.servers = result.servers
+    -- findings of DNS checks go under result.dns
+    c.findings_for = function(def)
+        for _, cat in ipairs(def and def.categories or {}) do
+            if cat == "dns" then return result.dns.findings end
+        end
+        return result.findings
+    end
+    return c
+end
+
+--- The context of one server (an address of an MX).
+function M.server(run, result, srv)
+    local c = setmetatable(base(run, result), Ctx)
+    c.srv, c.facts, c.findings = srv, srv.facts, srv.findings
+    c.host, c.address, c.family, c.port, c.preference = srv.host, srv.address, srv.family, srv.port, srv.preference
+    c.sessions = {}
+    return c
+end
+
+return M

@@ -1,0 +1,226 @@
+--- mxprobe.engine: runs the checks for a domain and judges the results.
+--
+--   local run = engine.new{ policy = "site.lua", checks_dirs = {...}, config = {...} }
+--   local result = run:check_domain("example.org")   -- inside a task
+--
+-- Domain-scope checks run first (MX, addresses) and leave ctx.targets; then
+-- every address of every MX gets a task of its own running the address-
+-- and session-scope checks in dependency order, all concurrently; then each
+-- check's summarize() sees the whole domain; then the policy scores every
+-- server, applies its domain rules and gives the verdict.
+
+local loop = require "mxprobe.loop"
+local checks = require "mxprobe.checks"
+local policy_mod = require "mxprobe.policy"
+local paths = require "mxprobe.paths"
+local context = require "mxprobe.context"
+local judge = require "mxprobe.judge"
+
+local M = {}
+local Run = {}
+Run.__index = Run
+
+M.SCHEMA = 1
+
+-- Codes the engine itself reports.
+M.ENGINE_FINDINGS = {
+    POLICY_RULE = { severity = "warning", message = "A rule of the policy reported: {message}",
+                    hint = "See the policy file named in the finding's rule field." },
+    CHECK_ERROR = { severity = "error", message = "The check {check} failed: {error}",
+                    hint = "A bug in the check or the policy; run with -v for the traceback and report it." },
+    DOMAIN_INVALID = { severity = "error", message = "{domain} is not a valid domain name: {reason}",
+                       hint = "Give a host name such as example.org." },
+}
+
+local function iso8601(t)
+    return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+end
+
+local function default_helo()
+    local f = io.open("/proc/sys/kernel/hostname")
+    local h = f and f:read("l")
+    if f then f:close() end
+    if h and h:find(".", 1, true) then return h end
+    return "mxprobe.invalid"
+end
+
+--- The catalog of every finding code: code -> { check, severity, message, hint, description }.
+function M.catalog(run)
+    local cat = {}
+    for code, f in pairs(M.ENGINE_FINDINGS) do
+        cat[code] = { check = "engine", severity = f.severity, message = f.message, hint = f.hint,
+                      description = "reported by the engine itself" }
+    end
+    for _, def in ipairs(run.all_checks or run.checks) do
+        for code, f in pairs(def.findings) do
+            cat[code] = { check = def.id, severity = f.severity, message = f.message, hint = f.hint,
+                          description = def.description }
+        end
+    end
+    return cat
+end
+
+local function copy(t)
+    local o = {}
+    for k, v in pairs(t) do o[k] = type(v) == "table" and copy(v) or v end
+    return o
+end
+
+--- Build the probe configuration: policy.probe, then explicit options.
+local function build_config(pol, cfg)
+    local c = copy(pol.probe or {})
+    c.timeouts = c.timeouts or {}
+    c.relay = c.relay or {}
+    for k, v in pairs(cfg or {}) do
+        if k == "timeouts" or k == "relay" then
+            for kk, vv in pairs(v) do c[k][kk] = vv end
+        else
+            c[k] = v
+        end
+    end
+    c.helo = c.helo or default_helo()
+    c.port = c.port or 25
+    c.families = c.families or { 4, 6 }
+    return c
+end
+
+--- Create a run: load and validate checks and policy (raises with
+-- "file: field: problem" before anything is probed).
+function M.new(opts)
+    opts = opts or {}
+    local dirs = { paths.checks }
+    for _, d in ipairs(opts.checks_dirs or {}) do dirs[#dirs + 1] = d end
+    local all = checks.load(dirs)
+    local run = setmetatable({ all_checks = all }, Run)
+    local catalog = M.catalog(run)
+    run.catalog = catalog
+    run.policy = policy_mod.load(opts.policy, catalog)
+    run.config = build_config(run.policy, opts.config)
+
+    -- which checks run: --checks / policy only, minus disabled ones and
+    -- whatever depends on them
+    local only = run.config.only or (run.policy.checks or {}).only
+    local selected = checks.select(all, only)
+    local disabled = {}
+    for _, id in ipairs((run.policy.checks or {}).disable or {}) do disabled[id] = true end
+    for _, id in ipairs(run.config.disable or {}) do disabled[id] = true end
+    if run.config.relay.enabled == false then disabled.relay = true end
+    for id in pairs(disabled) do
+        local known = false
+        for _, d in ipairs(all) do if d.id == id then known = true end end
+        if not known then error(("policy: checks.disable: unknown check id %q"):format(id), 0) end
+    end
+    run.checks = {}
+    for _, d in ipairs(selected) do
+        local off = disabled[d.id]
+        for _, r in ipairs(d.requires) do if disabled[r] then off = true end end
+        if off then disabled[d.id] = true else run.checks[#run.checks + 1] = d end
+    end
+
+    run.dns = opts.dns or require("mxprobe.dns").new {
+        servers = run.config.resolvers, timeout = run.config.timeouts.dns or 5, tries = 2,
+    }
+    return run
+end
+
+local function new_result(run, domain)
+    return {
+        schema = M.SCHEMA, domain = domain, policy = run.policy.name,
+        started = iso8601(loop.wall()), t0 = loop.now(),
+        dns = { mx = {}, findings = {} }, servers = {}, findings = {},
+    }
+end
+
+-- Syntax check of a domain name (after IDN conversion by the caller).
+local function domain_problem(d)
+    if #d == 0 then return "empty" end
+    if #d > 253 then return "longer than 253 characters" end
+    for label in (d .. "."):gmatch("([^.]*)%.") do
+        if #label == 0 then return "empty label" end
+        if #label > 63 then return "label longer than 63 characters" end
+        if not label:match("^[%w_]([%w%-_]*)$") or label:sub(-1) == "-" then
+            return ("label %q has characters a host name cannot have"):format(label)
+        end
+    end
+end
+
+local function run_server(run, result, srv)
+    local ctx = context.server(run, result, srv)
+    for _, def in ipairs(run.checks) do
+        if def.scope ~= "domain" then ctx:run_check(def) end
+    end
+    ctx:close()
+end
+
+function Run:_probe(result, dctx)
+    -- one server record per address to probe
+    for _, tgt in ipairs(dctx.targets or {}) do
+        local addrs = {}
+        for _, a in ipairs(tgt.addresses or {}) do addrs[#addrs + 1] = a.address end
+        result.dns.mx[#result.dns.mx + 1] = {
+            preference = tgt.preference, host = tgt.host, addresses = addrs, implicit = tgt.implicit or nil,
+        }
+        for _, a in ipairs(tgt.addresses or {}) do
+            if a.probe ~= false then
+                result.servers[#result.servers + 1] = {
+                    host = tgt.host, address = a.address, family = a.family, port = self.config.port,
+                    preference = tgt.preference, facts = {}, findings = {}, transcript = {},
+                }
+            end
+        end
+    end
+    local tasks = {}
+    for i, srv in ipairs(result.servers) do tasks[i] = loop.spawn(run_server, self, result, srv) end
+    for i, t in ipairs(tasks) do
+        local ok, code, detail = loop.join(t)
+        if ok == nil and code then
+            local srv = result.servers[i]
+            srv.findings[#srv.findings + 1] = dctx:make_finding("CHECK_ERROR", { check = "engine", error = detail or code }, "engine")
+        end
+    end
+end
+
+function Run:_finish(result, dctx)
+    for _, def in ipairs(self.checks) do
+        if def.summarize then dctx:run_summary(def) end
+    end
+    judge.judge(self, result, dctx)
+    result.duration_s = math.floor((loop.now() - result.t0) * 1000 + 0.5) / 1000
+    result.t0 = nil
+    return result
+end
+
+--- Check a domain.  Must run inside a task (loop.run / loop.spawn).
+function Run:check_domain(domain)
+    if type(domain) ~= "string" then error("bad argument #1 to 'check_domain' (string expected)", 2) end
+    domain = domain:lower():gsub("%.$", "")
+    local result = new_result(self, domain)
+    local dctx = context.domain(self, result)
+    local problem = domain_problem(domain)
+    if problem then
+        dctx:add_finding("DOMAIN_INVALID", { domain = domain, reason = problem }, "engine")
+        return self:_finish(result, dctx)
+    end
+    for _, def in ipairs(self.checks) do
+        if def.scope == "domain" then dctx:run_check(def) end
+    end
+    self:_probe(result, dctx)
+    return self:_finish(result, dctx)
+end
+
+--- Test one host directly (like the seed's telnet): no MX lookup.
+function Run:check_host(host, port)
+    if port then self.config.port = port end
+    host = host:lower():gsub("%.$", "")
+    local result = new_result(self, host)
+    result.mode = "host"
+    local dctx = context.domain(self, result)
+    dctx.targets = { { host = host, preference = 0 } }
+    for _, def in ipairs(self.checks) do
+        if def.scope == "domain" and def.id ~= "mx" then dctx:run_check(def) end
+    end
+    self:_probe(result, dctx)
+    return self:_finish(result, dctx)
+end
+
+return M

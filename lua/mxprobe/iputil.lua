@@ -1,0 +1,95 @@
+--- mxprobe.iputil: parse and classify IP address literals.
+-- classify(ip) -> kind, family where kind is one of "global", "loopback",
+-- "private", "linklocal", "documentation", "shared", "multicast",
+-- "unspecified", "reserved"; nil when ip is not an address literal.
+
+local M = {}
+
+function M.parse4(s)
+    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if not a then return nil end
+    local o = { tonumber(a), tonumber(b), tonumber(c), tonumber(d) }
+    for _, x in ipairs(o) do if x > 255 then return nil end end
+    return o
+end
+
+--- Eight 16-bit groups, or nil.
+function M.parse6(s)
+    if not s:find(":", 1, true) or s:find("[^%x:%.]") then return nil end
+    local head, tail = s:match("^(.-)::(.*)$")
+    local function groups(part)
+        local g = {}
+        if part == "" then return g end
+        for x in (part .. ":"):gmatch("([^:]*):") do
+            if x:find(".", 1, true) then -- embedded IPv4 at the end
+                local o = M.parse4(x)
+                if not o then return nil end
+                g[#g + 1] = o[1] * 256 + o[2]
+                g[#g + 1] = o[3] * 256 + o[4]
+            else
+                if #x == 0 or #x > 4 then return nil end
+                g[#g + 1] = tonumber(x, 16)
+            end
+        end
+        return g
+    end
+    local out
+    if head then
+        local h, t = groups(head), groups(tail)
+        if not h or not t or #h + #t > 7 then return nil end
+        out = h
+        for _ = 1, 8 - #h - #t do out[#out + 1] = 0 end
+        for _, x in ipairs(t) do out[#out + 1] = x end
+    else
+        out = groups(s)
+        if not out or #out ~= 8 then return nil end
+    end
+    return out
+end
+
+local function class4(o)
+    local a, b = o[1], o[2]
+    if a == 127 then return "loopback" end
+    if a == 10 or (a == 172 and b >= 16 and b <= 31) or (a == 192 and b == 168) then return "private" end
+    if a == 169 and b == 254 then return "linklocal" end
+    if (a == 192 and b == 0 and o[3] == 2) or (a == 198 and b == 51 and o[3] == 100) or (a == 203 and b == 0 and o[3] == 113) then
+        return "documentation"
+    end
+    if a == 100 and b >= 64 and b <= 127 then return "shared" end
+    if a >= 224 and a <= 239 then return "multicast" end
+    if a == 0 then return a + b + o[3] + o[4] == 0 and "unspecified" or "reserved" end
+    if a >= 240 or (a == 198 and (b == 18 or b == 19)) or (a == 192 and b == 0 and o[3] == 0) then return "reserved" end
+    return "global"
+end
+
+local function class6(g)
+    local zero6 = g[1] == 0 and g[2] == 0 and g[3] == 0 and g[4] == 0 and g[5] == 0
+    if zero6 and g[6] == 0 and g[7] == 0 then
+        if g[8] == 1 then return "loopback" end
+        if g[8] == 0 then return "unspecified" end
+    end
+    if zero6 and g[6] == 0xffff then -- IPv4-mapped
+        return class4({ g[7] >> 8, g[7] & 255, g[8] >> 8, g[8] & 255 })
+    end
+    if g[1] & 0xffc0 == 0xfe80 then return "linklocal" end
+    if g[1] & 0xfe00 == 0xfc00 then return "private" end
+    if g[1] & 0xff00 == 0xff00 then return "multicast" end
+    if g[1] == 0x2001 and g[2] == 0x0db8 then return "documentation" end
+    if g[1] & 0xe000 ~= 0x2000 then return "reserved" end -- outside 2000::/3
+    return "global"
+end
+
+function M.classify(ip)
+    local o = M.parse4(ip)
+    if o then return class4(o), 4 end
+    local g = M.parse6(ip)
+    if g then return class6(g), 6 end
+    return nil
+end
+
+function M.is_literal(s)
+    local v = s:gsub("^%[", ""):gsub("%]$", "")
+    return M.classify(v) ~= nil
+end
+
+return M

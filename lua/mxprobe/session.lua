@@ -1,0 +1,103 @@
+--- mxprobe.session: one SMTP client session as the session-scope checks
+-- see it: a socket, the replies, a transcript, per-phase deadlines.
+--
+-- Protocol rules (GUIDE section 5): nothing is sent before the complete
+-- greeting; replies are read whole; after STARTTLS nothing buffered in
+-- plaintext is fed into TLS (the TLS layer refuses and we report it).
+
+local loop = require "mxprobe.loop"
+local socket = require "mxprobe.socket"
+local core = require "mxprobe.core"
+
+local M = {}
+local Session = {}
+Session.__index = Session
+
+local escape = core.smtp.escape or function(s) return (s:gsub("[%z\1-\31\127-\255]", function(c) return ("\\x%02x"):format(c:byte()) end)) end
+M.escape = escape
+
+--- Connect to ip:port.  Returns a session or nil, code, detail, seconds.
+function M.open(ip, port, opts)
+    opts = opts or {}
+    local t0 = loop.now()
+    local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10) })
+    local seconds = loop.now() - t0
+    if not sock then return nil, code, detail, seconds end
+    local s = setmetatable({
+        sock = sock, ip = ip, port = port, t0 = t0, connect_seconds = seconds,
+        transcript = {}, timeouts = opts.timeouts or {}, tls = nil,
+    }, Session)
+    s:note("*", ("connected to %s port %d in %.3f s"):format(ip, port, seconds))
+    return s
+end
+
+function Session:note(dir, text)
+    local t = self.transcript
+    if #t < 400 then -- a hostile server must not grow the report without bound
+        t[#t + 1] = { dir = dir, text = escape(text), t = math.floor((loop.now() - self.t0) * 1000 + 0.5) / 1000 }
+    end
+end
+
+--- Read one complete reply before the deadline (absolute).
+function Session:read_reply(deadline)
+    local r, code, detail = self.sock:receive_reply(nil, deadline)
+    if not r then
+        self:note("!", ("%s: %s"):format(code, detail or ""))
+        return nil, code, detail
+    end
+    local lines = r.lines or {}
+    for i, l in ipairs(lines) do
+        self:note("<", ("%d%s%s"):format(r.code, i < #lines and "-" or " ", l))
+    end
+    if #lines == 0 then self:note("<", tostring(r.code)) end
+    return r
+end
+
+function Session:send_line(line, deadline)
+    self:note(">", line)
+    local ok, code, detail = self.sock:send(line .. "\r\n", deadline)
+    if not ok then
+        self:note("!", ("%s: %s"):format(code, detail or ""))
+        return nil, code, detail
+    end
+    return true
+end
+
+--- Send a command and read its reply; the deadline covers both.
+function Session:command(line, deadline)
+    deadline = deadline or (loop.now() + (self.timeouts.command or 30))
+    local ok, code, detail = self:send_line(line, deadline)
+    if not ok then return nil, code, detail end
+    return self:read_reply(deadline)
+end
+
+--- Upgrade to TLS (after a 220 to STARTTLS).  Returns the TLS info or
+-- nil, code, detail ("injection" when plaintext was buffered).
+function Session:starttls(opts, deadline)
+    local info, code, detail, extra = self.sock:sslhandshake(opts, deadline)
+    if not info then
+        self:note("!", ("TLS %s: %s"):format(code, detail or ""))
+        return nil, code, detail, extra
+    end
+    self.tls = info
+    self:note("*", ("TLS established: %s %s"):format(info.protocol or "?", info.cipher or "?"))
+    return info
+end
+
+function Session:buffered() return self.sock:buffered() end
+
+--- QUIT politely (bounded), then close.
+function Session:quit()
+    if self.closed then return end
+    local deadline = loop.now() + 2
+    if self:send_line("QUIT", deadline) then self:read_reply(deadline) end
+    self:close()
+end
+
+function Session:close()
+    if self.closed then return end
+    self.closed = true
+    self.sock:close()
+end
+
+return M

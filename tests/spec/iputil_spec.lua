@@ -1,0 +1,26 @@
+local ip = require "mxprobe.iputil"
+
+describe("mxprobe.iputil.classify", function()
+  local cases = {
+    { "192.0.2.10", "documentation", 4 }, { "198.51.100.1", "documentation", 4 },
+    { "203.0.113.99", "documentation", 4 }, { "127.0.0.1", "loopback", 4 },
+    { "10.1.2.3", "private", 4 }, { "172.16.0.1", "private", 4 }, { "172.32.0.1", "global", 4 },
+    { "192.168.1.1", "private", 4 }, { "169.254.1.1", "linklocal", 4 }, { "100.64.0.1", "shared", 4 },
+    { "224.0.0.1", "multicast", 4 }, { "0.0.0.0", "unspecified", 4 }, { "8.8.8.8", "global", 4 },
+    { "::1", "loopback", 6 }, { "::", "unspecified", 6 }, { "fe80::1", "linklocal", 6 },
+    { "fd00::1", "private", 6 }, { "2001:db8::25", "documentation", 6 }, { "2a00:1450::1", "global", 6 },
+    { "::ffff:127.0.0.1", "loopback", 6 }, { "ff02::1", "multicast", 6 },
+  }
+  for _, c in ipairs(cases) do
+    it(c[1] .. " is " .. c[2], function()
+      local kind, fam = ip.classify(c[1])
+      assert.equal(c[2], kind)
+      assert.equal(c[3], fam)
+    end)
+  end
+  it("rejects what is not an address", function()
+    for _, s in ipairs { "mx.example.org", "256.1.1.1", "1.2.3", "1::2::3", "12345::1", "" } do
+      assert.is_nil(ip.classify(s), s)
+    end
+  end)
+end)
