@@ -85,6 +85,9 @@ return {
       end
     end
     local usable = 0
+    -- kinds of non-global addresses the user asked to probe anyway (test networks)
+    local allowed = {}
+    for _, k in ipairs(ctx.config.allow_reserved or {}) do allowed[k] = true end
     local max = ctx:threshold("max_addresses") or 8
     for i, tgt in ipairs(targets) do
       local res = tgt.resolved
@@ -108,7 +111,7 @@ return {
             local kind = iputil.classify(a.address)
             if a.family == 6 then has6 = true else has4 = true end
             list[#list + 1] = a.address
-            if kind ~= "global" and not (kind == "documentation" and ctx.config.test_ranges) then
+            if kind ~= "global" and not allowed[kind] then
               a.probe = false
               ctx:finding(KIND_CODE[kind] or "ADDRESS_RESERVED", { host = tgt.host, address = a.address, kind = kind })
             else

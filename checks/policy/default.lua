@@ -39,7 +39,9 @@ return {
     families = { 4, 6 },
     timeouts = { connect = 10, greeting = 60, command = 30, tls = 20, dns = 5 },
     relay = { enabled = true, from = "mxprobe@mxprobe.example", to = "relay-test@example.com" },
-    test_ranges = false,                     -- treat documentation ranges as normal addresses
+    -- kinds of non-global addresses to probe anyway, for test networks:
+    -- "documentation", "loopback", "private", ... (--allow-reserved)
+    allow_reserved = {},
   },
 
   checks = { disable = {} },

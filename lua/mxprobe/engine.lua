@@ -118,7 +118,7 @@ function M.new(opts)
     end
 
     run.dns = opts.dns or require("mxprobe.dns").new {
-        servers = run.config.resolvers, timeout = run.config.timeouts.dns or 5, tries = 2,
+        servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,
     }
     return run
 end

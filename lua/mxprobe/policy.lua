@@ -27,7 +27,7 @@ local SCHEMA = {
         port = "number", helo = "string", families = "list:number",
         timeouts = { connect = "number", greeting = "number", command = "number", tls = "number", dns = "number" },
         relay = { enabled = "boolean", from = "string", to = "string" },
-        test_ranges = "boolean", ca_file = "string", resolvers = "list:string",
+        allow_reserved = "list:string", ca_file = "string", resolvers = "list:string",
     },
     checks = { disable = "list:string", enable = "list:string", only = "list:string" },
     rules = "list:function",
