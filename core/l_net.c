@@ -165,8 +165,8 @@ static lua_Integer int_arg(lua_State *L, int idx, int shown, lua_Integer def, lu
                    lua_isnumber(L, idx) ? "a fraction" : luaL_typename(L, idx));
     lua_Integer v = lua_tointeger(L, idx);
     if (v < min || v > max)
-        luaL_error(L, "bad argument #%d to '%s' (%s must be %lld..%lld)", shown, fname, what,
-                   (long long)min, (long long)max);
+        luaL_error(L, "bad argument #%d to '%s' (%s must be %I..%I)", shown, fname, what, (LUA_INTEGER)min,
+                   (LUA_INTEGER)max);
     return v;
 }
 
@@ -417,7 +417,7 @@ static int l_sock_send(lua_State *L)
 /* Push the outcome of a failed/short mx_sock_fill; returns 3. */
 static int push_fill_result(lua_State *L, mx_sock *s, long r, unsigned want)
 {
-    if (r == 0) return fail_closed(L);
+    if (r == 0) return mx_fail(L, "closed", "connection closed by the peer");
     if (r == MX_IO_AGAIN) return mx_again(L, want ? want : MX_READ);
     if (r == MX_FILL_LIMIT) return mx_fail(L, "limit", "input buffer full (%zu bytes)", s->in.max);
     return fail_sock(L, s);
@@ -593,6 +593,20 @@ static int l_sock_close(lua_State *L)
     return 1;
 }
 
+/* int l_sock_abort (lua_State *L)  [-1, +1, e]  close with an RST (SO_LINGER 0),
+ * for test servers that simulate a peer reset; -> true */
+static int l_sock_abort(lua_State *L)
+{
+    mx_sock *s = self(L, "abort");
+    if (s->fd >= 0) {
+        struct linger lg = {1, 0};
+        setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    sock_release(L, s);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_sock_tostring(lua_State *L)
 {
     mx_sock *s = self(L, "__tostring");
@@ -618,6 +632,7 @@ static const luaL_Reg sock_methods[] = {
     {"timings", l_sock_timings},
     {"state", l_sock_state},
     {"close", l_sock_close},
+    {"abort", l_sock_abort},
     {NULL, NULL},
 };
 

@@ -240,6 +240,13 @@ function Socket:close()
 end
 Socket.__close = Socket.close
 
+--- Close with a TCP RST (for test servers simulating a crash or reset).
+function Socket:abort()
+  check_self(self, "abort")
+  self._sock:abort()
+  return true
+end
+
 function Socket:getfd() return self._sock:getfd() end
 function Socket:peer() return self._sock:peer() end
 function Socket:local_addr() return self._sock:local_addr() end
