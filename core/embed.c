@@ -1,0 +1,122 @@
+/*
+ * embed.c - the C embedding API (mxprobe.h) over lua/mxprobe/embed.lua.
+ * Each handle owns a Lua state; all work is done by the Lua side.
+ */
+#include "mxprobe.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "paths.h"
+
+struct mxprobe {
+    lua_State *L;
+    int api_ref; /* the table returned by require "mxprobe.embed" */
+    int host_ref; /* the Lua-side host object */
+    char err[1024];
+};
+
+static void set_err(mxprobe *h, const char *msg)
+{
+    snprintf(h->err, sizeof h->err, "%s", msg ? msg : "unknown error");
+}
+
+/* Call api[fname](host, a, b) in protected mode.  [-0, +1|0, -] leaves the
+ * first result on the stack on success. */
+static int call(mxprobe *h, const char *fname, const char *a, const char *b)
+{
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->api_ref);
+    lua_getfield(L, -1, fname);
+    lua_remove(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->host_ref);
+    if (a) lua_pushstring(L, a); else lua_pushnil(L);
+    if (b) lua_pushstring(L, b); else lua_pushnil(L);
+    if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+        set_err(h, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (lua_isnil(L, -2)) { /* nil, message */
+        set_err(h, lua_tostring(L, -1));
+        lua_pop(L, 2);
+        return -1;
+    }
+    lua_pop(L, 1);
+    h->err[0] = '\0';
+    return 0;
+}
+
+mxprobe *mxprobe_new(void)
+{
+    mxprobe *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    signal(SIGPIPE, SIG_IGN); /* a peer closing must be an error code, not death */
+    h->L = luaL_newstate();
+    if (!h->L) {
+        free(h);
+        return NULL;
+    }
+    luaL_openlibs(h->L);
+    if (mx_setup_paths(h->L) != 0) goto fail;
+    lua_getglobal(h->L, "require");
+    lua_pushliteral(h->L, "mxprobe.embed");
+    if (lua_pcall(h->L, 1, 1, 0) != LUA_OK) goto fail;
+    lua_getfield(h->L, -1, "new");
+    lua_pushvalue(h->L, -2);
+    h->api_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
+    if (lua_pcall(h->L, 0, 1, 0) != LUA_OK) goto fail;
+    h->host_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
+    return h;
+fail:
+    fprintf(stderr, "mxprobe_new: %s\n", lua_tostring(h->L, -1));
+    lua_close(h->L);
+    free(h);
+    return NULL;
+}
+
+int mxprobe_set_option(mxprobe *h, const char *name, const char *value)
+{
+    if (!h || !name) return -1;
+    if (call(h, "set_option", name, value) != 0) return -1;
+    lua_pop(h->L, 1);
+    return 0;
+}
+
+int mxprobe_load_policy(mxprobe *h, const char *path)
+{
+    if (!h || !path) return -1;
+    if (call(h, "load_policy", path, NULL) != 0) return -1;
+    lua_pop(h->L, 1);
+    return 0;
+}
+
+char *mxprobe_check_domain(mxprobe *h, const char *domain)
+{
+    if (!h || !domain) return NULL;
+    if (call(h, "check_domain", domain, NULL) != 0) return NULL;
+    size_t n;
+    const char *s = lua_tolstring(h->L, -1, &n);
+    char *out = s ? malloc(n + 1) : NULL;
+    if (out) memcpy(out, s, n + 1);
+    else set_err(h, "out of memory");
+    lua_pop(h->L, 1);
+    return out;
+}
+
+const char *mxprobe_error(const mxprobe *h) { return h ? h->err : "no handle"; }
+
+void mxprobe_free_string(char *s) { free(s); }
+
+void mxprobe_free(mxprobe *h)
+{
+    if (!h) return;
+    lua_close(h->L);
+    free(h);
+}
