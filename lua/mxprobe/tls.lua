@@ -47,7 +47,7 @@ function M.escape(bytes, max)
     max = max or M.MAX_ESCAPED
     local cut = #bytes > max
     if cut then bytes = bytes:sub(1, max) end
-    local s = bytes:gsub("[^\32-\91\93-\126]", function(c)
+    local s = bytes:gsub("[\0-\31\\\127-\255]", function(c)
         if c == "\\" then return "\\\\" elseif c == "\r" then return "\\r" elseif c == "\n" then return "\\n" elseif c == "\t" then return "\\t" end
         return ("\\x%02x"):format(c:byte())
     end)
@@ -112,7 +112,11 @@ function M.handshake(sock, opts, deadline)
         max_chain_bytes = opts.max_chain_bytes,
     })
     if not ok then
-        if code == "injection" then return nil, code, detail, M.escape(bytes or "") end
+        if code == "injection" then
+            -- the evidence rides in the detail too, for wrappers that pass on three values
+            local shown = M.escape(bytes or "")
+            return nil, code, ('%s: "%s"'):format(detail, M.escape(bytes or "", 64)), shown
+        end
         return nil, code, detail
     end
     while true do
