@@ -1,0 +1,605 @@
+--- mxprobe.cli: the command line (docs/cli.md).
+--
+--   cli.main(argv [, env]) -> exit code
+--
+-- env lets specs and embedders replace the outside world:
+--   engine  the engine module (default: require "mxprobe.engine")
+--   stdout, stderr  objects with :write(...) (default: io.stdout, io.stderr)
+--   getenv  function(name) -> string|nil (default: os.getenv)
+--   tty     whether stdout is a terminal (default: asked once with
+--           `test -t 1` when stdout is the real one, false otherwise)
+--
+-- Exit codes follow the monitoring-plugin convention: 0 OK, 1 warning,
+-- 2 critical, 3 could not test (also: usage errors, a bad policy or check
+-- file, an interrupted run).  Over several targets the worst one wins,
+-- ranked critical > could not test > warning > OK.
+local argparse = require "argparse"
+local json = require "mxprobe.report.json"
+local text = require "mxprobe.report.text"
+local explain = require "mxprobe.explain"
+
+local M = {}
+
+M.DEFAULT_PARALLEL = 16
+
+---------------------------------------------------------------- validators
+-- Each returns the normalised value, or nil and what is wrong.
+
+local function is_ipv4(s)
+    local parts = { s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+    if #parts ~= 4 then return false end
+    for _, p in ipairs(parts) do
+        if #p > 1 and p:sub(1, 1) == "0" then return false end -- 010 is ambiguous (octal?)
+        if tonumber(p) > 255 then return false end
+    end
+    return true
+end
+M.is_ipv4 = is_ipv4
+
+local function is_ipv6(s)
+    if not s:find(":", 1, true) or s:find("[^%x:%.]") then return false end
+    local groups_needed = 8
+    local v4 = s:match(":(%d+%.%d+%.%d+%.%d+)$")
+    if v4 then
+        if not is_ipv4(v4) then return false end
+        s = s:sub(1, #s - #v4) .. "0:0" -- count the IPv4 tail as two groups
+    end
+    if s:find(":::", 1, true) then return false end
+    local dc = select(2, s:gsub("::", "::"))
+    if dc > 1 then return false end
+    local function groups(part)
+        if part == "" then return 0 end
+        local n = 0
+        for g in (part .. ":"):gmatch("([^:]*):") do
+            if not g:match("^%x%x?%x?%x?$") then return nil end
+            n = n + 1
+        end
+        return n
+    end
+    if dc == 1 then
+        local left, right = s:match("^(.-)::(.*)$")
+        local a, b = groups(left), groups(right)
+        return a ~= nil and b ~= nil and a + b <= groups_needed - 1
+    end
+    return groups(s) == groups_needed
+end
+M.is_ipv6 = is_ipv6
+
+function M.parse_port(s)
+    if type(s) ~= "string" or not s:match("^%d+$") then return nil, ("'%s' is not a port number (1-65535)"):format(s) end
+    local n = tonumber(s)
+    if n < 1 or n > 65535 then return nil, ("'%s' is not a port number (1-65535)"):format(s) end
+    return math.tointeger(n)
+end
+
+function M.parse_seconds(s)
+    if type(s) ~= "string" or not (s:match("^%d+%.?%d*$") or s:match("^%.%d+$")) then
+        return nil, ("'%s' is not a number of seconds"):format(s)
+    end
+    local n = tonumber(s)
+    if n <= 0 then return nil, ("'%s': the timeout must be more than 0 seconds"):format(s) end
+    if n > 86400 then return nil, ("'%s': the timeout must be at most 86400 seconds"):format(s) end
+    return n
+end
+
+function M.parse_positive_integer(s)
+    if type(s) ~= "string" or not s:match("^%d+$") or tonumber(s) < 1 or tonumber(s) > 100000 then
+        return nil, ("'%s' is not a whole number from 1 to 100000"):format(s)
+    end
+    return math.tointeger(tonumber(s))
+end
+
+--- IP[:PORT] for a DNS server; IPv6 as ADDR or [ADDR] or [ADDR]:PORT.
+-- @return "ip:port" (IPv6 as "[ip]:port"), the port defaulting to 53
+function M.parse_resolver(s)
+    local bad = ("'%s' is not IP[:PORT] (IPv6: [ADDR]:PORT)"):format(s)
+    local host, port
+    if s:sub(1, 1) == "[" then
+        host, port = s:match("^%[([^%]]+)%]:(%d+)$")
+        if not host then host = s:match("^%[([^%]]+)%]$") end
+        if not host or not is_ipv6(host) then return nil, bad end
+    elseif is_ipv6(s) then
+        host = s
+    else
+        host, port = s:match("^([%d%.]+):([^:]*)$")
+        if not host then host = s end
+        if not is_ipv4(host) then return nil, bad end
+    end
+    local p = 53
+    if port then
+        local err
+        p, err = M.parse_port(port)
+        if not p then return nil, ("'%s': %s"):format(s, err) end
+    end
+    if host:find(":", 1, true) then return ("[%s]:%d"):format(host:lower(), p) end
+    return ("%s:%d"):format(host, p)
+end
+
+--- A domain name as given on the command line.  Labels of letters,
+-- digits, '-' and '_'.  Internationalised names must be given as their
+-- A-label (xn--...) until the core converts them.
+-- @return the name without its trailing dot
+function M.parse_domain(s)
+    local what = ("'%s' is not a domain name"):format(text.escape(s))
+    if s == "" then return nil, "an empty domain name" end
+    if s:find("[\128-\255]") then
+        return nil, what .. " (write an internationalised name as its A-label, xn--...)"
+    end
+    if s:find("[%c%s]") then return nil, what .. " (it contains spaces or control characters)" end
+    local name = s:gsub("%.$", "")
+    if name == "" then return nil, what end
+    if #name > 253 then return nil, what .. " (longer than 253 characters)" end
+    for label in (name .. "."):gmatch("([^.]*)%.") do
+        if label == "" then return nil, what .. " (empty label)" end
+        if #label > 63 then return nil, what .. " (a label is longer than 63 characters)" end
+        if label:find("[^%w%-_]") then
+            return nil, what .. " (only letters, digits, '-' and '_' are allowed)"
+        end
+        if label:sub(1, 1) == "-" or label:sub(-1) == "-" then
+            return nil, what .. " (a label starts or ends with '-')"
+        end
+    end
+    return name
+end
+
+--- A host for --mx: a host name, an IPv4 address, or an IPv6 address
+-- (bare or in brackets).
+function M.parse_host(s)
+    local inner = s:match("^%[(.*)%]$")
+    if inner and is_ipv6(inner) then return inner:lower() end
+    if is_ipv4(s) then return s end
+    if is_ipv6(s) then return s:lower() end
+    local name, err = M.parse_domain(s)
+    if not name then return nil, (err:gsub("a domain name", "a host name or IP address")) end
+    return name
+end
+
+--- The EHLO name: a host name or an address literal such as [192.0.2.1].
+function M.parse_helo(s)
+    if s == "" or #s > 255 or s:find("[^%w%-%._%[%]:]") then
+        return nil, ("'%s' is not a host name or address literal"):format(text.escape(s))
+    end
+    local lit = s:match("^%[(.*)%]$")
+    if lit then
+        if is_ipv4(lit) or (lit:match("^IPv6:") and is_ipv6(lit:sub(6))) then return s end
+        return nil, ("'%s' is not an address literal ([192.0.2.1] or [IPv6:2001:db8::1])"):format(s)
+    end
+    if s:find("[%[%]:]") then return nil, ("'%s' is not a host name or address literal"):format(s) end
+    return M.parse_domain(s)
+end
+
+--- An envelope address for the relay probe: local@domain, printable
+-- ASCII, no spaces or angle brackets.
+function M.parse_mailbox(s)
+    local l, d = s:match("^([^@]+)@([^@]+)$")
+    if not l or s:find("[^!-~]") or s:find("[<>]") then
+        return nil, ("'%s' is not a mail address (local@domain)"):format(text.escape(s))
+    end
+    if not M.parse_domain(d) and not d:match("^%[.*%]$") then
+        return nil, ("'%s': '%s' is not a domain name"):format(s, d)
+    end
+    return s
+end
+
+local function readable_file(path)
+    local f, err = io.open(path, "r")
+    if not f then return nil, ("cannot read '%s': %s"):format(path, (err:gsub("^[^:]*: ", ""))) end
+    local ok, rerr = f:read(0)
+    f:close()
+    if ok == nil and rerr then return nil, ("cannot read '%s': %s"):format(path, rerr) end
+    return path
+end
+
+local function directory(path)
+    local f = io.open(path .. "/.", "r")
+    if not f then return nil, ("'%s' is not a directory"):format(path) end
+    f:close()
+    return path
+end
+
+------------------------------------------------------------------ parser
+
+local function build_parser(name)
+    local p = argparse(name or "mxprobe")
+        :description("Test the mail servers (MX) of domains: DNS, TCP port 25, the 220 greeting, "
+            .. "EHLO, STARTTLS and the TLS version, the certificate and open relay. Each finding "
+            .. "has a diagnostic code (mxprobe --explain CODE), each server a score and each "
+            .. "domain a verdict.")
+        :epilog("Exit status: 0 OK, 1 warning, 2 critical, 3 could not test (or a usage error). "
+            .. "With several targets the worst wins (critical > could not test > warning > OK).\n\n"
+            .. "Examples:\n"
+            .. "  mxprobe example.org\n"
+            .. "  mxprobe --json example.org example.net > results.jsonl\n"
+            .. "  mxprobe --mx mx1.example.org --port 2525 -v\n"
+            .. "  mxprobe --explain TLS_VERSION_DEPRECATED\n\n"
+            .. "Full documentation: docs/cli.md")
+        :add_help(false)
+        :usage_max_width(80)
+        :help_max_width(80)
+        :help_description_margin(30)
+    p:argument("domain", "Domain(s) whose MX servers to test."):args("*")
+
+    p:group("Output",
+        p:flag("--json", "One JSON document per target, one per line (JSON Lines; docs/json-schema.md)."),
+        p:flag("-v --verbose", "Show each server's facts and the SMTP transcript."),
+        p:flag("--no-color", "No colours (also: NO_COLOR set to anything non-empty).")
+    )
+    p:group("What to test",
+        p:option("--mx", "Test this mail server directly instead of a domain's MX (repeatable)."):argname("<host>"):count("*"),
+        p:option("--port", "SMTP port (default 25)."):argname("<n>"),
+        p:flag("-4", "IPv4 only."):target("ipv4"),
+        p:flag("-6", "IPv6 only (-4 -6: both, the default)."):target("ipv6"),
+        p:option("--checks", "Run only these checks (and what they require), comma-separated."):argname("<id,...>"),
+        p:flag("--no-relay", "Skip the open relay probe."),
+        p:option("--relay-from", "MAIL FROM address of the relay probe."):argname("<addr>"),
+        p:option("--relay-to", "RCPT TO address (an external domain) of the relay probe."):argname("<addr>"),
+        p:option("--parallel", ("Test at most this many targets at once (default %d)."):format(M.DEFAULT_PARALLEL)):argname("<n>")
+    )
+    p:group("Network",
+        p:option("--helo", "EHLO name to announce."):argname("<name>"),
+        p:option("--resolver", "DNS server to ask instead of the system's (repeatable)."):argname("<ip[:port]>"):count("*"),
+        p:option("--ca-file", "Trust anchors (PEM) for certificate verification."):argname("<path>"),
+        p:option("--timeout-connect", "TCP connect timeout, seconds."):argname("<s>"),
+        p:option("--timeout-greeting", "Wait for the 220 greeting, seconds."):argname("<s>"),
+        p:option("--timeout-command", "Wait for the reply to each command, seconds."):argname("<s>"),
+        p:option("--timeout-tls", "TLS handshake timeout, seconds."):argname("<s>"),
+        p:option("--timeout-dns", "Each DNS query, seconds."):argname("<s>")
+    )
+    p:group("Policy and checks",
+        p:option("--policy", "Judge with this policy file instead of the default."):argname("<file>"),
+        p:option("--checks-dir", "Load more checks from this directory (repeatable)."):argname("<dir>"):count("*"),
+        p:flag("--list-checks", "List the checks and exit."),
+        p:option("--explain", "Explain a diagnostic code and exit."):argname("<code>")
+    )
+    p:group("Other",
+        p:flag("-h --help", "Show this help and exit."),
+        p:flag("--version", "Show the version and exit.")
+    )
+    return p
+end
+M.parser = build_parser
+
+--- Parse argv (a list of strings) into the raw argparse result.
+-- @return args | nil, one-line message
+function M.parse(argv)
+    local ok, r = build_parser():pparse(argv)
+    if not ok then
+        -- argparse adds "\nDid you mean '--port'?": keep it on one line
+        return nil, (tostring(r):gsub("\n+Did you mean", "; did you mean"):gsub("\n", "; "))
+    end
+    return r
+end
+
+--- Validate the parsed arguments and turn them into the engine's config.
+-- @return config, plan | nil, message (naming the option)
+function M.config(args)
+    local config = { timeouts = {} }
+    local function opt(name, v, parse)
+        if v == nil then return true end
+        local r, err = parse(v)
+        if r == nil then return nil, name .. ": " .. err end
+        return r
+    end
+    local function need(v, err) if v == nil then error({ msg = err }, 0) end return v end
+    local ok, e = pcall(function()
+        if args.port then config.port = need(opt("--port", args.port, M.parse_port)) end
+        if args.helo then config.helo = need(opt("--helo", args.helo, M.parse_helo)) end
+        for _, k in ipairs { "connect", "greeting", "command", "tls", "dns" } do
+            local v = args["timeout_" .. k]
+            if v then config.timeouts[k] = need(opt("--timeout-" .. k, v, M.parse_seconds)) end
+        end
+        if args.ipv4 and not args.ipv6 then config.families = { 4 }
+        elseif args.ipv6 and not args.ipv4 then config.families = { 6 } end
+        if args.resolver and #args.resolver > 0 then
+            local servers = {}
+            for _, r in ipairs(args.resolver) do servers[#servers + 1] = need(opt("--resolver", r, M.parse_resolver)) end
+            config.resolver = { servers = servers }
+        end
+        if args.ca_file then config.ca_file = need(opt("--ca-file", args.ca_file, readable_file)) end
+        if args.checks then
+            local only = {}
+            for item in (args.checks .. ","):gmatch("([^,]*),") do
+                item = item:match("^%s*(.-)%s*$")
+                if not item:match("^[a-z][a-z0-9_]*$") then
+                    need(nil, ("--checks: '%s' is not a check id (see mxprobe --list-checks)"):format(text.escape(item)))
+                end
+                only[#only + 1] = item
+            end
+            config.only = only
+        end
+        if args.no_relay and (args.relay_from or args.relay_to) then
+            need(nil, "--no-relay: cannot be combined with " .. (args.relay_from and "--relay-from" or "--relay-to"))
+        end
+        config.relay = { enabled = not args.no_relay }
+        if args.relay_from then config.relay.from = need(opt("--relay-from", args.relay_from, M.parse_mailbox)) end
+        if args.relay_to then config.relay.to = need(opt("--relay-to", args.relay_to, M.parse_mailbox)) end
+        config.verbose = args.verbose and true or false
+    end)
+    if not ok then
+        if type(e) == "table" then return nil, e.msg end
+        error(e, 0)
+    end
+    if next(config.timeouts) == nil then config.timeouts = nil end
+
+    local plan = { checks_dirs = {}, targets = {} }
+    for _, d in ipairs(args.checks_dir or {}) do
+        local dir, err = directory(d)
+        if not dir then return nil, "--checks-dir: " .. err end
+        plan.checks_dirs[#plan.checks_dirs + 1] = dir
+    end
+    if args.policy then
+        local f, err = readable_file(args.policy)
+        if not f then return nil, "--policy: " .. err end
+        plan.policy = f
+    end
+    if args.parallel then
+        local n, err = M.parse_positive_integer(args.parallel)
+        if not n then return nil, "--parallel: " .. err end
+        plan.parallel = n
+    end
+    for _, d in ipairs(args.domain or {}) do
+        local name, err = M.parse_domain(d)
+        if not name then return nil, err end
+        plan.targets[#plan.targets + 1] = { kind = "domain", name = name }
+    end
+    for _, h in ipairs(args.mx or {}) do
+        local host, err = M.parse_host(h)
+        if not host then return nil, "--mx: " .. err end
+        plan.targets[#plan.targets + 1] = { kind = "host", name = host }
+    end
+    if args.list_checks and args.explain then
+        return nil, "--list-checks and --explain: choose one"
+    end
+    if (args.list_checks or args.explain) and #plan.targets > 0 then
+        return nil, (args.list_checks and "--list-checks" or "--explain") .. ": takes no DOMAIN or --mx"
+    end
+    return config, plan
+end
+
+------------------------------------------------------------------- output
+
+local VERDICT_EXIT = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
+-- the monitoring convention's "worst": critical, then could not test, then warning
+local EXIT_RANK = { [0] = 0, [1] = 1, [3] = 2, [2] = 3 }
+
+--- The exit code of one result: its exit_code, or derived from the verdict.
+function M.exit_code_of(result)
+    local c = type(result) == "table" and result.exit_code
+    if math.type(c) == "integer" and EXIT_RANK[c] then return c end
+    if type(c) == "number" and EXIT_RANK[math.tointeger(c) or -1] then return math.tointeger(c) end
+    return VERDICT_EXIT[type(result) == "table" and result.verdict] or 3
+end
+
+--- The worst of exit codes a and b.
+function M.worst(a, b)
+    if a == nil then return b end
+    if b == nil then return a end
+    return (EXIT_RANK[b] or 2) > (EXIT_RANK[a] or 2) and b or a
+end
+
+local function writer(f)
+    return function(...) f:write(...) end
+end
+
+local function default_tty()
+    local ok = os.execute("test -t 1")
+    return ok == true
+end
+
+--- Whether to colour the text report.
+function M.want_color(args, env)
+    if args.no_color or args.json then return false end
+    local getenv = env.getenv or os.getenv
+    local nc = getenv("NO_COLOR")
+    if nc and nc ~= "" then return false end
+    local term = getenv("TERM")
+    if not term or term == "" or term == "dumb" then return false end
+    local tty = env.tty
+    if tty == nil then tty = (env.stdout == nil or env.stdout == io.stdout) and default_tty() end
+    return tty and true or false
+end
+
+------------------------------------------------------------------- the run
+
+local function failed_result(target, message)
+    return {
+        schema = 1,
+        domain = target.name,
+        verdict = "inconclusive",
+        exit_code = 3,
+        error = message,
+        servers = json.array(),
+        findings = json.array(),
+    }
+end
+
+-- Run the targets concurrently (at most plan.parallel at once) and print
+-- each report in the order of the command line as soon as it and every
+-- report before it are done.  Must run inside a task.
+local function run_targets(loop, run, plan, args, out, err, color, own_loop)
+    local targets = plan.targets
+    local n = #targets
+    local results, done, printed = {}, {}, 0
+    local worst = nil
+    local finished = {}
+    local function emit(i)
+        local r = results[i]
+        if args.json then
+            out(json.render(r))
+        else
+            if i > 1 then out("\n") end
+            out(text.render(r, { color = color, verbose = args.verbose }))
+        end
+        finished[#finished + 1] = r
+        worst = M.worst(worst, M.exit_code_of(r))
+    end
+    local function flush()
+        while printed < n and done[printed + 1] do
+            printed = printed + 1
+            if results[printed] then emit(printed) end
+        end
+    end
+
+    local sem = loop.semaphore(plan.parallel or M.DEFAULT_PARALLEL)
+    local tasks = {}
+    local interrupted = false
+    for i, target in ipairs(targets) do
+        tasks[i] = loop.spawn(function()
+            local got = sem:acquire()
+            if not got then done[i] = true; return end -- cancelled while queued
+            local ok, r
+            if target.kind == "host" then
+                ok, r = pcall(run.check_host, run, target.name, plan.port or 25)
+            else
+                ok, r = pcall(run.check_domain, run, target.name)
+            end
+            sem:release()
+            if interrupted then done[i] = true; return end
+            if not ok or type(r) ~= "table" then
+                local msg = not ok and tostring(r) or ("the engine returned a %s, not a result"):format(type(r))
+                if not args.verbose then msg = msg:gsub("\nstack traceback:.*", "") end
+                err(("mxprobe: %s: internal error: %s\n"):format(target.name, text.escape(msg)))
+                r = failed_result(target, "internal error: " .. msg)
+            end
+            results[i], done[i] = r, true
+            flush()
+        end)
+    end
+    if own_loop then
+        loop.on_signal(function()
+            if interrupted then
+                err("mxprobe: interrupted again; exiting now\n")
+                os.exit(3, false)
+            end
+            interrupted = true
+            for i, t in ipairs(tasks) do
+                if not done[i] then loop.cancel(t) end
+            end
+        end)
+    end
+    for i = 1, n do loop.join(tasks[i]) end
+    if own_loop then loop.on_signal(nil) end
+    -- after an interrupt: print what did finish, in order
+    for i = 1, n do done[i] = true end
+    flush()
+    if interrupted then
+        local missing = n - #finished
+        err(("mxprobe: interrupted; %d of %d %s not checked\n"):format(missing, n, n == 1 and "target" or "targets"))
+        worst = M.worst(worst, 3)
+    end
+    if not args.json and #finished > 1 then
+        out("\n" .. text.summary(finished))
+    end
+    return worst or 3
+end
+
+local function load_engine(env)
+    if env.engine then return env.engine end
+    local ok, e = pcall(require, "mxprobe.engine")
+    if not ok then return nil, "cannot load the engine (mxprobe.engine): " .. tostring(e):gsub("\n.*", "") end
+    return e
+end
+
+--- The command line.  argv: list of strings (without the program name).
+-- @return exit code
+function M.main(argv, env)
+    env = env or {}
+    local out = writer(env.stdout or io.stdout)
+    local err = writer(env.stderr or io.stderr)
+    -- one line on stderr; an error with a traceback or a module search
+    -- list keeps its first line
+    local function fail(msg)
+        msg = tostring(msg):gsub("^%s+", ""):gsub("\n.*", ""):gsub(":%s*$", "")
+        err("mxprobe: ", msg, "\n")
+        return 3
+    end
+    argv = argv or {}
+
+    -- --help wins over everything else, even over mistakes elsewhere
+    for _, a in ipairs(argv) do
+        if a == "--" then break end
+        if a == "-h" or a == "--help" then
+            out(build_parser():get_help(), "\n")
+            return 0
+        end
+    end
+    local args, perr = M.parse(argv)
+    if not args then return fail(perr .. " (see mxprobe --help)") end
+    if args.version then
+        local ok, paths = pcall(require, "mxprobe.paths")
+        out("mxprobe ", ok and type(paths) == "table" and paths.version or "(unknown version)", "\n")
+        return 0
+    end
+    local config, plan = M.config(args)
+    if not config then return fail(plan) end
+    plan.port = config.port
+    if not args.list_checks and not args.explain and #plan.targets == 0 then
+        return fail("no domain given (usage: mxprobe [OPTIONS] DOMAIN...; see mxprobe --help)")
+    end
+
+    local loop = env.loop or require "mxprobe.loop"
+    -- own_loop: we started the loop, so Ctrl-C is ours to handle
+    local function body(own_loop)
+        local engine, lerr = load_engine(env)
+        if not engine then return fail(lerr) end
+        local spec = { checks_dirs = plan.checks_dirs, policy = plan.policy, config = config }
+        local ok, run = pcall(engine.new, spec)
+        -- an unknown id in --checks: say so in our words, whether the
+        -- engine raised about it or not (it knows the ids once loaded)
+        local all = ok and type(run) == "table" and (run.all_checks or run.checks)
+        if config.only and not all then
+            local saved = config.only
+            config.only = nil
+            local ok2, run2 = pcall(engine.new, spec)
+            config.only = saved
+            if ok2 and type(run2) == "table" then all = run2.all_checks or run2.checks end
+        end
+        if config.only and all then
+            local known, ids = {}, {}
+            for _, c in ipairs(all) do known[c.id] = true; ids[#ids + 1] = c.id end
+            for _, id in ipairs(config.only) do
+                if not known[id] then
+                    return fail(("--checks: unknown check '%s' (known: %s)"):format(id, table.concat(ids, ", ")))
+                end
+            end
+        end
+        if not ok then return fail(run) end
+        if type(run) ~= "table" then return fail("the engine did not start") end
+
+        -- every check the engine loaded, and the ones that would run
+        local checks = run.all_checks or run.checks or {}
+        local active = nil
+        if run.all_checks and run.checks then
+            active = {}
+            for _, c in ipairs(run.checks) do active[c.id] = true end
+        end
+
+        if args.list_checks then
+            if args.json then out(json.encode(explain.checks_table(checks, active)), "\n")
+            else out(explain.render_checks(checks, args.verbose, active)) end
+            return 0
+        end
+        if args.explain then
+            local cok, catalog = pcall(engine.catalog, run)
+            if not cok then return fail(catalog) end
+            local entry, code = explain.lookup(catalog, args.explain)
+            if not entry then
+                local msg = ("--explain: unknown code '%s'"):format(text.escape(args.explain))
+                if #code > 0 then msg = msg .. " (did you mean " .. table.concat(code, ", ") .. "?)" end
+                return fail(msg .. "; mxprobe --list-checks -v lists them all")
+            end
+            local check = explain.find_check(checks, entry.check)
+            if args.json then out(json.encode(explain.code_table(code, entry, check)), "\n")
+            else out(explain.render_code(code, entry, check)) end
+            return 0
+        end
+
+        return run_targets(loop, run, plan, args, out, err, M.want_color(args, env), own_loop)
+    end
+
+    if loop.current() then return body(false) end
+    loop.catch_signals()
+    return loop.run(body, true)
+end
+
+return M

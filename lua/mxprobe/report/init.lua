@@ -1,0 +1,21 @@
+--- mxprobe.report: render results (schema 1) in one of the output formats.
+--
+--   report.render(result, "text", { color = bool, verbose = bool }) -> string
+--   report.render(result, "json") -> one line of JSON, newline-terminated
+--
+-- The formats themselves live in mxprobe.report.text and
+-- mxprobe.report.json; this module only picks one by name, for embedders
+-- and scripts that do not want to know the module names.
+local M = {}
+
+M.formats = { text = "mxprobe.report.text", json = "mxprobe.report.json" }
+
+function M.render(result, format, opts)
+    local name = M.formats[format or "text"]
+    if not name then
+        error(("report.render: unknown format %q (text or json)"):format(tostring(format)), 2)
+    end
+    return require(name).render(result, opts)
+end
+
+return M

@@ -1,0 +1,311 @@
+--- mxprobe.report.text: the human report of one result (schema 1).
+--
+--   render(result, { color = bool, verbose = bool }) -> string
+--
+-- Layout: a header (domain, verdict, what decided it), the DNS section (MX
+-- list with preferences and addresses), domain-level findings, then one
+-- block per MX address with an aligned table CHECK / SEVERITY / CODE /
+-- MESSAGE, the score and grade, and the hint under every finding that is
+-- not ok.  verbose adds each server's facts and SMTP transcript.
+--
+-- Everything that may come from the network (banner, host names, messages
+-- with evidence, transcript) goes through M.escape before display, even
+-- though the engine escapes already: a terminal must never receive a
+-- control sequence from a remote server.
+local M = {}
+
+----------------------------------------------------------------- escaping
+
+local function escape_cp(cp)
+    if cp == 9 then return "\\t" end
+    if cp == 10 then return "\\n" end
+    if cp == 13 then return "\\r" end
+    if cp < 0x20 or cp == 0x7f then return ("\\x%02X"):format(cp) end
+    if cp >= 0x80 and cp <= 0x9f then return ("\\u%04X"):format(cp) end -- C1 controls
+    -- bidirectional overrides and isolates can make text display as
+    -- something else than it is
+    if (cp >= 0x202a and cp <= 0x202e) or (cp >= 0x2066 and cp <= 0x2069) or cp == 0x200e or cp == 0x200f then
+        return ("\\u%04X"):format(cp)
+    end
+    return nil
+end
+
+--- Make s safe for a terminal: control characters (C0, DEL, C1), bidi
+-- controls and invalid UTF-8 bytes become visible escapes (\xNN, \uNNNN,
+-- \t, \n, \r).  Printable text, including non-ASCII, is kept.
+function M.escape(s)
+    s = tostring(s)
+    if not s:find("[%z\1-\31\127-\255]") then return s end
+    local out, i, n = {}, 1, #s
+    while i <= n do
+        local ok, cp = pcall(utf8.codepoint, s, i)
+        if ok then
+            local len = #utf8.char(cp)
+            out[#out + 1] = escape_cp(cp) or s:sub(i, i + len - 1)
+            i = i + len
+        else
+            out[#out + 1] = ("\\x%02X"):format(s:byte(i))
+            i = i + 1
+        end
+    end
+    return table.concat(out)
+end
+
+--- Display width of an (escaped) string: code points, not bytes.
+function M.width(s)
+    return utf8.len(s) or #s
+end
+
+------------------------------------------------------------------- colour
+
+local SGR = {
+    ok = "32", info = "36", warning = "33", critical = "1;31",
+    inconclusive = "35", error = "1;35",
+    bold = "1", dim = "2", heading = "1",
+}
+
+local function painter(color)
+    if not color then return function(_, s) return s end end
+    return function(style, s)
+        local code = SGR[style]
+        if not code or s == "" then return s end
+        return "\27[" .. code .. "m" .. s .. "\27[0m"
+    end
+end
+
+------------------------------------------------------------------- tables
+
+-- rows: list of lists of cells; a cell is a string or { text, style }.
+-- Columns are padded to their widest cell (by display width, before any
+-- colour is added); the last column is not padded.
+local function format_table(rows, indent, paint)
+    local widths = {}
+    for _, row in ipairs(rows) do
+        for c, cell in ipairs(row) do
+            local text = type(cell) == "table" and cell[1] or cell
+            local w = M.width(text)
+            if not widths[c] or w > widths[c] then widths[c] = w end
+        end
+    end
+    local lines = {}
+    for _, row in ipairs(rows) do
+        local parts = {}
+        for c, cell in ipairs(row) do
+            local text, style = cell, nil
+            if type(cell) == "table" then text, style = cell[1], cell[2] end
+            local pad = (c < #row) and (" "):rep(widths[c] - M.width(text) + 2) or ""
+            parts[#parts + 1] = (style and paint(style, text) or text) .. pad
+        end
+        lines[#lines + 1] = indent .. table.concat(parts)
+    end
+    return lines, widths
+end
+
+------------------------------------------------------------------ helpers
+
+local function seconds(s)
+    if type(s) ~= "number" then return "?" end
+    if s < 10 then return ("%.3f s"):format(s) end
+    return ("%.1f s"):format(s)
+end
+
+local function endpoint(address, port)
+    address = M.escape(address or "?")
+    if address:find(":", 1, true) then address = "[" .. address .. "]" end
+    return port and (address .. ":" .. tostring(port)) or address
+end
+
+local function list_of(t)
+    if type(t) ~= "table" then return {} end
+    return t
+end
+
+local SEVERITY_RANK = { ok = 1, info = 2, warning = 3, critical = 4, inconclusive = 5, error = 6 }
+
+-- Rows for a list of findings, and the hints to print under them.
+local function findings_block(lines, findings, indent, paint)
+    local rows = { { { "CHECK", "heading" }, { "SEVERITY", "heading" }, { "CODE", "heading" }, { "MESSAGE", "heading" } } }
+    for _, f in ipairs(findings) do
+        local sev = M.escape(f.severity or "?")
+        rows[#rows + 1] = {
+            M.escape(f.check or "-"),
+            { sev, SEVERITY_RANK[sev] and sev or nil },
+            M.escape(f.code or "?"),
+            M.escape(f.message or ""),
+        }
+    end
+    local tlines, widths = format_table(rows, indent, paint)
+    -- hints go under the MESSAGE column of their finding
+    local hint_indent = indent .. (" "):rep(widths[1] + widths[2] + widths[3] + 6)
+    lines[#lines + 1] = tlines[1]
+    for i, f in ipairs(findings) do
+        lines[#lines + 1] = tlines[i + 1]
+        if f.hint and f.hint ~= "" and f.severity ~= "ok" then
+            lines[#lines + 1] = hint_indent .. paint("dim", "hint: " .. M.escape(f.hint))
+        end
+    end
+end
+
+-- A fact value on one line: arrays joined, tables as k=v.
+local function fact_value(v, depth)
+    depth = depth or 0
+    if type(v) ~= "table" then
+        if v == true then return "yes" elseif v == false then return "no" end
+        return M.escape(tostring(v))
+    end
+    if depth > 2 then return "{...}" end
+    if #v > 0 or next(v) == nil then
+        local parts = {}
+        for _, x in ipairs(v) do parts[#parts + 1] = fact_value(x, depth + 1) end
+        return table.concat(parts, ", ")
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do
+        local x = v[k]
+        if x == nil then x = v[tonumber(k)] end
+        if type(x) == "table" then
+            parts[#parts + 1] = M.escape(k) .. "=[" .. fact_value(x, depth + 1) .. "]"
+        else
+            parts[#parts + 1] = M.escape(k) .. "=" .. fact_value(x, depth + 1)
+        end
+    end
+    return table.concat(parts, " ")
+end
+
+local FACT_ORDER = { "connect", "banner", "ehlo", "tls", "certificate", "relay" }
+
+local function facts_block(lines, facts, indent, paint)
+    if type(facts) ~= "table" or next(facts) == nil then return end
+    lines[#lines + 1] = indent .. paint("heading", "facts")
+    local names, seen = {}, {}
+    for _, k in ipairs(FACT_ORDER) do
+        if facts[k] ~= nil then names[#names + 1] = k; seen[k] = true end
+    end
+    local rest = {}
+    for k in pairs(facts) do if not seen[k] then rest[#rest + 1] = tostring(k) end end
+    table.sort(rest)
+    for _, k in ipairs(rest) do names[#names + 1] = k end
+    local rows = {}
+    for _, k in ipairs(names) do rows[#rows + 1] = { M.escape(k), fact_value(facts[k]) } end
+    for _, l in ipairs(format_table(rows, indent .. "  ", paint)) do lines[#lines + 1] = l end
+end
+
+local function transcript_block(lines, transcript, indent, paint)
+    if type(transcript) ~= "table" or #transcript == 0 then return end
+    lines[#lines + 1] = indent .. paint("heading", "transcript")
+    for _, e in ipairs(transcript) do
+        local t = type(e.t) == "number" and ("%7.3f"):format(e.t) or "      ?"
+        local dir = (e.dir == ">" or e.dir == "<" or e.dir == "*") and e.dir or "?"
+        lines[#lines + 1] = ("%s  %s %s %s"):format(indent, paint("dim", t), dir, M.escape(e.text or ""))
+    end
+end
+
+------------------------------------------------------------------- report
+
+--- The report of one result as a string (ending in a newline).
+function M.render(result, opts)
+    opts = opts or {}
+    local paint = painter(opts.color)
+    local lines = {}
+    local function add(s) lines[#lines + 1] = s end
+
+    -- header
+    local name = M.escape(result.domain or result.host or "?")
+    local verdict = M.escape(result.verdict or "inconclusive")
+    add(paint("bold", name) .. "  " .. paint(SEVERITY_RANK[verdict] and verdict or "bold", verdict:upper()))
+    local meta = {}
+    if result.policy then meta[#meta + 1] = "policy " .. M.escape(result.policy) end
+    if result.started then meta[#meta + 1] = "started " .. M.escape(result.started) end
+    if result.duration_s then meta[#meta + 1] = "took " .. seconds(result.duration_s) end
+    if #meta > 0 then add("  " .. table.concat(meta, ", ")) end
+    local d = result.decided_by
+    if type(d) == "table" and (d.code or d.rule) then
+        local s = "  decided by " .. M.escape(d.code or "?")
+        if d.host or d.address then
+            s = s .. " on " .. M.escape(d.host or d.address)
+            if d.host and d.address then s = s .. " (" .. M.escape(d.address) .. ")" end
+        end
+        if d.rule then s = s .. " (rule: " .. M.escape(d.rule) .. ")" end
+        add(s)
+    end
+    if result.error then add("  error: " .. M.escape(result.error)) end
+
+    -- DNS
+    local dns = type(result.dns) == "table" and result.dns or nil
+    if dns then
+        add("")
+        add(paint("heading", "DNS"))
+        local mx = list_of(dns.mx)
+        if #mx > 0 then
+            local rows = { { { "PREF", "heading" }, { "MX", "heading" }, { "ADDRESSES", "heading" } } }
+            local implicit = false
+            for _, m in ipairs(mx) do
+                local addrs = {}
+                for _, a in ipairs(list_of(m.addresses)) do addrs[#addrs + 1] = M.escape(a) end
+                local host = M.escape(m.host or "?")
+                if m.implicit then host = host .. " (implicit)"; implicit = true end
+                rows[#rows + 1] = { m.preference ~= nil and M.escape(m.preference) or "-", host,
+                                    #addrs > 0 and table.concat(addrs, ", ") or "(no addresses)" }
+            end
+            for _, l in ipairs(format_table(rows, "  ", paint)) do add(l) end
+            if implicit then add("  (no MX record: mail goes to the domain's own addresses, RFC 5321 section 5.1)") end
+        else
+            add("  no MX hosts")
+        end
+        local df = list_of(dns.findings)
+        if #df > 0 then add(""); findings_block(lines, df, "  ", paint) end
+    end
+
+    -- domain-level findings
+    local rf = list_of(result.findings)
+    if #rf > 0 then
+        add("")
+        add(paint("heading", "Domain"))
+        findings_block(lines, rf, "  ", paint)
+    end
+
+    -- servers
+    for _, s in ipairs(list_of(result.servers)) do
+        add("")
+        local head = { paint("bold", M.escape(s.host or "?")), endpoint(s.address, s.port) }
+        if s.preference ~= nil then head[#head + 1] = "preference " .. M.escape(s.preference) end
+        if s.score ~= nil then head[#head + 1] = "score " .. M.escape(s.score) end
+        if s.grade ~= nil then head[#head + 1] = "grade " .. paint("bold", M.escape(s.grade)) end
+        add(table.concat(head, "  "))
+        local sf = list_of(s.findings)
+        if #sf > 0 then
+            findings_block(lines, sf, "  ", paint)
+        else
+            add("  no findings")
+        end
+        if opts.verbose then
+            facts_block(lines, s.facts, "  ", paint)
+            transcript_block(lines, s.transcript, "  ", paint)
+        end
+    end
+    if #list_of(result.servers) == 0 and not result.error then
+        add("")
+        add("  no server was tested")
+    end
+    return table.concat(lines, "\n") .. "\n"
+end
+
+--- One line summing up several results, e.g. "3 domains: 1 ok, 2 warning".
+function M.summary(results)
+    local counts, order = {}, { "ok", "warning", "critical", "inconclusive" }
+    for _, r in ipairs(results) do
+        local v = r.verdict or "inconclusive"
+        counts[v] = (counts[v] or 0) + 1
+        if not SEVERITY_RANK[v] then order[#order + 1] = v end
+    end
+    local parts = {}
+    for _, v in ipairs(order) do
+        if counts[v] then parts[#parts + 1] = ("%d %s"):format(counts[v], M.escape(v)); counts[v] = nil end
+    end
+    return ("%d %s: %s\n"):format(#results, #results == 1 and "target" or "targets", table.concat(parts, ", "))
+end
+
+return M
