@@ -29,11 +29,13 @@ int luaopen_mxprobe_core(lua_State *L)
     return 1;
 }
 
-#define LOOP_KEY "mxprobe.loop"
+#define LOOP_KEY "mxprobe.loop"        /* registry: the loop userdata */
+#define LOOP_MT "mxprobe.loop_handle"  /* registry: its metatable (a key of its own, or
+                                          the userdata would replace it and __gc fail) */
 
 static int loop_gc(lua_State *L)
 {
-    mx_loop **lp = luaL_checkudata(L, 1, LOOP_KEY);
+    mx_loop **lp = luaL_checkudata(L, 1, LOOP_MT);
     mx_loop_free(*lp);
     *lp = NULL;
     return 0;
@@ -50,7 +52,7 @@ mx_loop *mx_get_loop(lua_State *L)
     lua_pop(L, 1);
     mx_loop **lp = lua_newuserdatauv(L, sizeof *lp, 0);
     *lp = NULL;
-    if (luaL_newmetatable(L, LOOP_KEY)) {
+    if (luaL_newmetatable(L, LOOP_MT)) {
         lua_pushcfunction(L, loop_gc);
         lua_setfield(L, -2, "__gc");
     }
