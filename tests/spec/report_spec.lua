@@ -26,6 +26,7 @@ local function sample()
           connect = { state = "connected", seconds = 0.001 },
           banner = { code = 220, text = "mx1.good.lab.test ESMTP \27[31mevil", seconds = 0.02 },
           ehlo = { extensions = { "PIPELINING", "SIZE 10240000", "STARTTLS" }, size = 10240000, starttls = true },
+          certificate = { subject = "CN=mx1.good.lab.test", not_after = 1798761600, days_left = 80, verified = true },
         },
         findings = {
           { code = "CONNECT_OK", check = "connect", severity = "ok", message = "Connected in 0.001 s", hint = "never shown" },
@@ -135,6 +136,7 @@ describe("report.text", function()
     assert.matches("< 220 mx1.good.lab.test ESMTP \\x1B]0;pwned\\x07", out, 1, true)
     assert.matches("ESMTP \\x1B[31mevil", out, 1, true)
     assert.matches("extensions=[PIPELINING, SIZE 10240000, STARTTLS]", out, 1, true)
+    assert.matches("certificate  days_left=80 not_after=2027-01-01T00:00:00Z subject=CN=mx1.good.lab.test verified=yes", out, 1, true)
     assert.is_nil(out:find("\27", 1, true), "no raw ESC may reach the terminal")
     assert.is_nil(out:find("\7", 1, true))
   end)

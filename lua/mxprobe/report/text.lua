@@ -146,9 +146,15 @@ local function findings_block(lines, findings, indent, paint)
     end
 end
 
+-- Fact fields that hold a time as seconds since the epoch.
+local EPOCH_KEYS = { not_after = true, not_before = true }
+
 -- A fact value on one line: arrays joined, tables as k=v.
-local function fact_value(v, depth)
+local function fact_value(v, depth, key)
     depth = depth or 0
+    if EPOCH_KEYS[key] and math.type(v) == "integer" then
+        return os.date("!%Y-%m-%dT%H:%M:%SZ", v)
+    end
     if type(v) ~= "table" then
         if v == true then return "yes" elseif v == false then return "no" end
         return M.escape(tostring(v))
@@ -169,13 +175,13 @@ local function fact_value(v, depth)
         if type(x) == "table" then
             parts[#parts + 1] = M.escape(k) .. "=[" .. fact_value(x, depth + 1) .. "]"
         else
-            parts[#parts + 1] = M.escape(k) .. "=" .. fact_value(x, depth + 1)
+            parts[#parts + 1] = M.escape(k) .. "=" .. fact_value(x, depth + 1, k)
         end
     end
     return table.concat(parts, " ")
 end
 
-local FACT_ORDER = { "connect", "banner", "ehlo", "tls", "certificate", "relay" }
+local FACT_ORDER = { "connect", "banner", "ehlo", "starttls", "tls", "certificate", "relay" }
 
 local function facts_block(lines, facts, indent, paint)
     if type(facts) ~= "table" or next(facts) == nil then return end
@@ -198,7 +204,9 @@ local function transcript_block(lines, transcript, indent, paint)
     lines[#lines + 1] = indent .. paint("heading", "transcript")
     for _, e in ipairs(transcript) do
         local t = type(e.t) == "number" and ("%7.3f"):format(e.t) or "      ?"
-        local dir = (e.dir == ">" or e.dir == "<" or e.dir == "*") and e.dir or "?"
+        -- > sent, < received, * a note of the session (connected, new
+        -- session), ! an error (timeout, reset)
+        local dir = (e.dir == ">" or e.dir == "<" or e.dir == "*" or e.dir == "!") and e.dir or "?"
         lines[#lines + 1] = ("%s  %s %s %s"):format(indent, paint("dim", t), dir, M.escape(e.text or ""))
     end
 end
