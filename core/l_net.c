@@ -119,23 +119,42 @@ long mx_sock_fill(mx_sock *s, unsigned *want)
     }
     size_t room = mx_buf_room(&s->in);
     if (room == 0) return MX_FILL_LIMIT;
-    /* Read at most 4 KiB unless the buffer already has more free space at
-     * its tail: buffers stay small for the many idle connections. */
-    size_t tail_free = s->in.cap - (s->in.start + s->in.len);
-    size_t n = tail_free > 4096 ? tail_free : 4096;
-    if (n > room) n = room;
-    char *p = mx_buf_reserve(&s->in, n);
-    if (!p) {
-        s->err_code = "limit";
-        snprintf(s->err, sizeof s->err, "out of memory for the input buffer");
-        return MX_IO_ERROR;
+    /* With room at the buffer's tail, read straight into it.  Otherwise read
+     * into the stack and keep only what came: an idle connection that got
+     * a 40-byte greeting then holds a 512-byte buffer, not 16 KiB. */
+    size_t tail_free = s->in.data ? s->in.cap - (s->in.start + s->in.len) : 0;
+    if (tail_free >= 2048) {
+        size_t n = tail_free < room ? tail_free : room;
+        char *p = mx_buf_reserve(&s->in, n);
+        long r = p ? s->io_read(s, p, n, want) : MX_IO_ERROR;
+        if (!p) {
+            s->err_code = "limit";
+            snprintf(s->err, sizeof s->err, "out of memory for the input buffer");
+        }
+        if (r > 0) {
+            mx_buf_commit(&s->in, (size_t)r);
+            s->bytes_in += (size_t)r;
+        }
+        return r;
     }
-    long r = s->io_read(s, p, n, want);
+    char tmp[16384];
+    size_t n = room < sizeof tmp ? room : sizeof tmp;
+    long r = s->io_read(s, tmp, n, want);
     if (r > 0) {
-        mx_buf_commit(&s->in, (size_t)r);
+        if (mx_buf_append(&s->in, tmp, (size_t)r) < 0) {
+            s->err_code = "limit";
+            snprintf(s->err, sizeof s->err, "out of memory for the input buffer");
+            return MX_IO_ERROR;
+        }
         s->bytes_in += (size_t)r;
     }
     return r;
+}
+
+/* Give back a large buffer once it is empty (after a 64 KiB reply, say). */
+static void trim(mx_sock *s)
+{
+    if (s->in.len == 0 && s->in.cap > 16384) mx_buf_free(&s->in);
 }
 
 /* ---- the userdata ---------------------------------------------------- */
@@ -455,6 +474,7 @@ static int l_sock_read_line(lua_State *L)
             const char *h = mx_buf_head(&s->in);
             lua_pushlstring(L, h, n > 0 && h[n - 1] == '\r' ? n - 1 : n);
             mx_buf_consume(&s->in, n + 1);
+            trim(s);
             return 1;
         }
         if (lf >= 0 || s->in.len >= (size_t)maxlen)
@@ -488,6 +508,7 @@ static int l_sock_read_bytes(lua_State *L)
         if (s->in.len >= (size_t)want_n) {
             lua_pushlstring(L, mx_buf_head(&s->in), (size_t)want_n);
             mx_buf_consume(&s->in, (size_t)want_n);
+            trim(s);
             return 1;
         }
         if (s->fd < 0) return fail_closed(L);
@@ -521,6 +542,7 @@ static int l_sock_take_buffered(lua_State *L)
     mx_sock *s = self(L, "take_buffered");
     lua_pushlstring(L, s->in.len ? mx_buf_head(&s->in) : "", s->in.len);
     mx_buf_consume(&s->in, s->in.len);
+    trim(s);
     return 1;
 }
 

@@ -259,6 +259,7 @@ static int l_smtp_read_reply(lua_State *L)
             drop_pending(L, 3);
             push_reply(L, head, &pd->p);
             mx_buf_consume(&s->in, pd->p.consumed);
+            if (!s->in.len && s->in.cap > 16384) mx_buf_free(&s->in); /* give back a big buffer */
             return 1;
         }
         if (r == MX_REPLY_ERROR) {
