@@ -377,8 +377,24 @@ function M.worst(a, b)
     return (EXIT_RANK[b] or 2) > (EXIT_RANK[a] or 2) and b or a
 end
 
+-- A write function for a file-like object: returns false once writing
+-- failed (stdout closed: `mxprobe --json ... | head -1`).
 local function writer(f)
-    return function(...) f:write(...) end
+    return function(...)
+        local ok, msg = f:write(...)
+        return ok ~= nil and ok ~= false, msg
+    end
+end
+
+-- Flush f if it can be flushed; false when that failed.
+local function flusher(f)
+    return function()
+        if f.flush then
+            local ok, msg = f:flush()
+            return ok ~= nil and ok ~= false, msg
+        end
+        return true
+    end
 end
 
 local function default_tty()
@@ -416,22 +432,37 @@ end
 -- Run the targets concurrently (at most plan.parallel at once) and print
 -- each report in the order of the command line as soon as it and every
 -- report before it are done.  Must run inside a task.
-local function run_targets(loop, run, plan, args, out, err, color, own_loop)
+local function run_targets(loop, run, plan, args, io_, color, own_loop)
+    local out, err, flush_out = io_.out, io_.err, io_.flush
     local targets = plan.targets
     local n = #targets
     local results, done, printed = {}, {}, 0
     local worst = nil
-    local finished = {}
+    local finished = {} -- the verdicts printed, for the summary line
+    local tasks, interrupted, output_closed, write_error = {}, false, false, nil
+    local function stop_all()
+        for i, t in ipairs(tasks) do
+            if not done[i] then loop.cancel(t) end
+        end
+    end
     local function emit(i)
         local r = results[i]
+        results[i] = nil -- thousands of domains: keep no result once printed
+        local ok, msg
         if args.json then
-            out(json.render(r))
+            ok, msg = out(json.render(r))
         else
-            if i > 1 then out("\n") end
-            out(text.render(r, { color = color, verbose = args.verbose }))
+            ok, msg = out((#finished > 0 and "\n" or "") .. text.render(r, { color = color, verbose = args.verbose }))
         end
-        finished[#finished + 1] = r
+        -- each report leaves at once: pipelines see results as they come
+        if ok then ok, msg = flush_out() end
+        write_error = write_error or msg
+        finished[#finished + 1] = { verdict = r.verdict }
         worst = M.worst(worst, M.exit_code_of(r))
+        if not ok and not output_closed then
+            output_closed = true -- nobody reads any more: stop probing
+            stop_all()
+        end
     end
     local function flush()
         while printed < n and done[printed + 1] do
@@ -441,20 +472,18 @@ local function run_targets(loop, run, plan, args, out, err, color, own_loop)
     end
 
     local sem = loop.semaphore(plan.parallel or M.DEFAULT_PARALLEL)
-    local tasks = {}
-    local interrupted = false
     for i, target in ipairs(targets) do
         tasks[i] = loop.spawn(function()
             local got = sem:acquire()
             if not got then done[i] = true; return end -- cancelled while queued
             local ok, r
             if target.kind == "host" then
-                ok, r = pcall(run.check_host, run, target.name, plan.port or 25)
+                ok, r = pcall(run.check_host, run, target.name, plan.port) -- nil: the policy's port
             else
                 ok, r = pcall(run.check_domain, run, target.name)
             end
             sem:release()
-            if interrupted then done[i] = true; return end
+            if interrupted or output_closed then done[i] = true; return end
             if not ok or type(r) ~= "table" then
                 local msg = not ok and tostring(r) or ("the engine returned a %s, not a result"):format(type(r))
                 if not args.verbose then msg = msg:gsub("\nstack traceback:.*", "") end
@@ -472,16 +501,22 @@ local function run_targets(loop, run, plan, args, out, err, color, own_loop)
                 os.exit(3, false)
             end
             interrupted = true
-            for i, t in ipairs(tasks) do
-                if not done[i] then loop.cancel(t) end
-            end
+            stop_all()
         end)
     end
     for i = 1, n do loop.join(tasks[i]) end
     if own_loop then loop.on_signal(nil) end
     -- after an interrupt: print what did finish, in order
     for i = 1, n do done[i] = true end
-    flush()
+    if not output_closed then flush() end
+    if output_closed then
+        -- a reader that went away (| head) is not worth a message; a full
+        -- disk is
+        if not tostring(write_error):find("Broken pipe", 1, true) then
+            err(("mxprobe: cannot write the report: %s; stopped\n"):format(tostring(write_error or "write failed")))
+        end
+        return 3
+    end
     if interrupted then
         local missing = n - #finished
         err(("mxprobe: interrupted; %d of %d %s not checked\n"):format(missing, n, n == 1 and "target" or "targets"))
@@ -489,6 +524,7 @@ local function run_targets(loop, run, plan, args, out, err, color, own_loop)
     end
     if not args.json and #finished > 1 then
         out("\n" .. text.summary(finished))
+        flush_out()
     end
     return worst or 3
 end
@@ -594,7 +630,8 @@ function M.main(argv, env)
             return 0
         end
 
-        return run_targets(loop, run, plan, args, out, err, M.want_color(args, env), own_loop)
+        local io_ = { out = out, err = err, flush = flusher(env.stdout or io.stdout) }
+        return run_targets(loop, run, plan, args, io_, M.want_color(args, env), own_loop)
     end
 
     if loop.current() then return body(false) end

@@ -257,7 +257,7 @@ describe("cli: the engine's config", function()
     assert.same({ "mx1.lab.test:2525", "2001:db8::25:2525" }, engine.calls)
     assert.matches("mx1.lab.test  OK", out, 1, true)
     local _, _, _, e2 = run({ "--mx", "192.0.2.25" })
-    assert.same({ "192.0.2.25:25" }, e2.calls)
+    assert.same({ "192.0.2.25:nil" }, e2.calls, "no --port: the engine (policy) decides")
   end)
 end)
 
@@ -329,6 +329,25 @@ describe("cli: output and exit codes", function()
     assert.equal("inconclusive", b.verdict)
     assert.equal(3, b.exit_code)
     assert.matches("boom in bad.test", b.error, 1, true)
+  end)
+
+  it("stops probing when nobody reads stdout any more", function()
+    local engine = fake_engine({ delay = { ["b.test"] = 5, ["c.test"] = 5 } })
+    local writes = 0
+    local closed = { write = function(self) writes = writes + 1; return nil, "Broken pipe" end }
+    local err = buffer()
+    local t0 = loop.now()
+    local code = cli.main({ "--json", "a.test", "b.test", "c.test" }, { engine = engine, stdout = closed, stderr = err })
+    assert.is_true(loop.now() - t0 < 1, "the slow domains were cancelled")
+    assert.equal(3, code)
+    assert.equal("", err:text(), "a reader that went away is not an error worth a message")
+    -- a flush error counts too
+    writes = 0
+    local unflushable = { write = function(self) return self end, flush = function() return nil, "No space left on device" end }
+    err = buffer()
+    code = cli.main({ "--json", "a.test", "b.test" }, { engine = fake_engine({ delay = { ["b.test"] = 5 } }), stdout = unflushable, stderr = err })
+    assert.equal(3, code)
+    assert.equal("mxprobe: cannot write the report: No space left on device; stopped\n", err:text())
   end)
 
   it("text: one report per domain, then a summary line", function()
