@@ -463,6 +463,37 @@ describe("mxprobe.tls", function()
     end)
   end)
 
+  describe("after the handshake", function()
+    it("a close_notify or a bare close reads as closed; shutdown sends ours", function()
+      for _, polite in ipairs({ true, false }) do
+        local srv = assert(socket.listen("127.0.0.1", 0))
+        local _, port = srv:local_addr()
+        local dl = loop.now() + 5
+        local t = loop.spawn(function()
+          local c = assert(srv:accept(dl))
+          srv:close()
+          c:send("220 mx.test ESMTP\r\n", dl)
+          c:receive("*l", dl)
+          c:send("220 2.0.0 ready\r\n", dl)
+          local leaf = certs.leaf.valid
+          assert(c:sslhandshake({ server = true, cert = leaf.chain, key = leaf.key }, dl))
+          c:send("250 one line over TLS\r\n", dl)
+          if polite then assert(tls.shutdown(c:raw(), dl)) end
+          c:close()
+        end)
+        local info, code, detail, _, s = probe(port, client())
+        assert(info, tostring(code) .. ": " .. tostring(detail))
+        assert.equal("250 one line over TLS", s:receive("*l"))
+        local line, rcode = s:receive("*l")
+        assert.is_nil(line)
+        assert.equal("closed", rcode)
+        tls.shutdown(s:raw(), loop.now() + 1) -- must neither raise nor hang
+        s:close()
+        loop.join(t)
+      end
+    end)
+  end)
+
   describe("the chain caps", function()
     it("an oversized chain is a limit error", function()
       local info, code, detail = session({ leaf = "long" }, client())
