@@ -22,6 +22,12 @@ local M = {}
 
 M.DEFAULT_PARALLEL = 16
 
+-- Kinds of non-global addresses (mxprobe.iputil.classify) that the address
+-- check skips unless --allow-reserved names them.
+M.RESERVED_KINDS = { "documentation", "private", "loopback", "linklocal", "shared", "reserved", "multicast", "unspecified" }
+M.RESERVED_KIND_SET = {}
+for _, k in ipairs(M.RESERVED_KINDS) do M.RESERVED_KIND_SET[k] = true end
+
 ---------------------------------------------------------------- validators
 -- Each returns the normalised value, or nil and what is wrong.
 
@@ -233,6 +239,8 @@ local function build_parser(name)
         p:flag("--no-relay", "Skip the open relay probe."),
         p:option("--relay-from", "MAIL FROM address of the relay probe."):argname("<addr>"),
         p:option("--relay-to", "RCPT TO address (an external domain) of the relay probe."):argname("<addr>"),
+        p:option("--allow-reserved", "Probe these non-global address kinds anyway (test networks), comma-separated: "
+            .. "documentation, private, loopback, linklocal, shared, reserved, or all."):argname("<kind,...>"),
         p:option("--parallel", ("Test at most this many targets at once (default %d)."):format(M.DEFAULT_PARALLEL)):argname("<n>")
     )
     p:group("Network",
@@ -306,6 +314,21 @@ function M.config(args)
                 only[#only + 1] = item
             end
             config.only = only
+        end
+        if args.allow_reserved then
+            local kinds = {}
+            for item in (args.allow_reserved .. ","):gmatch("([^,]*),") do
+                item = item:match("^%s*(.-)%s*$")
+                if item == "all" then
+                    for _, k in ipairs(M.RESERVED_KINDS) do kinds[#kinds + 1] = k end
+                elseif M.RESERVED_KIND_SET[item] then
+                    kinds[#kinds + 1] = item
+                else
+                    need(nil, ("--allow-reserved: '%s' is not an address kind (%s, or all)"):format(
+                        text.escape(item), table.concat(M.RESERVED_KINDS, ", ")))
+                end
+            end
+            config.allow_reserved = kinds
         end
         if args.no_relay and (args.relay_from or args.relay_to) then
             need(nil, "--no-relay: cannot be combined with " .. (args.relay_from and "--relay-from" or "--relay-to"))

@@ -165,6 +165,7 @@ describe("cli: validation", function()
     { { "--relay-to", "a b@c.test", "a.test" }, "mxprobe: --relay-to: 'a b@c.test' is not a mail address" },
     { { "--no-relay", "--relay-to", "x@y.test", "a.test" }, "mxprobe: --no-relay: cannot be combined with --relay-to" },
     { { "--parallel", "0", "a.test" }, "mxprobe: --parallel: '0' is not a whole number" },
+    { { "--allow-reserved", "documentation,public", "a.test" }, "mxprobe: --allow-reserved: 'public' is not an address kind (documentation, private," },
     { { "--mx", "bad_host!", }, "mxprobe: --mx: 'bad_host!' is not a host name or IP address" },
     { { "exa mple.test" }, "mxprobe: 'exa mple.test' is not a domain name (it contains spaces" },
     { { "a..test" }, "mxprobe: 'a..test' is not a domain name (empty label)" },
@@ -243,6 +244,12 @@ describe("cli: the engine's config", function()
     assert.is_nil(engine.spec.policy)
     assert.same({}, engine.spec.checks_dirs)
     assert.same({ "a.test" }, engine.calls, "the trailing dot is dropped")
+  end)
+
+  it("--allow-reserved names address kinds to probe anyway", function()
+    assert.same({ "documentation", "private" },
+      select(4, run({ "--allow-reserved", "documentation, private", "a.test" })).spec.config.allow_reserved)
+    assert.same(cli.RESERVED_KINDS, select(4, run({ "--allow-reserved", "all", "a.test" })).spec.config.allow_reserved)
   end)
 
   it("-6 alone means IPv6 only, -4 -6 both, --no-relay disables the probe", function()

@@ -157,13 +157,17 @@ local function fact_value(v, depth, key)
     end
     if type(v) ~= "table" then
         if v == true then return "yes" elseif v == false then return "no" end
+        if math.type(v) == "float" then return ("%g"):format(v) end
         return M.escape(tostring(v))
     end
     if depth > 2 then return "{...}" end
     if #v > 0 or next(v) == nil then
-        local parts = {}
-        for _, x in ipairs(v) do parts[#parts + 1] = fact_value(x, depth + 1) end
-        return table.concat(parts, ", ")
+        local parts, nested = {}, false
+        for _, x in ipairs(v) do
+            parts[#parts + 1] = fact_value(x, depth + 1)
+            nested = nested or type(x) == "table"
+        end
+        return table.concat(parts, nested and "; " or ", ")
     end
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = tostring(k) end
@@ -172,7 +176,9 @@ local function fact_value(v, depth, key)
     for _, k in ipairs(keys) do
         local x = v[k]
         if x == nil then x = v[tonumber(k)] end
-        if type(x) == "table" then
+        if x == "" then -- a keyword without parameters (EHLO keywords)
+            parts[#parts + 1] = M.escape(k)
+        elseif type(x) == "table" then
             parts[#parts + 1] = M.escape(k) .. "=[" .. fact_value(x, depth + 1) .. "]"
         else
             parts[#parts + 1] = M.escape(k) .. "=" .. fact_value(x, depth + 1, k)
