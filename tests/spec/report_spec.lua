@@ -289,3 +289,25 @@ describe("explain", function()
     assert.matches("    critical     CONNECT_REFUSED", verbose, 1, true)
   end)
 end)
+
+describe("docs/codes.md", function()
+  it("is what scripts/gen-codes-doc makes from the checks today", function()
+    local ok, engine = pcall(require, "mxprobe.engine")
+    local run, why = nil, engine
+    if ok then
+      ok, run = pcall(engine.new, {})
+      why = run
+    end
+    if not ok then
+      pending("the engine cannot start here: " .. tostring(why):match("^[^\n]*"))
+      return
+    end
+    local path = require("mxprobe.paths").root .. "/docs/codes.md"
+    local f = assert(io.open(path))
+    local committed = f:read("a")
+    f:close()
+    local fresh = explain.markdown(run.all_checks or run.checks, engine.catalog(run))
+    assert.is_true(committed == fresh,
+      "docs/codes.md is stale: run ./build/mxprobe scripts/gen-codes-doc > docs/codes.md")
+  end)
+end)
