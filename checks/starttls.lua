@@ -3,7 +3,6 @@
 -- fed into TLS, they are reported.  After TLS, EHLO again (RFC 3207 4.2).
 local extensions = require "mxprobe.extensions"
 local iputil = require "mxprobe.iputil"
-local session = require "mxprobe.session"
 
 local VERSION_RANK = { SSLv3 = 0, TLSv1 = 1, ["TLSv1.1"] = 2, ["TLSv1.2"] = 3, ["TLSv1.3"] = 4 }
 
@@ -56,7 +55,6 @@ return {
     end
     fact.accepted = true
 
-    local buffered = sess:buffered()
     local sni = not iputil.is_literal(ctx.host) and ctx.host or nil
     local info, tcode, tdetail, raw = sess:starttls({
       sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
@@ -64,10 +62,13 @@ return {
     if not info then
       sess:close()
       if tcode == "injection" then
+        -- count after the refusal: the TLS layer also pulls in bytes that
+        -- were still in the kernel when it looked; `raw` is already escaped
         fact.injection = true
-        local preview = session.escape(raw or "")
+        local bytes = tonumber((tdetail or ""):match("^(%d+) bytes")) or sess:buffered()
+        local preview = raw or ""
         if #preview > 60 then preview = preview:sub(1, 60) .. "..." end
-        return ctx:finding("STARTTLS_PLAINTEXT_BUFFERED", { bytes = buffered, preview = preview })
+        return ctx:finding("STARTTLS_PLAINTEXT_BUFFERED", { bytes = bytes, preview = preview })
       end
       fact.handshake = false
       return ctx:finding("STARTTLS_HANDSHAKE_FAILED", { code = tcode, detail = tdetail or "" })
