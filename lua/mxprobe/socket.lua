@@ -223,14 +223,16 @@ function Socket:receive_reply(limits, deadline)
 end
 
 --- STARTTLS: delegate to mxprobe.tls, which swaps the socket's io to TLS.
+-- @return tls info | nil, code, detail[, injected]
 function Socket:sslhandshake(opts, deadline)
   check_self(self, "sslhandshake")
   check_deadline(deadline, 2, "sslhandshake")
   check_io("sslhandshake")
   local t0 = loop.now()
-  local r, code, detail = require("mxprobe.tls").handshake(self._sock, opts, self:_dl(deadline))
+  -- every value passes through (for "injection" a 4th carries the bytes)
+  local r = table.pack(require("mxprobe.tls").handshake(self._sock, opts, self:_dl(deadline)))
   self._phases.tls = loop.now() - t0
-  return r, code, detail
+  return table.unpack(r, 1, r.n)
 end
 
 function Socket:close()
