@@ -106,7 +106,7 @@ return {
             ctx:finding("ADDRESS_TOO_MANY", { host = tgt.host, count = #res.addresses, max = max })
             for j = #res.addresses, max + 1, -1 do res.addresses[j] = nil end
           end
-          local list, has6, has4 = {}, false, false
+          local list, has6, has4, host_usable = {}, false, false, 0
           for _, a in ipairs(res.addresses) do
             local kind = iputil.classify(a.address)
             if a.family == 6 then has6 = true else has4 = true end
@@ -115,11 +115,11 @@ return {
               a.probe = false
               ctx:finding(KIND_CODE[kind] or "ADDRESS_RESERVED", { host = tgt.host, address = a.address, kind = kind })
             else
-              usable = usable + 1
+              usable, host_usable = usable + 1, host_usable + 1
             end
             tgt.addresses[#tgt.addresses + 1] = a
           end
-          ctx:finding("ADDRESS_OK", { host = tgt.host, addresses = list })
+          if host_usable > 0 then ctx:finding("ADDRESS_OK", { host = tgt.host, addresses = list }) end
           local want6 = false
           for _, f in ipairs(ctx.config.families) do if f == 6 then want6 = true end end
           if has4 and not has6 and want6 then ctx:finding("ADDRESS_NO_IPV6", { host = tgt.host }) end

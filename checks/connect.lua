@@ -50,7 +50,10 @@ return {
       -- score the servers down for it
       for _, srv in ipairs(dctx.servers) do
         for _, f in ipairs(srv.findings) do
-          if f.code == "CONNECT_TIMEOUT" then f.severity = "inconclusive" end
+          if f.code == "CONNECT_TIMEOUT" then
+            f.severity = "inconclusive"
+            f.hint = "Every address timed out: test from another network before blaming this server."
+          end
         end
       end
       dctx:finding("CONNECT_ALL_TIMEOUT", { count = n })

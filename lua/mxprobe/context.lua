@@ -25,7 +25,10 @@ local function render(template, ev)
             for i, x in ipairs(v) do parts[i] = tostring(x) end
             return table.concat(parts, ", ")
         end
-        if math.type(v) == "float" then return ("%.3g"):format(v) end
+        if math.type(v) == "float" then
+            local txt = ("%.3f"):format(v):gsub("0+$", ""):gsub("%.$", "")
+            return txt
+        end
         return tostring(v)
     end))
 end
