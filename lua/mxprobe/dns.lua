@@ -1,0 +1,343 @@
+--- mxprobe.dns: DNS lookups that read like blocking calls inside tasks.
+--
+--   local dns = require "mxprobe.dns"
+--   local r = dns.new{ servers = {"127.0.0.1:5300"}, timeout = 2, tries = 2 }
+--   local res, code, detail = r:query("example.org", "MX", loop.now() + 5)
+--   local mxs, res = r:mx("example.org")
+--   local addrs, info = r:addresses("mx1.example.org")      -- A and AAAA at once
+--   local hosts, res = r:ptr("192.0.2.10")
+--
+-- A query's result is the answer table of core.dns (rcode, aa, ad, tc,
+-- answers, authority, negative_ttl...): NXDOMAIN and NODATA are answers.
+-- Failures are nil, code, detail with code "timeout" (no answer in time),
+-- "refused" (ICMP port unreachable), "cancelled", "dns" (malformed answer,
+-- CNAME loop, other c-ares failures) or "limit" (CNAME chain too long).
+--
+-- One resolver is meant to live for one run: it caches every NOERROR and
+-- NXDOMAIN answer by (lowercased name, type) for its whole life, ignoring
+-- TTLs, and a question already in flight is not asked twice (the second
+-- asker waits for the first answer).  Cached answers are shared tables:
+-- read them, do not change them.  At most max_inflight queries are sent
+-- and waited for at once; the other askers wait for a slot.
+--
+-- Without `servers`, the nameservers come from /etc/resolv.conf (or the
+-- `resolv_conf` file), read by c-ares.
+
+local core = require "mxprobe.core"
+local loop = require "mxprobe.loop"
+local C = core.dns
+
+local M = {}
+
+M.reverse_name = C.reverse_name
+M.types = C.types
+
+local TYPE_LIST = "MX, A, AAAA, CNAME, TXT, PTR, TLSA, NS or SOA"
+local NEW_KEYS = {
+    servers = true, timeout = true, tries = true, resolv_conf = true, max_records = true,
+    max_inflight = true, max_cname_depth = true,
+}
+-- answers worth remembering for the run; SERVFAIL, REFUSED... are asked again
+local CACHEABLE = { NOERROR = true, NXDOMAIN = true }
+local FAMILY_TYPE = { ipv4 = "A", ipv6 = "AAAA" }
+
+local Resolver = {}
+Resolver.__index = Resolver
+Resolver.__name = "mxprobe.dns.resolver"
+
+local function argerror(n, fname, msg, level)
+    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), (level or 2) + 1)
+end
+
+-- "Mail.Example.ORG." -> "mail.example.org"
+local function norm(name)
+    name = name:lower()
+    if #name > 1 and name:sub(-1) == "." then name = name:sub(1, -2) end
+    return name
+end
+
+local function check_name(name, n, fname)
+    if type(name) ~= "string" then argerror(n, fname, "string expected, got " .. type(name), 2) end
+    if name == "" then argerror(n, fname, "empty name", 2) end
+    if name:find("\0", 1, true) then argerror(n, fname, "name contains a NUL byte", 2) end
+    if #norm(name) > 253 then argerror(n, fname, "name longer than 253 characters", 2) end
+end
+
+local function check_deadline(deadline, n, fname)
+    if deadline ~= nil and type(deadline) ~= "number" then
+        argerror(n, fname, "deadline: number or nil expected, got " .. type(deadline), 2)
+    end
+end
+
+--- Create a resolver.
+-- opts: servers = {"ip", "ip:port", "[ipv6]:port", ...}, timeout = seconds
+-- per try (2), tries = n (2), resolv_conf = path (used without servers),
+-- max_records = records decoded per answer (512), max_inflight = queries
+-- in flight (64), max_cname_depth = CNAMEs followed by addresses() (8).
+-- @return resolver, or nil, "dns", detail when c-ares cannot start.
+-- Raises on bad options (naming the option).
+function M.new(opts)
+    if opts ~= nil and type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
+    opts = opts or {}
+    for k in pairs(opts) do
+        if not NEW_KEYS[k] then argerror(1, "new", ("unknown option '%s'"):format(tostring(k))) end
+    end
+    local max_inflight = opts.max_inflight or 64
+    if math.type(max_inflight) ~= "integer" or max_inflight < 1 then
+        argerror(1, "new", "max_inflight: integer >= 1 expected")
+    end
+    local depth = opts.max_cname_depth or 8
+    if math.type(depth) ~= "integer" or depth < 0 or depth > 64 then
+        argerror(1, "new", "max_cname_depth: integer 0 to 64 expected")
+    end
+    local ok, r, code, detail = pcall(C.resolver, {
+        servers = opts.servers, timeout = opts.timeout, tries = opts.tries,
+        resolv_conf = opts.resolv_conf, max_records = opts.max_records,
+    })
+    if not ok then error((tostring(r):gsub("to 'resolver'", "to 'new'", 1)), 2) end
+    if not r then return nil, code, detail end
+    return setmetatable({
+        core = r,
+        sem = loop.semaphore(max_inflight),
+        max_inflight = max_inflight,
+        max_cname_depth = depth,
+        cache = {},     -- key -> answer
+        flights = {},   -- key -> core query in flight (or done, not yet settled)
+        -- query -> its packed outcome, so that every asker of a coalesced
+        -- question gets the same table
+        outcomes = setmetatable({}, { __mode = "k" }),
+        counts = { sent = 0, cached = 0, coalesced = 0 },
+    }, Resolver)
+end
+
+-- Take a finished query's outcome; the first to do so decodes and files it.
+local function settle(self, key, q)
+    local o = self.outcomes[q]
+    if not o then
+        o = table.pack(q:result())
+        self.outcomes[q] = o
+    end
+    if self.flights[key] == q then
+        self.flights[key] = nil
+        if o[1] and CACHEABLE[o[1].rcode] then self.cache[key] = o[1] end
+    end
+    return o[1], o[2], o[3]
+end
+
+--- Ask one question.  deadline: absolute (loop.now() + s) or nil (then
+-- c-ares's timeout and tries bound the wait).
+-- @return answer table | nil, code, detail
+function Resolver:query(name, qtype, deadline)
+    check_name(name, 1, "query")
+    if type(qtype) ~= "string" or not C.types[qtype:upper()] then
+        argerror(2, "query", ("unknown type '%s' (expected %s)"):format(tostring(qtype), TYPE_LIST))
+    end
+    check_deadline(deadline, 3, "query")
+    if self.closed then error("query: the resolver is closed", 2) end
+    qtype = qtype:upper()
+    local key = qtype .. " " .. norm(name)
+    local counts = self.counts
+
+    local hit = self.cache[key]
+    if hit then
+        counts.cached = counts.cached + 1
+        return hit
+    end
+    local q, owner = self.flights[key], false
+    if q then
+        counts.coalesced = counts.coalesced + 1
+    else
+        local ok, code, detail = self.sem:acquire(deadline)
+        if not ok then return nil, code, detail end
+        -- while we waited for a slot, someone else may have asked
+        hit = self.cache[key]
+        q = self.flights[key]
+        if hit or q then
+            self.sem:release()
+            if hit then
+                counts.cached = counts.cached + 1
+                return hit
+            end
+            counts.coalesced = counts.coalesced + 1
+        else
+            local sent, err = pcall(self.core.query, self.core, name, qtype)
+            if not sent then
+                self.sem:release()
+                error(err, 2)
+            end
+            q, owner = err, true
+            self.flights[key] = q
+            counts.sent = counts.sent + 1
+        end
+    end
+    local ok, code, detail = loop.wait(q, nil, deadline)
+    local me = loop.current()
+    if me then q:clear_waiter(me.token) end -- a late answer must not wake a reused token
+    if owner then self.sem:release() end
+    if not ok then return nil, code, detail end
+    return settle(self, key, q)
+end
+
+--- MX records of domain, sorted by preference then host.  The helpers
+-- (mx, addresses, ptr) give names in lower case without the final dot; the
+-- answer tables keep names as they came (servers copy the question's case).
+-- @return { {preference=, host=, ttl=}, ... }, answer | nil, code, detail
+-- The list is empty for NXDOMAIN and NODATA (look at answer.rcode); a null
+-- MX (RFC 7505) is { preference = 0, host = "." }.
+function Resolver:mx(domain, deadline)
+    check_name(domain, 1, "mx")
+    check_deadline(deadline, 2, "mx")
+    local res, code, detail = self:query(domain, "MX", deadline)
+    if not res then return nil, code, detail end
+    local list = {}
+    for _, rr in ipairs(res.answers) do
+        if rr.type == "MX" then
+            list[#list + 1] = { preference = rr.preference, host = norm(rr.host), ttl = rr.ttl }
+        end
+    end
+    table.sort(list, function(a, b)
+        if a.preference ~= b.preference then return a.preference < b.preference end
+        return a.host < b.host
+    end)
+    return list, res
+end
+
+-- One family: the A or AAAA records of name, following CNAMEs (inside an
+-- answer and across queries) up to max_cname_depth.
+-- @return addrs, chain, answer | nil, code, detail
+local function resolve_family(self, name, family, deadline)
+    local qtype = FAMILY_TYPE[family]
+    local chain, seen, hops = {}, { [norm(name)] = true }, 0
+    local cur = name
+    while true do
+        local res, code, detail = self:query(cur, qtype, deadline)
+        if not res then return nil, code, detail end
+        local cnames, found = {}, {}
+        for _, rr in ipairs(res.answers) do
+            local owner = norm(rr.name)
+            if rr.type == "CNAME" then
+                cnames[owner] = rr.target
+            elseif rr.type == qtype then
+                found[owner] = found[owner] or {}
+                table.insert(found[owner], rr)
+            end
+        end
+        local n = norm(cur)
+        while cnames[n] do
+            hops = hops + 1
+            if hops > self.max_cname_depth then
+                return nil, "limit", ("%s: CNAME chain longer than %d"):format(name, self.max_cname_depth)
+            end
+            local target = norm(cnames[n])
+            chain[#chain + 1] = target
+            n = target
+            if seen[n] then return nil, "dns", ("%s: CNAME loop at %s"):format(name, target) end
+            seen[n] = true
+        end
+        if found[n] or n == norm(cur) then
+            local addrs = {}
+            for _, rr in ipairs(found[n] or {}) do
+                addrs[#addrs + 1] = { family = family, address = rr.address, ttl = rr.ttl, name = n }
+            end
+            return addrs, chain, res
+        end
+        cur = chain[#chain] -- the chain leaves this answer: ask for its end
+    end
+end
+
+local function check_families(families)
+    if families == nil or families == "both" then return { "ipv4", "ipv6" } end
+    if families == "ipv4" or families == "ipv6" then return { families } end
+    if type(families) == "table" and #families > 0 then
+        local out = {}
+        for i, f in ipairs(families) do
+            if not FAMILY_TYPE[f] then return nil, ("families[%d]: 'ipv4' or 'ipv6' expected"):format(i) end
+            out[#out + 1] = f
+        end
+        return out
+    end
+    return nil, "'ipv4', 'ipv6', 'both' or a list of them expected"
+end
+
+--- Addresses of name: A and AAAA asked concurrently, CNAMEs followed.
+-- families: "ipv4" | "ipv6" | "both" (default) | { "ipv4", "ipv6" }.
+-- @return { {family=, address=, ttl=, name=}, ... } (IPv4 first), info
+--   info = { cname = {targets...}, rcode = rcode of the first family
+--            answered, answers = {ipv4 = answer, ipv6 = answer},
+--            errors = {ipv6 = {code=, detail=}} | nil }
+--   or nil, code, detail when every family failed.
+function Resolver:addresses(name, families, deadline)
+    check_name(name, 1, "addresses")
+    local fams, why = check_families(families)
+    if not fams then argerror(2, "addresses", why) end
+    check_deadline(deadline, 3, "addresses")
+    local tasks = {}
+    for i, fam in ipairs(fams) do tasks[i] = loop.spawn(resolve_family, self, name, fam, deadline) end
+    local list, info, nerr, first_err = {}, { cname = {}, answers = {} }, 0, nil
+    for i, fam in ipairs(fams) do
+        local addrs, chain, res = loop.join(tasks[i])
+        if addrs then
+            for _, a in ipairs(addrs) do list[#list + 1] = a end
+            if #chain > #info.cname then info.cname = chain end
+            info.answers[fam] = res
+            info.rcode = info.rcode or res.rcode
+        else
+            local code, detail = chain, res
+            if code == "error" then
+                for j = i + 1, #tasks do loop.cancel(tasks[j]) end
+                error(detail, 0)
+            end
+            info.errors = info.errors or {}
+            info.errors[fam] = { code = code, detail = detail }
+            nerr = nerr + 1
+            first_err = first_err or info.errors[fam]
+        end
+    end
+    if nerr == #fams then return nil, first_err.code, first_err.detail end
+    return list, info
+end
+
+--- Names of ip (a numeric IPv4 or IPv6 address) from its PTR records.
+-- @return { "host", ... }, answer | nil, code, detail
+function Resolver:ptr(ip, deadline)
+    if type(ip) ~= "string" then argerror(1, "ptr", "string expected, got " .. type(ip)) end
+    check_deadline(deadline, 2, "ptr")
+    local ok, rname = pcall(C.reverse_name, ip)
+    if not ok then argerror(1, "ptr", ("not an IPv4 or IPv6 address: '%s'"):format(ip)) end
+    local res, code, detail = self:query(rname, "PTR", deadline)
+    if not res then return nil, code, detail end
+    local hosts = {}
+    for _, rr in ipairs(res.answers) do
+        if rr.type == "PTR" then hosts[#hosts + 1] = norm(rr.host) end
+    end
+    return hosts, res
+end
+
+--- Counters: sent (queries on the wire), cached (answered from the
+-- cache), coalesced (joined a query in flight), pending (c-ares queries
+-- not finished, abandoned ones included).
+function Resolver:stats()
+    local c = self.counts
+    return { sent = c.sent, cached = c.cached, coalesced = c.coalesced,
+             pending = self.closed and 0 or self.core:pending() }
+end
+
+--- The servers in use, as "ip:port" / "[ipv6]:port".
+function Resolver:servers()
+    if self.closed then error("servers: the resolver is closed", 2) end
+    return self.core:servers()
+end
+
+--- Close: queries in flight end with nil, "cancelled".
+function Resolver:close()
+    if self.closed then return end
+    self.closed = true
+    self.core:close()
+end
+Resolver.__close = Resolver.close
+
+function Resolver:__tostring()
+    return ("mxprobe.dns resolver (%s)"):format(self.closed and "closed" or "open")
+end
+
+return M
