@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,11 @@ static int l_resolver(lua_State *L)
     o.sock_state_cb = on_sock_state;
     o.sock_state_cb_data = r;
     if (resolv_conf && !nservers) {
+        /* c-ares 1.18 quietly falls back to 127.0.0.1 when the file is
+         * missing: an explicit path that cannot be read is an error. */
+        FILE *f = fopen(resolv_conf, "r");
+        if (!f) return mx_fail(L, "dns", "cannot read %s: %s", resolv_conf, strerror(errno));
+        fclose(f);
         o.resolvconf_path = (char *)resolv_conf;
         mask |= ARES_OPT_RESOLVCONF;
     }

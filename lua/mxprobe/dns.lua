@@ -143,6 +143,13 @@ function Resolver:query(name, qtype, deadline)
         counts.cached = counts.cached + 1
         return hit
     end
+    -- refuse before sending anything or taking a slot
+    if not loop.current() then
+        error("query: not inside a task (wrap the code in loop.run or loop.spawn)", 2)
+    end
+    if not coroutine.isyieldable() then
+        error("query: cannot wait here (inside require, a metamethod, or a C function such as table.sort)", 2)
+    end
     local q, owner = self.flights[key], false
     if q then
         counts.coalesced = counts.coalesced + 1

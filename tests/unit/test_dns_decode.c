@@ -249,6 +249,12 @@ static void test_truncated(void)
     CHECK(decode_all(&p, &ps, rrs, 16, 100) == -1);
     CHECK_HAS(ps.error, "past the end");
 
+    /* the TC bit, and an opcode other than QUERY */
+    header(&p, 0x8000 | (2 << 11) | 0x0200 | 0x0010 /* CD */, 0, 0, 0, 0);
+    CHECK(mx_dns_parse_begin(&ps, p.b, p.n, 10) == 0);
+    CHECK(ps.tc && ps.opcode == 2 && ps.cd && !ps.aa && !ps.ad && !ps.has_question);
+    CHECK(mx_dns_parse_next(&ps, &rrs[0]) == 0);
+
     /* shorter than a header; not a response */
     uint8_t tiny[5] = {0};
     CHECK(mx_dns_parse_begin(&ps, tiny, sizeof tiny, 10) == -1);
