@@ -60,17 +60,22 @@ SCALE_POOL=(good.mx.lab.test good2.mx.lab.test good3.mx.lab.test good4.mx.lab.te
 nsx() { ip netns exec "$NS" "$@"; }
 say() { printf 'mxlab: %s\n' "$*" >&2; }
 
-# Kill one process by PID file and wait (bounded) until it is gone.
-kill_pidfile() {
-  local f=$1 pid i
-  [ -s "$f" ] || return 0
-  pid=$(head -n1 "$f" | tr -dc 0-9)
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  rm -f "$f"
+# Stop processes by PID file: TERM all, wait (bounded, 5 s) until gone, then KILL.
+kill_pidfiles() {
+  local f pid pids=() i
+  for f in "$@"; do
+    [ -s "$f" ] || continue
+    pid=$(head -n1 "$f" | tr -dc 0-9)
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+    rm -f "$f"
+  done
+  for i in $(seq 50); do
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && break; pid=; done
+    [ -z "${pid:-}" ] && return 0
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  return 0
 }
 
 # All addresses the lab puts on the namespace's lo (IPv4 as /32, IPv6 as /128).
