@@ -78,6 +78,7 @@ return {
         if iputil.is_literal(tgt.host) then -- --mx with an address
           local v = tgt.host:gsub("^%[", ""):gsub("%]$", "")
           local _, fam = iputil.classify(v)
+          tgt.literal = true
           tgt.resolved = { addresses = { { address = v, family = fam } }, cnames = {}, errors = {} }
         else
           tasks[i] = loop.spawn(resolve, ctx, tgt)
@@ -122,7 +123,7 @@ return {
           if host_usable > 0 then ctx:finding("ADDRESS_OK", { host = tgt.host, addresses = list }) end
           local want6 = false
           for _, f in ipairs(ctx.config.families) do if f == 6 then want6 = true end end
-          if has4 and not has6 and want6 then ctx:finding("ADDRESS_NO_IPV6", { host = tgt.host }) end
+          if has4 and not has6 and want6 and not tgt.literal then ctx:finding("ADDRESS_NO_IPV6", { host = tgt.host }) end
         end
       end
     end

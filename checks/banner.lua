@@ -2,6 +2,7 @@
 -- multi-line) greeting before sending anything.  421 means "throttled,
 -- come back later": inconclusive, never "broken".
 local loop = require "mxprobe.loop"
+local iputil = require "mxprobe.iputil"
 
 local function hostname_of(text)
   local first = (text or ""):match("^(%S+)")
@@ -82,7 +83,7 @@ return {
     fact.hostname = bhost
     if not bhost then
       ctx:finding("BANNER_NO_HOSTNAME", ev)
-    elseif bhost ~= ctx.host then
+    elseif bhost ~= ctx.host and not iputil.is_literal(ctx.host) then
       ev.banner_host = bhost
       ctx:finding("BANNER_HOSTNAME_MISMATCH", ev)
     end

@@ -6,6 +6,7 @@ return {
   description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable",
   categories = { "smtp", "network" },
   scope = "session",
+  requires = { "address" },
   findings = {
     CONNECT_OK = { severity = "ok", message = "Port {port} open ({seconds} s)" },
     CONNECT_REFUSED = { severity = "critical", message = "Connection to {address} port {port} refused: nothing listens, or a firewall rejects",
