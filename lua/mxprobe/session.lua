@@ -54,6 +54,9 @@ function Session:read_reply(deadline)
 end
 
 function Session:send_line(line, deadline)
+    if type(line) ~= "string" then error("bad argument #1 to 'send_line' (string expected)", 2) end
+    -- a configured name with CR/LF in it would smuggle a second command
+    if line:find("[\r\n]") then error("bad argument #1 to 'send_line' (a command line must not contain CR or LF)", 2) end
     self:note(">", line)
     local ok, code, detail = self.sock:send(line .. "\r\n", deadline)
     if not ok then
@@ -65,6 +68,9 @@ end
 
 --- Send a command and read its reply; the deadline covers both.
 function Session:command(line, deadline)
+    if type(line) ~= "string" or line:find("[\r\n]") then
+        error("bad argument #1 to 'command' (a command line without CR or LF expected)", 2)
+    end
     deadline = deadline or (loop.now() + (self.timeouts.command or 30))
     local ok, code, detail = self:send_line(line, deadline)
     if not ok then return nil, code, detail end
