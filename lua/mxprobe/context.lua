@@ -127,13 +127,25 @@ function Ctx:open_session()
     return s, code, detail, seconds
 end
 
+--- A further session of the running check's own (the main one stays as
+-- it is); its transcript joins the server's.  Close it when done.
+function Ctx:extra_session()
+    local s, code, detail, seconds = session.open(self.address, self.port, {
+        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts,
+    })
+    if s then self.sessions[#self.sessions + 1] = s end
+    return s, code, detail, seconds
+end
+
 function Ctx:session()
     if self.sess and not self.sess.closed then return self.sess end
 end
 
 --- End of the server's checks: QUIT, and keep the transcripts.
 function Ctx:close()
-    if self.sess and not self.sess.closed then self.sess:quit() end
+    for _, s in ipairs(self.sessions) do
+        if not s.closed then s:quit() end
+    end
     local out = self.srv.transcript
     for i, s in ipairs(self.sessions) do
         if i > 1 then out[#out + 1] = { dir = "*", text = "--- new session ---", t = 0 } end

@@ -50,6 +50,9 @@ server:
     ip-address: $DNS6
     port: 53
     server-count: 1
+    # Debian's nsd rate-limits responses by default; audits of the scale
+    # zone send thousands of queries from one address.
+    rrl-ratelimit: 0
     username: ""
     chroot: ""
     zonesdir: "$d"

@@ -89,7 +89,8 @@ class Session:
         elif m == "garbage":
             return self.garbage()
         elif m == "drip":
-            for b in f"220 {self.host} ESMTP\r\n".encode():
+            # about 70 bytes: longer than any sane greeting deadline below 60 s
+            for b in f"220-{self.host} ESMTP\r\n220 one byte per second, patience\r\n".encode():
                 self.send(bytes([b]))
                 self.sleep(1)
             return self.dialog()
@@ -166,6 +167,13 @@ class Session:
         m = self.o.mode
         if m == "tls-broken":
             self.reply("220 2.0.0 Ready to start TLS")
+            # wait for the ClientHello, so that this is a failed handshake
+            # and not plaintext injected before it
+            try:
+                self.sock.settimeout(min(IDLE, self.left()))
+                self.sock.recv(4096)
+            except OSError:
+                return False
             self.send(b"this is not a TLS handshake\r\n" + os.urandom(64))
             return False
         if m == "starttls-inject":

@@ -23,7 +23,9 @@ pf_main_cf() {
     # Postfix refuses to run without a reachable reject_unauth_destination;
     # an access map that says OK to every recipient gets past that check.
     open-relay) relay="check_recipient_access static:OK, reject_unauth_destination" ;;
-    greylist)   rcpt="check_recipient_access regexp:$d/conf/greylist.regexp" ;;
+    # Greylisting before the relay decision (a policy service placed first
+    # in smtpd_relay_restrictions): every RCPT from an unknown client gets 451.
+    greylist)   relay="check_recipient_access regexp:$d/conf/greylist.regexp, reject_unauth_destination" ;;
     # OpenSSL 3.0 refuses TLS 1.0/1.1 at security level >= 1 (SHA-1
     # signatures), so this server's cipher lists drop to @SECLEVEL=0.
     tls10)      protos=">=TLSv1, <=TLSv1.1" ciphers="DEFAULT:@SECLEVEL=0" ;;

@@ -55,7 +55,7 @@ W.servers = {
   ["198.51.100.22"] = pf("self-signed", "self-signed.mx.lab.test", { cert = "self-signed (not issued by the lab CA)" }),
   ["198.51.100.23"] = pf("no-starttls", "no-starttls.mx.lab.test", { tls = false, cert = false }),
   ["198.51.100.24"] = pf("open-relay",  "open-relay.mx.lab.test",  { relay = 250 }),
-  ["198.51.100.25"] = pf("greylist",    "greylist.mx.lab.test",    { rcpt = 451 }),  -- 451 4.7.1
+  ["198.51.100.25"] = pf("greylist",    "greylist.mx.lab.test",    { rcpt = 451, relay = 451 }),  -- 451 4.7.1 before the relay decision
   ["198.51.100.26"] = pf("expiring",    "expiring.mx.lab.test",    { cert = "valid, expires in 10 days" }),
   ["198.51.100.27"] = pf("tls10",       "tls10.mx.lab.test",       { tls = { "TLSv1", "TLSv1.1" },
                          cert = "valid (needs @SECLEVEL=0 on the client to negotiate at all)" }),
@@ -65,7 +65,7 @@ W.servers = {
   ["203.0.113.32"]  = sc("starttls-inject", "sends '250 injected' in plaintext right after its STARTTLS 220"),
   ["203.0.113.33"]  = sc("starttls-exec",   "answers plaintext commands pipelined after STARTTLS inside TLS"),
   ["203.0.113.34"]  = sc("endless",         "220- continuation lines forever (10 min cap)"),
-  ["203.0.113.35"]  = sc("drip",            "the 220 greeting one byte per second (about 30 s)"),
+  ["203.0.113.35"]  = sc("drip",            "a two-line 220 greeting one byte per second (about 70 s)"),
   ["203.0.113.36"]  = sc("garbage",         "random binary bytes, NUL first, instead of a greeting"),
   ["203.0.113.37"]  = sc("greet-421",       "greets 421 4.3.2 and closes"),
   ["203.0.113.38"]  = sc("greet-554",       "greets 554 5.3.2, then 503 to all but QUIT"),
@@ -192,7 +192,7 @@ W.domains = {
   d("endless", "endless-greeting", "the greeting is an endless 220- multiline reply",
     "greeting too long / never ends: client bound reached", one("endless.mx.lab.test")),
   d("drip", "drip", "the greeting comes one byte per second",
-    "greeting very slow (about 30 s for one line): overall timeout", one("drip.mx.lab.test")),
+    "greeting one byte per second (about 70 s): the greeting deadline ends it", one("drip.mx.lab.test")),
   d("garbage", "garbage", "the server sends random binary bytes",
     "not an SMTP server: invalid greeting", one("garbage.mx.lab.test")),
   d("greet-421", "greeting-421", "the greeting is 421 (service not available)",
