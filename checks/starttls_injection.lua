@@ -25,8 +25,9 @@ return {
   },
 
   applies = function(ctx)
-    local t = ctx.facts.starttls
-    return t and t.handshake == true
+    local t, b = ctx.facts.starttls, ctx.facts.banner
+    -- a slow greeting would be waited for twice: skip, the report says why not
+    return t and t.handshake == true and b and b.seconds < (ctx:threshold("greeting_slow_s") or 30)
   end,
 
   run = function(ctx)
