@@ -97,25 +97,7 @@ function M.new(opts)
     run.policy = policy_mod.load(opts.policy, catalog)
     run.config = build_config(run.policy, opts.config)
 
-    -- which checks run: --checks / policy only, minus disabled ones and
-    -- whatever depends on them
-    local only = run.config.only or (run.policy.checks or {}).only
-    local selected = checks.select(all, only)
-    local disabled = {}
-    for _, id in ipairs((run.policy.checks or {}).disable or {}) do disabled[id] = true end
-    for _, id in ipairs(run.config.disable or {}) do disabled[id] = true end
-    if run.config.relay.enabled == false then disabled.relay = true end
-    for id in pairs(disabled) do
-        local known = false
-        for _, d in ipairs(all) do if d.id == id then known = true end end
-        if not known then error(("policy: checks.disable: unknown check id %q"):format(id), 0) end
-    end
-    run.checks = {}
-    for _, d in ipairs(selected) do
-        local off = disabled[d.id]
-        for _, r in ipairs(d.requires) do if disabled[r] then off = true end end
-        if off then disabled[d.id] = true else run.checks[#run.checks + 1] = d end
-    end
+    run.checks = policy_mod.select_checks(all, run.policy, run.config)
 
     run.dns = opts.dns or require("mxprobe.dns").new {
         servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,

@@ -114,6 +114,30 @@ local function load_table(path)
     return p
 end
 
+--- Which checks run: config.only (--checks) or the policy's checks.only,
+-- with their dependencies; minus what the policy or config disables (and
+-- whatever depends on a disabled check).  Unknown ids are errors.
+function M.select_checks(all, pol, config)
+    local only = config.only or (pol.checks or {}).only
+    local selected = checks.select(all, only)
+    local disabled = {}
+    for _, id in ipairs((pol.checks or {}).disable or {}) do disabled[id] = true end
+    for _, id in ipairs(config.disable or {}) do disabled[id] = true end
+    if config.relay and config.relay.enabled == false then disabled.relay = true end
+    for id in pairs(disabled) do
+        local known = false
+        for _, d in ipairs(all) do if d.id == id then known = true end end
+        if not known then error(("%s: checks.disable: unknown check id %q"):format(pol.file or "policy", id), 0) end
+    end
+    local out = {}
+    for _, d in ipairs(selected) do
+        local off = disabled[d.id]
+        for _, r in ipairs(d.requires) do if disabled[r] then off = true end end
+        if off then disabled[d.id] = true else out[#out + 1] = d end
+    end
+    return out
+end
+
 --- The default policy.
 function M.default()
     local path = paths.checks .. "/policy/default.lua"
