@@ -118,7 +118,7 @@ end
 function Ctx:open_session()
     if self.sess and not self.sess.closed then self.sess:close() end
     local s, code, detail, seconds = session.open(self.address, self.port, {
-        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts,
+        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
     })
     if s then
         self.sess = s
@@ -127,11 +127,14 @@ function Ctx:open_session()
     return s, code, detail, seconds
 end
 
---- A further session of the running check's own (the main one stays as
--- it is); its transcript joins the server's.  Close it when done.
+--- A further session of the running check's own; the main session is
+-- ended first (one connection per probe at a time, so per-address slots
+-- cannot deadlock).  Its transcript joins the server's.  Close it when done.
 function Ctx:extra_session()
+    -- one connection at a time per probe: the main session ends first
+    if self.sess and not self.sess.closed then self.sess:quit() end
     local s, code, detail, seconds = session.open(self.address, self.port, {
-        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts,
+        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
     })
     if s then self.sessions[#self.sessions + 1] = s end
     return s, code, detail, seconds

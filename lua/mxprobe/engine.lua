@@ -1,6 +1,6 @@
 --- mxprobe.engine: runs the checks for a domain and judges the results.
 --
---   local run = engine.new{ policy = "site.lua", checks_dirs = {...}, config = {...} }
+--   local run = engine.new{ policy = "site.lua", checks_dirs = {...}, config = {...}, share = bool }
 --   local result = run:check_domain("example.org")   -- inside a task
 --
 -- Domain-scope checks run first (MX, addresses) and leave ctx.targets; then
@@ -98,6 +98,9 @@ function M.new(opts)
     run.config = build_config(run.policy, opts.config)
 
     run.checks = policy_mod.select_checks(all, run.policy, run.config)
+    run.limits = require("mxprobe.limits").new(run.config.limits)
+    run.share = opts.share == true or run.config.share == true
+    run.shared, run.counters = {}, { probes = 0, shared = 0 }
 
     run.dns = opts.dns or require("mxprobe.dns").new {
         servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,
@@ -127,11 +130,57 @@ local function domain_problem(d)
 end
 
 local function run_server(run, result, srv)
+    -- politeness: a slot of this remote address for the probe's whole life
+    local release, code, detail = run.limits:enter(srv.address, loop.now() + 3600)
+    if not release then
+        srv.findings[#srv.findings + 1] = context.domain(run, result):make_finding(
+            "CHECK_ERROR", { check = "engine", error = ("waiting for a probe slot: %s %s"):format(code, detail or "") }, "engine")
+        return
+    end
     local ctx = context.server(run, result, srv)
     for _, def in ipairs(run.checks) do
         if def.scope ~= "domain" then ctx:run_check(def) end
     end
     ctx:close()
+    release()
+end
+
+local function deep_copy(v)
+    if type(v) ~= "table" then return v end
+    local o = {}
+    for k, x in pairs(v) do o[k] = deep_copy(x) end
+    return setmetatable(o, getmetatable(v))
+end
+
+-- With sharing on, one probe per (address, port, MX host name) for the
+-- whole run: later domains join the probe already done or in flight and get
+-- their own copy, which their summaries and rules may then adjust.  The MX
+-- host name is in the key because it is the SNI and the name certificates
+-- are matched against.
+function Run:_server_task(result, srv)
+    if not self.share then
+        self.counters.probes = self.counters.probes + 1
+        return loop.spawn(run_server, self, result, srv), srv
+    end
+    local key = ("%s|%d|%s"):format(srv.address, srv.port, srv.host)
+    local entry = self.shared[key]
+    if entry then
+        self.counters.shared = self.counters.shared + 1
+    else
+        local probe = { host = srv.host, address = srv.address, family = srv.family, port = srv.port,
+                        facts = {}, findings = {}, transcript = {} }
+        local stub = { domain = nil, findings = {}, servers = {}, dns = { findings = {}, mx = {} } }
+        entry = { probe = probe, task = loop.spawn(run_server, self, stub, probe) }
+        self.shared[key] = entry
+        self.counters.probes = self.counters.probes + 1
+    end
+    return entry.task, entry.probe
+end
+
+--- Counters of the run: probes made, probes shared, peak open sessions.
+function Run:stats()
+    return { probes = self.counters.probes, shared = self.counters.shared,
+             sessions_open_peak = self.limits.peak, sessions_open = self.limits.open }
 end
 
 function Run:_probe(result, dctx)
@@ -151,12 +200,16 @@ function Run:_probe(result, dctx)
             end
         end
     end
-    local tasks = {}
-    for i, srv in ipairs(result.servers) do tasks[i] = loop.spawn(run_server, self, result, srv) end
+    local tasks, probes = {}, {}
+    for i, srv in ipairs(result.servers) do tasks[i], probes[i] = self:_server_task(result, srv) end
     for i, t in ipairs(tasks) do
         local ok, code, detail = loop.join(t)
+        local srv = result.servers[i]
+        if probes[i] ~= srv then
+            srv.facts, srv.findings = deep_copy(probes[i].facts), deep_copy(probes[i].findings)
+            srv.transcript, srv.shared = deep_copy(probes[i].transcript), true
+        end
         if ok == nil and code then
-            local srv = result.servers[i]
             srv.findings[#srv.findings + 1] = dctx:make_finding("CHECK_ERROR", { check = "engine", error = detail or code }, "engine")
         end
     end

@@ -28,6 +28,7 @@ local SCHEMA = {
         timeouts = { connect = "number", greeting = "number", command = "number", tls = "number", dns = "number" },
         relay = { enabled = "boolean", from = "string", to = "string" },
         allow_reserved = "list:string", ca_file = "string", resolvers = "list:string",
+        limits = { sessions_per_address = "number", connects_per_second_per_address = "number", max_sessions = "number" },
     },
     checks = { disable = "list:string", enable = "list:string", only = "list:string" },
     rules = "list:function",

@@ -17,15 +17,26 @@ local escape = core.smtp.escape or function(s) return (s:gsub("[%z\1-\31\127-\25
 M.escape = escape
 
 --- Connect to ip:port.  Returns a session or nil, code, detail, seconds.
+-- opts.limits (mxprobe.limits) caps the connection rate and open sockets.
 function M.open(ip, port, opts)
     opts = opts or {}
+    local release
+    if opts.limits then
+        local code, detail
+        -- waiting for our own limits is not the server's connect time
+        release, code, detail = opts.limits:connect(ip, loop.now() + 300)
+        if not release then return nil, code, detail, 0 end
+    end
     local t0 = loop.now()
     local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10) })
     local seconds = loop.now() - t0
-    if not sock then return nil, code, detail, seconds end
+    if not sock then
+        if release then release() end
+        return nil, code, detail, seconds
+    end
     local s = setmetatable({
         sock = sock, ip = ip, port = port, t0 = t0, connect_seconds = seconds,
-        transcript = {}, timeouts = opts.timeouts or {}, tls = nil,
+        transcript = {}, timeouts = opts.timeouts or {}, tls = nil, release = release,
     }, Session)
     s:note("*", ("connected to %s port %d in %.3f s"):format(ip, port, seconds))
     return s
@@ -104,6 +115,7 @@ function Session:close()
     if self.closed then return end
     self.closed = true
     self.sock:close()
+    if self.release then self.release() end
 end
 
 return M

@@ -1,0 +1,114 @@
+-- The engine across domains: probes shared per (address, port, MX name),
+-- per-address slots, the connection rate cap, and error isolation.
+-- Loopback only: a fake DNS maps every test domain to mx.test -> 127.0.0.1.
+local loop = require "mxprobe.loop"
+local engine = require "mxprobe.engine"
+local fake = require "tests.helpers.fake_smtp"
+
+local fake_dns = {
+  query = function(_, name, qtype)
+    if qtype == "MX" and name:match("%.test$") and name ~= "mx.test" then
+      return { rcode = "NOERROR", answers = { { type = "MX", preference = 10, host = "mx.test." } } }
+    elseif qtype == "A" and name == "mx.test" then
+      return { rcode = "NOERROR", answers = { { type = "A", address = "127.0.0.1" } } }
+    elseif qtype == "PTR" then
+      return { rcode = "NOERROR", answers = { { type = "PTR", host = "mx.test." } } }
+    end
+    return { rcode = "NOERROR", answers = {} }
+  end,
+}
+
+-- a server that greets slowly and counts connections and concurrency
+local function counting_server(n, delay)
+  local stats = { active = 0, peak = 0, started = {} }
+  local srv = fake.start({
+    function()
+      stats.active = stats.active + 1
+      stats.peak = math.max(stats.peak, stats.active)
+      stats.started[#stats.started + 1] = loop.now()
+    end,
+    { sleep = delay or 0.1 },
+    "220 mx.test ESMTP\r\n",
+    { expect = "^QUIT" },
+    "221 bye\r\n",
+    function() stats.active = stats.active - 1 end,
+  }, { connections = n, lifetime = 10 })
+  return srv, stats
+end
+
+local function new_run(port, extra)
+  local config = { only = { "banner" }, allow_reserved = { "loopback" }, port = port, helo = "t.test",
+                   timeouts = { connect = 2, greeting = 3, command = 3 } }
+  for k, v in pairs(extra or {}) do config[k] = v end
+  return engine.new { dns = fake_dns, config = config, share = extra and extra.share }
+end
+
+local function check_all(run, domains)
+  local tasks, out = {}, {}
+  for i, d in ipairs(domains) do tasks[i] = loop.spawn(function() return run:check_domain(d) end) end
+  for i, t in ipairs(tasks) do out[i] = assert(loop.join(t)) end
+  return out
+end
+
+describe("engine across domains", function()
+  it("shares one probe per (address, port, MX name) between domains", function()
+    local srv, stats = counting_server(1)
+    local run = new_run(srv.port, { share = true })
+    local results = check_all(run, { "a.test", "b.test", "c.test" })
+    srv:wait()
+    assert.equal(1, #stats.started)
+    for _, r in ipairs(results) do
+      assert.equal("ok", r.verdict)
+      assert.equal(1, #r.servers)
+      assert.equal(220, r.servers[1].facts.banner.code)
+    end
+    -- each domain got its own copy
+    assert.are_not.equal(results[1].servers[1].findings, results[2].servers[1].findings)
+    local st = run:stats()
+    assert.equal(1, st.probes); assert.equal(2, st.shared)
+  end)
+
+  it("without sharing, probes every time but at most sessions_per_address at once", function()
+    local srv, stats = counting_server(4, 0.2)
+    local run = new_run(srv.port, { limits = { sessions_per_address = 1 } })
+    local t0 = loop.now()
+    check_all(run, { "a.test", "b.test", "c.test", "d.test" })
+    srv:wait()
+    assert.equal(4, #stats.started)
+    assert.equal(1, stats.peak)
+    assert.is_true(loop.now() - t0 >= 0.8)
+    assert.equal(4, run:stats().probes)
+  end)
+
+  it("caps new connections per second per address", function()
+    local srv, stats = counting_server(3, 0)
+    local run = new_run(srv.port, { limits = { sessions_per_address = 3, connects_per_second_per_address = 10 } })
+    check_all(run, { "a.test", "b.test", "c.test" })
+    srv:wait()
+    assert.equal(3, #stats.started)
+    table.sort(stats.started)
+    assert.is_true(stats.started[3] - stats.started[1] >= 0.18, tostring(stats.started[3] - stats.started[1]))
+  end)
+
+  it("a check that raises becomes a CHECK_ERROR finding; the rest of the run goes on", function()
+    local srv = counting_server(1)
+    local run = new_run(srv.port)
+    -- break one check of this run only
+    for _, d in ipairs(run.checks) do
+      if d.id == "banner" then
+        local orig = d.run
+        d.run = function(ctx) orig(ctx); error("deliberate failure") end
+      end
+    end
+    local r = check_all(run, { "a.test" })[1]
+    srv:wait()
+    local codes = {}
+    for _, f in ipairs(r.servers[1].findings) do codes[f.code] = f end
+    assert.truthy(codes.CONNECT_OK)
+    assert.truthy(codes.BANNER_OK)
+    assert.truthy(codes.CHECK_ERROR)
+    assert.equal("error", codes.CHECK_ERROR.severity)
+    assert.matches("deliberate failure", codes.CHECK_ERROR.message)
+    assert.equal("inconclusive", r.verdict)
+  end)
+end)
