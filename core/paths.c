@@ -9,6 +9,7 @@
 #include "paths.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,11 +29,21 @@ static const char *pick_root(void)
     const char *env = getenv("MXPROBE_HOME");
     if (env && *env) return env;
     static char exe[PATH_MAX];
+    static char rel[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = '\0';
         size_t bl = strlen(MXPROBE_BUILD_DIR);
         if (strncmp(exe, MXPROBE_BUILD_DIR, bl) == 0 && exe[bl] == '/') return MXPROBE_SOURCE_DIR;
+        /* relocatable installs: PREFIX/bin/mxprobe finds PREFIX/share/mxprobe */
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(rel, sizeof rel, "%s/../share/mxprobe", exe);
+            char probe[PATH_MAX + 64];
+            snprintf(probe, sizeof probe, "%s/lua", rel);
+            if (is_dir(probe)) return rel;
+        }
     }
     return MXPROBE_DATA_DIR;
 }
