@@ -8,7 +8,7 @@ return {
   scope = "session",
   requires = { "address" },
   findings = {
-    CONNECT_OK = { severity = "ok", message = "Port {port} open ({seconds} s)" },
+    CONNECT_OK = { severity = "ok", message = "Port {port} open ({ms} ms)" },
     CONNECT_REFUSED = { severity = "critical", message = "Connection to {address} port {port} refused: nothing listens, or a firewall rejects",
       hint = "Check that the MTA runs and listens on {address}:{port} (ss -ltn), and that the firewall allows port {port}." },
     CONNECT_TIMEOUT = { severity = "critical", message = "Connection to {address} port {port} timed out after {seconds} s: packets are dropped",
@@ -23,8 +23,9 @@ return {
 
   run = function(ctx)
     local s, code, detail, seconds = ctx:open_session()
-    seconds = math.floor((seconds or 0) * 1000 + 0.5) / 1000
-    local ev = { address = ctx.address, port = ctx.port, seconds = seconds, code = code, detail = detail }
+    seconds = math.floor((seconds or 0) * 1e6 + 0.5) / 1e6
+    local ev = { address = ctx.address, port = ctx.port, seconds = seconds, code = code, detail = detail,
+                 ms = ("%.1f"):format(seconds * 1000) }
     if s then
       ctx:fact { state = "connected", seconds = seconds }
       return ctx:finding("CONNECT_OK", ev)
