@@ -122,16 +122,22 @@ function M.parse_resolver(s)
 end
 
 --- A domain name as given on the command line.  Labels of letters,
--- digits, '-' and '_'.  Internationalised names must be given as their
--- A-label (xn--...) until the core converts them.
--- @return the name without its trailing dot
+-- digits, '-' and '_'.  An internationalised name (any byte above ASCII)
+-- is converted to its A-labels first (core.idn: IDNA2008, UTS #46
+-- non-transitional, NFC), so "bücher.example" is checked as
+-- "xn--bcher-kva.example".
+-- @return the name without its trailing dot, and the name as given when it
+-- was converted | nil, what is wrong
 function M.parse_domain(s)
     local what = ("'%s' is not a domain name"):format(text.escape(s))
     if s == "" then return nil, "an empty domain name" end
-    if s:find("[\128-\255]") then
-        return nil, what .. " (write an internationalised name as its A-label, xn--...)"
-    end
     if s:find("[%c%s]") then return nil, what .. " (it contains spaces or control characters)" end
+    local given
+    if s:find("[\128-\255]") then
+        local ascii, _, detail = require("mxprobe.core").idn.to_ascii(s)
+        if not ascii then return nil, ("%s (internationalised name: %s)"):format(what, detail) end
+        given, s = s, ascii
+    end
     local name = s:gsub("%.$", "")
     if name == "" then return nil, what end
     if #name > 253 then return nil, what .. " (longer than 253 characters)" end
@@ -145,7 +151,7 @@ function M.parse_domain(s)
             return nil, what .. " (a label starts or ends with '-')"
         end
     end
-    return name
+    return name, given
 end
 
 --- A host for --mx: a host name, an IPv4 address, or an IPv6 address
@@ -171,7 +177,9 @@ function M.parse_helo(s)
         return nil, ("'%s' is not an address literal ([192.0.2.1] or [IPv6:2001:db8::1])"):format(s)
     end
     if s:find("[%[%]:]") then return nil, ("'%s' is not a host name or address literal"):format(s) end
-    return M.parse_domain(s)
+    local name, err = M.parse_domain(s)
+    if not name then return nil, err end
+    return name
 end
 
 --- An envelope address for the relay probe: local@domain, printable
@@ -205,44 +213,95 @@ end
 
 ------------------------------------------------------------------ parser
 
-local function build_parser(name)
-    local p = argparse(name or "mxprobe")
-        :description("Test the mail servers (MX) of domains: DNS, TCP port 25, the 220 greeting, "
+-- mode: nil (mxprobe [OPTIONS] DOMAIN...) or "audit" (mxprobe audit FILE):
+-- the options of what to test, the network and the policy are the same.
+local function build_parser(name, mode)
+    local audit = mode == "audit"
+    local p = argparse(name or (audit and "mxprobe audit" or "mxprobe"))
+    if audit then
+        p:description("Test the mail servers of many domains, one per line of FILE (- for stdin; "
+            .. "'#' comments and blank lines allowed; internationalised names are converted "
+            .. "to A-labels). One record per domain is written and flushed as the domain "
+            .. "completes: JSON Lines (the schema of --json) or CSV. Session results are "
+            .. "probed once per (address, port, MX name) and shared between domains; DNS "
+            .. "answers are cached for the run. A summary goes to stderr at the end.")
+        p:epilog("Exit status: 0 every domain has a record; 3 otherwise (usage error, interrupted, "
+            .. "output not writable). Verdicts are in the records and the summary.\n\n"
+            .. "Examples:\n"
+            .. "  mxprobe audit domains.txt -o results.jsonl\n"
+            .. "  mxprobe audit domains.txt --resume results.jsonl      # after Ctrl-C or a crash\n"
+            .. "  mxprobe audit domains.txt --shard 3/8 -o part-3.jsonl  # the 3rd of 8 jobs\n"
+            .. "  mxprobe audit - --csv < domains.txt > results.csv\n\n"
+            .. "Full documentation: docs/audits.md")
+    else
+        p:description("Test the mail servers (MX) of domains: DNS, TCP port 25, the 220 greeting, "
             .. "EHLO, STARTTLS and the TLS version, the certificate and open relay. Each finding "
             .. "has a diagnostic code (mxprobe --explain CODE), each server a score and each "
             .. "domain a verdict.")
-        :epilog("Exit status: 0 OK, 1 warning, 2 critical, 3 could not test (or a usage error). "
+        p:epilog("Exit status: 0 OK, 1 warning, 2 critical, 3 could not test (or a usage error). "
             .. "With several targets the worst wins (critical > could not test > warning > OK).\n\n"
             .. "Examples:\n"
             .. "  mxprobe example.org\n"
             .. "  mxprobe --json example.org example.net > results.jsonl\n"
             .. "  mxprobe --mx mx1.example.org --port 2525 -v\n"
-            .. "  mxprobe --explain TLS_VERSION_DEPRECATED\n\n"
+            .. "  mxprobe --explain TLS_VERSION_DEPRECATED\n"
+            .. "  mxprobe audit domains.txt -o results.jsonl   (many domains; mxprobe audit --help)\n\n"
             .. "Full documentation: docs/cli.md")
-        :add_help(false)
+    end
+    p:add_help(false)
         :usage_max_width(80)
         :help_max_width(80)
         :help_description_margin(30)
-    p:argument("domain", "Domain(s) whose MX servers to test."):args("*")
-
-    p:group("Output",
-        p:flag("--json", "One JSON document per target, one per line (JSON Lines; docs/json-schema.md)."),
-        p:flag("-v --verbose", "Show each server's facts and the SMTP transcript."),
-        p:flag("--no-color", "No colours (also: NO_COLOR set to anything non-empty).")
-    )
-    p:group("What to test",
-        p:option("--mx", "Test this mail server directly instead of a domain's MX (repeatable)."):argname("<host>"):count("*"),
-        p:option("--port", "SMTP port (default 25)."):argname("<n>"),
-        p:flag("-4", "IPv4 only."):target("ipv4"),
-        p:flag("-6", "IPv6 only (-4 -6: both, the default)."):target("ipv6"),
-        p:option("--checks", "Run only these checks (and what they require), comma-separated."):argname("<id,...>"),
-        p:flag("--no-relay", "Skip the open relay probe."),
-        p:option("--relay-from", "MAIL FROM address of the relay probe."):argname("<addr>"),
-        p:option("--relay-to", "RCPT TO address (an external domain) of the relay probe."):argname("<addr>"),
-        p:option("--allow-reserved", "Probe these non-global address kinds anyway (test networks), comma-separated: "
-            .. "documentation, private, loopback, linklocal, shared, reserved, or all."):argname("<kind,...>"),
-        p:option("--parallel", ("Test at most this many targets at once (default %d)."):format(M.DEFAULT_PARALLEL)):argname("<n>")
-    )
+    if audit then
+        p:argument("file", "File of domains, one per line (- for stdin)."):args(1)
+        p:group("Output",
+            p:option("-o --output", "Write the records to this file (default: stdout)."):argname("<file>"),
+            p:flag("--csv", "CSV rows (one per domain, with a header) instead of JSON Lines."),
+            p:option("--resume", "Skip the domains this earlier output already has; append to it "
+                .. "(unless -o names another file)."):argname("<file>"),
+            p:option("--summary", "Write the summary as JSON to this file instead of text on stderr."):argname("<file>"),
+            p:flag("--no-progress", "No progress line on stderr (shown only on a terminal anyway)."),
+            p:flag("-v --verbose", "Keep the tracebacks of failing checks in the records.")
+        )
+    else
+        p:argument("domain", "Domain(s) whose MX servers to test."):args("*")
+        p:group("Output",
+            p:flag("--json", "One JSON document per target, one per line (JSON Lines; docs/json-schema.md)."),
+            p:flag("-v --verbose", "Show each server's facts and the SMTP transcript."),
+            p:flag("--no-color", "No colours (also: NO_COLOR set to anything non-empty).")
+        )
+    end
+    local what = {}
+    if not audit then
+        what[#what + 1] = p:option("--mx", "Test this mail server directly instead of a domain's MX (repeatable)."):argname("<host>"):count("*")
+    end
+    what[#what + 1] = p:option("--port", "SMTP port (default 25)."):argname("<n>")
+    what[#what + 1] = p:flag("-4", "IPv4 only."):target("ipv4")
+    what[#what + 1] = p:flag("-6", "IPv6 only (-4 -6: both, the default)."):target("ipv6")
+    what[#what + 1] = p:option("--checks", "Run only these checks (and what they require), comma-separated."):argname("<id,...>")
+    what[#what + 1] = p:flag("--no-relay", "Skip the open relay probe.")
+    what[#what + 1] = p:option("--relay-from", "MAIL FROM address of the relay probe."):argname("<addr>")
+    what[#what + 1] = p:option("--relay-to", "RCPT TO address (an external domain) of the relay probe."):argname("<addr>")
+    what[#what + 1] = p:option("--allow-reserved", "Probe these non-global address kinds anyway (test networks), comma-separated: "
+            .. "documentation, private, loopback, linklocal, shared, reserved, or all."):argname("<kind,...>")
+    if not audit then
+        what[#what + 1] = p:option("--parallel", ("Test at most this many targets at once (default %d)."):format(M.DEFAULT_PARALLEL)):argname("<n>")
+    end
+    p:group("What to test", table.unpack(what))
+    if audit then
+        p:group("Audit: shares and limits",
+            p:option("--shard", "Check only share K of N (1 <= K <= N), chosen by a hash of each name: "
+                .. "N jobs with K = 1..N cover the input once."):argname("<K/N>"),
+            p:flag("--no-share", "Probe every address again for every domain instead of sharing session results."),
+            p:option("--parallel", ("Domains in flight at once (default %d; policy probe.limits.max_domains)."):format(
+                require("mxprobe.audit").DEFAULT_PARALLEL)):argname("<n>"),
+            p:option("--max-sessions", "Open SMTP connections at once, in all (default: no cap)."):argname("<n>"),
+            p:option("--max-dns-queries", ("DNS queries in flight at once (default %d)."):format(
+                require("mxprobe.audit").DEFAULT_DNS_QUERIES)):argname("<n>"),
+            p:option("--sessions-per-address", "Probes at once per remote address (default 2)."):argname("<n>"),
+            p:option("--connects-per-second", "New connections per second per remote address (default: no cap)."):argname("<r>")
+        )
+    end
     p:group("Network",
         p:option("--helo", "EHLO name to announce."):argname("<name>"),
         p:option("--resolver", "DNS server to ask instead of the system's (repeatable)."):argname("<ip[:port]>"):count("*"),
@@ -253,16 +312,24 @@ local function build_parser(name)
         p:option("--timeout-tls", "TLS handshake timeout, seconds."):argname("<s>"),
         p:option("--timeout-dns", "Each DNS query, seconds."):argname("<s>")
     )
-    p:group("Policy and checks",
-        p:option("--policy", "Judge with this policy file instead of the default."):argname("<file>"),
-        p:option("--checks-dir", "Load more checks from this directory (repeatable)."):argname("<dir>"):count("*"),
-        p:flag("--list-checks", "List the checks and exit."),
-        p:option("--explain", "Explain a diagnostic code and exit."):argname("<code>")
-    )
-    p:group("Other",
-        p:flag("-h --help", "Show this help and exit."),
-        p:flag("--version", "Show the version and exit.")
-    )
+    if audit then
+        p:group("Policy and checks",
+            p:option("--policy", "Judge with this policy file instead of the default."):argname("<file>"),
+            p:option("--checks-dir", "Load more checks from this directory (repeatable)."):argname("<dir>"):count("*")
+        )
+        p:group("Other", p:flag("-h --help", "Show this help and exit."))
+    else
+        p:group("Policy and checks",
+            p:option("--policy", "Judge with this policy file instead of the default."):argname("<file>"),
+            p:option("--checks-dir", "Load more checks from this directory (repeatable)."):argname("<dir>"):count("*"),
+            p:flag("--list-checks", "List the checks and exit."),
+            p:option("--explain", "Explain a diagnostic code and exit."):argname("<code>")
+        )
+        p:group("Other",
+            p:flag("-h --help", "Show this help and exit."),
+            p:flag("--version", "Show the version and exit.")
+        )
+    end
     return p
 end
 M.parser = build_parser
@@ -361,9 +428,9 @@ function M.config(args)
         plan.parallel = n
     end
     for _, d in ipairs(args.domain or {}) do
-        local name, err = M.parse_domain(d)
-        if not name then return nil, err end
-        plan.targets[#plan.targets + 1] = { kind = "domain", name = name }
+        local name, given = M.parse_domain(d)
+        if not name then return nil, given end
+        plan.targets[#plan.targets + 1] = { kind = "domain", name = name, input = given }
     end
     for _, h in ipairs(args.mx or {}) do
         local host, err = M.parse_host(h)
@@ -513,6 +580,7 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
                 err(("mxprobe: %s: internal error: %s\n"):format(target.name, text.escape(msg)))
                 r = failed_result(target, "internal error: " .. msg)
             end
+            if target.input then r.input = target.input end -- the name as given (U-labels)
             results[i], done[i] = r, true
             flush()
         end)
@@ -559,10 +627,143 @@ local function load_engine(env)
     return e
 end
 
+------------------------------------------------------------------- audit
+
+-- A whole number from lo to 100000.
+local function whole(lo)
+    return function(s)
+        if type(s) ~= "string" or not s:match("^%d+$") or tonumber(s) < lo or tonumber(s) > 100000 then
+            return nil, ("'%s' is not a whole number from %d to 100000"):format(s, lo)
+        end
+        return math.tointeger(tonumber(s))
+    end
+end
+
+local function per_second(s)
+    local n = type(s) == "string" and (s:match("^%d+%.?%d*$") or s:match("^%.%d+$")) and tonumber(s)
+    if not n or n <= 0 or n > 100000 then
+        return nil, ("'%s' is not a rate (connections per second, more than 0, at most 100000)"):format(s)
+    end
+    return n
+end
+
+--- Validate the options only `mxprobe audit` has.
+-- @return options for mxprobe.audit.run | nil, message (naming the option)
+function M.audit_options(args)
+    local a = { limits = {} }
+    if args.shard then
+        local k, n = require("mxprobe.audit").parse_shard(args.shard)
+        if not k then return nil, "--shard: " .. n end
+        a.shard = { k, n }
+    end
+    for _, o in ipairs {
+        { "max_sessions", "--max-sessions", whole(1), "max_sessions" },
+        { "max_dns_queries", "--max-dns-queries", whole(1), "max_dns_queries" },
+        { "sessions_per_address", "--sessions-per-address", whole(1), "sessions_per_address" },
+        { "connects_per_second", "--connects-per-second", per_second, "connects_per_second_per_address" },
+    } do
+        local v = args[o[1]]
+        if v ~= nil then
+            local r, err = o[3](v)
+            if r == nil then return nil, o[2] .. ": " .. err end
+            a.limits[o[4]] = r
+        end
+    end
+    if args.file ~= "-" then
+        local f, err = io.open(args.file, "r")
+        if not f then return nil, ("cannot read '%s': %s"):format(text.escape(args.file), (err:gsub("^[^:]*: ", ""))) end
+        f:close()
+    end
+    if args.resume then
+        local f = io.open(args.resume .. "/.", "r")
+        if f then f:close(); return nil, ("--resume: '%s' is a directory"):format(args.resume) end
+    end
+    if args.output and args.output ~= "-" then
+        local f = io.open(args.output .. "/.", "r")
+        if f then f:close(); return nil, ("--output: '%s' is a directory"):format(args.output) end
+    end
+    if args.summary then
+        local f = io.open(args.summary .. "/.", "r")
+        if f then f:close(); return nil, ("--summary: '%s' is a directory"):format(args.summary) end
+    end
+    return a
+end
+
+--- mxprobe audit FILE [OPTIONS] (docs/audits.md).  argv: the arguments
+-- after "audit".  @return exit code: 0 every domain has a record, else 3
+function M.audit_main(argv, env)
+    env = env or {}
+    local stdout = env.stdout or io.stdout
+    local out = writer(stdout)
+    local err = writer(env.stderr or io.stderr)
+    local function fail(msg)
+        msg = tostring(msg):gsub("^%s+", ""):gsub("\n.*", ""):gsub(":%s*$", "")
+        err("mxprobe: audit: ", msg, "\n")
+        return 3
+    end
+    for _, a in ipairs(argv) do
+        if a == "--" then break end
+        if a == "-h" or a == "--help" then
+            out(build_parser("mxprobe audit", "audit"):get_help(), "\n")
+            return 0
+        end
+    end
+    local ok, args = build_parser("mxprobe audit", "audit"):pparse(argv)
+    if not ok then
+        return fail((tostring(args):gsub("\n+Did you mean", "; did you mean"):gsub("\n", "; ")) .. " (see mxprobe audit --help)")
+    end
+    local config, plan = M.config(args)
+    if not config then return fail(plan) end
+    local a, aerr = M.audit_options(args)
+    if not a then return fail(aerr) end
+
+    -- where the records go: -o FILE, else the --resume file (appended to),
+    -- else stdout
+    local output = args.output
+    if output == "-" then output = nil end
+    output = output or args.resume
+    if output == nil then
+        if io.type(stdout) == "file" then
+            output = stdout
+        else -- a spec's buffer: a sink that reports write failures
+            local flush = flusher(stdout)
+            output = function(line)
+                local wok, msg = out(line)
+                if wok then wok, msg = flush() end
+                if not wok then return nil, msg end
+                return true
+            end
+        end
+    end
+
+    local loop = env.loop or require "mxprobe.loop"
+    local function body(own_loop)
+        local engine, lerr = load_engine(env)
+        if not engine then return fail(lerr) end
+        local audit = require "mxprobe.audit"
+        local rok, summary, code, detail = pcall(audit.run, {
+            input = args.file, output = output, format = args.csv and "csv" or "jsonl",
+            shard = a.shard, resume = args.resume, summary = args.summary,
+            progress = args.no_progress and false or nil, signals = own_loop,
+            engine = engine, policy = plan.policy, checks_dirs = plan.checks_dirs, config = config,
+            share = not args.no_share, limits = a.limits, parallel = plan.parallel,
+            stderr = env.stderr or io.stderr,
+        })
+        if not rok then return fail(summary) end
+        if not summary then return fail(detail or code) end
+        return summary.exit_code or 3
+    end
+    if loop.current() then return body(false) end
+    loop.catch_signals()
+    return loop.run(body, true)
+end
+
 --- The command line.  argv: list of strings (without the program name).
 -- @return exit code
 function M.main(argv, env)
     env = env or {}
+    argv = argv or {}
+    if argv[1] == "audit" then return M.audit_main({ table.unpack(argv, 2) }, env) end
     local out = writer(env.stdout or io.stdout)
     local err = writer(env.stderr or io.stderr)
     -- one line on stderr; an error with a traceback or a module search
@@ -572,7 +773,6 @@ function M.main(argv, env)
         err("mxprobe: ", msg, "\n")
         return 3
     end
-    argv = argv or {}
 
     -- --help wins over everything else, even over mistakes elsewhere
     for _, a in ipairs(argv) do

@@ -171,7 +171,8 @@ describe("cli: validation", function()
     { { "a..test" }, "mxprobe: 'a..test' is not a domain name (empty label)" },
     { { "-bad.test" }, "mxprobe: unknown option '-b'" },
     { { "ok.test", "bad-.test" }, "mxprobe: 'bad-.test' is not a domain name (a label starts or ends with '-')" },
-    { { "bücher.test" }, "A-label" },
+    { { "☃.test" }, "mxprobe: '☃.test' is not a domain name (internationalised name: string contains a disallowed character)" },
+    { { "bad-ü-.test" }, "mxprobe: 'bad-ü-.test' is not a domain name (internationalised name:" },
     { { "--prot", "25", "a.test" }, "mxprobe: unknown option '--prot'; did you mean '--port'? (see mxprobe --help)" },
     { { "--port" }, "mxprobe: option '--port' requires an argument" },
     { { "--list-checks", "a.test" }, "mxprobe: --list-checks: takes no DOMAIN or --mx" },
@@ -287,6 +288,19 @@ describe("cli: output and exit codes", function()
     end
     assert.matches('"findings":[]', out, 1, true)
     assert.is_nil(out:find("\27", 1, true))
+  end)
+
+  it("converts internationalised names to A-labels (libidn2) and keeps the name as given", function()
+    local code, out, _, engine = run({ "--json", "Bücher.test", "例え.テスト." })
+    assert.equal(0, code)
+    assert.same({ "xn--bcher-kva.test", "xn--r8jz45g.xn--zckzah" }, engine.calls)
+    local docs = {}
+    for line in out:gmatch("[^\n]+") do docs[#docs + 1] = cjson.decode(line) end
+    assert.equal("xn--bcher-kva.test", docs[1].domain)
+    assert.equal("Bücher.test", docs[1].input)
+    assert.equal("例え.テスト.", docs[2].input)
+    local _, out2 = run({ "--json", "plain.test" })
+    assert.is_nil(cjson.decode(out2).input)
   end)
 
   it("checks domains concurrently, at most --parallel at once", function()
