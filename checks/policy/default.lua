@@ -1,19 +1,22 @@
 -- The default policy: how findings are judged.  Checks only observe and
 -- report finding codes; severities, weights, thresholds, the score, the
 -- grade and the domain verdict come from here.  A site policy (--policy
--- FILE) is merged over this table: see docs/policies.md.
+-- FILE) is merged over this table: records and maps merge key by key,
+-- lists and single values replace.  docs/policies.md describes every field.
 return {
   name = "default",
+  description = "The stock judgement: worst conclusive finding decides; 100 minus weights per server",
 
-  -- Thresholds the checks read through ctx.policy.thresholds.
+  -- Thresholds the stock checks read (ctx:threshold(name)).
   thresholds = {
-    greeting_slow_s = 30,        -- a greeting slower than this is BANNER_SLOW
-    expiry_warning_days = 30,    -- certificates expiring sooner: CERT_EXPIRING
-    min_rsa_bits = 2048,
-    min_ec_bits = 224,
-    min_tls = "TLSv1.2",         -- older negotiated versions: TLS_VERSION_DEPRECATED
-    max_mx = 10,                 -- MX hosts tested per domain
-    max_addresses = 8,           -- addresses tested per MX host
+    greeting_slow_s = 30,        -- banner: a greeting slower than this is BANNER_SLOW
+    expiry_warning_days = 30,    -- certificate: leaf or intermediate ending sooner is CERT_EXPIRING
+    min_rsa_bits = 2048,         -- certificate: smaller RSA keys are CERT_WEAK_KEY
+    min_ec_bits = 224,           -- certificate: smaller EC keys are CERT_WEAK_KEY
+    min_tls = "TLSv1.2",         -- starttls: TLS 1.2 when this says TLSv1.3 is TLS_VERSION_BELOW_POLICY
+                                 -- (older versions are TLS_VERSION_DEPRECATED whatever it says)
+    max_mx = 10,                 -- mx: MX hosts tested per domain (MX_TOO_MANY beyond)
+    max_addresses = 8,           -- address: addresses tested per MX host (ADDRESS_TOO_MANY beyond)
   },
 
   -- Score: 100 minus the weight of every finding (by severity unless the
@@ -30,6 +33,7 @@ return {
     RELAY_OPEN = { weight = 100 },
   },
 
+  -- Grade bands: { minimum score, grade }, highest first.
   grades = { { 90, "A" }, { 75, "B" }, { 60, "C" }, { 40, "D" }, { 0, "F" } },
 
   -- Probe parameters (command-line options override them).
@@ -44,10 +48,16 @@ return {
     -- kinds of non-global addresses to probe anyway, for test networks:
     -- "documentation", "loopback", "private", ... (--allow-reserved)
     allow_reserved = {},
+    -- ca_file = "/etc/ssl/certs/ca-certificates.crt",  -- default: the system trust store
   },
 
+  -- Which checks run: only, enable, disable (ids), disable_categories.
   checks = { disable = {} },
 
-  -- Domain-level rules: functions(result, api) (docs/policies.md).
+  -- Options of checks that declare some: options = { check_id = { name = value } }.
+  options = {},
+
+  -- Domain-level rules: function(result, api) or { name =, check = function(result, api) }
+  -- (docs/policies.md).
   rules = {},
 }

@@ -47,6 +47,8 @@ function Ctx:make_finding(code, evidence, check_id)
         message = render(decl.message, evidence),
         hint = decl.hint and render(decl.hint, evidence) or nil,
         evidence = evidence,
+        -- the policy's findings table changed the severity: say where
+        override = over.severity and require("mxprobe.policy").override(run.policy, code, decl.severity) or nil,
     }
 end
 
@@ -76,12 +78,39 @@ function Ctx:fact(value)
 end
 
 function Ctx:threshold(name) return (self.policy.thresholds or {})[name] end
+
+--- An option the running check declares (options = { name = default }),
+-- as the policy sets it (policy.options[check id][name]) or its default.
+function Ctx:option(name)
+    local def = self.check
+    if not def or (def.options or {})[name] == nil then
+        error(("check %s has no option %q (declare it in the check's options table)"):format(def and def.id or "?", tostring(name)), 2)
+    end
+    local set = ((self.policy.options or {})[def.id] or {})[name]
+    if set ~= nil then return set end
+    return def.options[name]
+end
 function Ctx:timeout(phase) return self.config.timeouts[phase] or 30 end
 function Ctx:deadline(phase) return loop.now() + self:timeout(phase) end
 
 -- Run one check with its error isolated: a Lua error becomes an "error"
 -- finding for this check (and this address); everything else goes on.
 function Ctx:run_check(def)
+    -- a check whose requirement crashed (or was skipped for it) is skipped:
+    -- the crash's CHECK_ERROR finding lists it
+    self.failed = self.failed or {}
+    for _, r in ipairs(def.requires) do
+        local root = self.failed[r]
+        if root then
+            self.failed[def.id] = root
+            root.evidence.skipped = root.evidence.skipped or {}
+            table.insert(root.evidence.skipped, def.id)
+            root.message = ("%s (not run because of it: %s)"):format(root.message:gsub(" %(not run because of it: .*%)$", ""),
+                table.concat(root.evidence.skipped, ", "))
+            self.ran[def.id] = false
+            return
+        end
+    end
     self.check = def
     local ok, applies = true, true
     if def.applies then
@@ -97,6 +126,7 @@ function Ctx:run_check(def)
         if self.config.verbose then ev.traceback = msg end
         local f = self:make_finding("CHECK_ERROR", ev, def.id)
         self.findings[#self.findings + 1] = f
+        self.failed[def.id] = f
     end
     self.ran[def.id] = ok and applies and true or false
     self.check = nil

@@ -88,15 +88,15 @@ end
 -- "file: field: problem" before anything is probed).
 function M.new(opts)
     opts = opts or {}
-    local dirs = { paths.checks }
-    for _, d in ipairs(opts.checks_dirs or {}) do dirs[#dirs + 1] = d end
-    local all = checks.load(dirs)
+    -- stock, installed ($MXPROBE_CHECKS_PATH; opts.installed_checks = false: none), opts.checks_dirs
+    local all = checks.load(checks.dirs(opts))
     local run = setmetatable({ all_checks = all }, Run)
     local catalog = M.catalog(run)
     run.catalog = catalog
-    run.policy = policy_mod.load(opts.policy, catalog)
+    run.policy = policy_mod.load(opts.policy, catalog, all)
     run.config = build_config(run.policy, opts.config)
 
+    policy_mod.check_config(run.policy, run.config)
     run.checks = policy_mod.select_checks(all, run.policy, run.config)
     run.limits = require("mxprobe.limits").new(run.config.limits)
     run.share = opts.share == true or run.config.share == true

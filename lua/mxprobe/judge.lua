@@ -1,23 +1,31 @@
 --- mxprobe.judge: scores, grades, domain rules and the verdict, all read
--- from the policy (checks/policy/default.lua documents the knobs).
+-- from the policy (checks/policy/default.lua documents the knobs,
+-- docs/policies.md the order):
+--   1. every server is scored (policy.score or 100 minus the weights) and graded;
+--   2. the policy's rules run (they may add findings or change severities);
+--   3. every server is scored and graded again, so rules count;
+--   4. the verdict: policy.verdict, or the worst conclusive severity;
+--      result.decided_by names the finding, and the rule or policy entry
+--      behind its severity.
+
+local rules = require "mxprobe.rules"
 
 local M = {}
 
 local RANK = { ok = 0, info = 0, warning = 1, critical = 2 }
 local EXIT = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
-
-local function weight_of(pol, catalog, f)
-    local over = (pol.findings or {})[f.code]
-    if over and over.weight then return over.weight end
-    return (pol.weights or {})[f.severity] or 0
-end
+M.EXIT = EXIT
 
 --- Score a server: 100 minus the weights of its findings, floored at 0.
+function M.default_score(pol, srv)
+    local s = 100
+    for _, f in ipairs(srv.findings) do s = s - rules.weight(pol, f) end
+    return math.max(0, math.floor(s + 0.5))
+end
+
 function M.score(pol, catalog, srv)
     if pol.score then return pol.score(srv) end
-    local s = 100
-    for _, f in ipairs(srv.findings) do s = s - weight_of(pol, catalog, f) end
-    return math.max(0, math.floor(s + 0.5))
+    return M.default_score(pol, srv)
 end
 
 function M.grade(pol, score)
@@ -37,7 +45,9 @@ end
 M.each_finding = each_finding
 
 --- The default verdict: the worst conclusive severity; "inconclusive" when
--- something could not be tested and nothing conclusive is wrong.
+-- something could not be tested and nothing conclusive is wrong.  The
+-- deciding finding is the first of the worst severity, preferring one a
+-- policy rule added or changed.
 function M.verdict(result)
     local worst, worst_f, worst_srv = 0, nil, nil
     local unsure, unsure_f, unsure_srv = false, nil, nil
@@ -45,7 +55,8 @@ function M.verdict(result)
         local r = RANK[f.severity]
         if r == nil then
             if not unsure then unsure, unsure_f, unsure_srv = true, f, srv end
-        elseif r > worst then
+        elseif r > worst or (r == worst and r > 0 and f.rule and not worst_f.rule) then
+            -- on a tie, a finding a policy rule added or judged is the more specific reason
             worst, worst_f, worst_srv = r, f, srv
         end
     end)
@@ -55,28 +66,85 @@ function M.verdict(result)
     return "ok", nil, nil
 end
 
-function M.judge(run, result, dctx)
+local function server_of(result, f)
+    for _, srv in ipairs(result.servers) do
+        for _, x in ipairs(srv.findings) do if x == f then return srv end end
+    end
+end
+
+-- A function of the policy (score, grade, verdict) as a pseudo-rule, for
+-- error messages and decided_by.
+local function describe_fn(fn, what)
+    local r = rules.describe(fn, 0)
+    r.name = what
+    return r
+end
+
+-- final: the pass after the rules, the one that reports a broken function
+local function score_all(run, result, final)
     local pol = run.policy
     for _, srv in ipairs(result.servers) do
-        srv.score = M.score(pol, run.catalog, srv)
-        srv.grade = M.grade(pol, srv.score)
+        local score = M.default_score(pol, srv)
+        if pol.score then
+            local r = describe_fn(pol.score, "score")
+            local ok, s = xpcall(pol.score, debug.traceback, srv, rules.api(run, result, r))
+            if ok and type(s) == "number" and s == s then
+                score = math.max(0, math.min(100, math.floor(s + 0.5)))
+            elseif final then
+                local err = ok and ("returned %s, not a number"):format(type(s)) or s
+                srv.findings[#srv.findings + 1] = rules.failure(run, result, r, err, "policy function")
+            end
+        end
+        local grade = M.grade(pol, score)
+        if pol.grade then
+            local r = describe_fn(pol.grade, "grade")
+            local ok, g = xpcall(pol.grade, debug.traceback, score, srv)
+            if ok and type(g) == "string" then
+                grade = g
+            elseif final then
+                local err = ok and ("returned %s, not a string"):format(type(g)) or g
+                srv.findings[#srv.findings + 1] = rules.failure(run, result, r, err, "policy function")
+            end
+        end
+        srv.score, srv.grade = score, grade
     end
-    local rules = require "mxprobe.rules"
+end
+
+function M.judge(run, result, dctx)
+    local pol = run.policy
+    score_all(run, result)
     rules.apply(run, result, dctx)
-    local verdict, f, srv
+    score_all(run, result, true)
+    local verdict, f, srv, reason, by
     if pol.verdict then
-        verdict, f = pol.verdict(result)
+        by = describe_fn(pol.verdict, "verdict")
+        local ok, v, x = xpcall(pol.verdict, debug.traceback, result, rules.api(run, result, by))
+        if ok and EXIT[v] then
+            verdict = v
+            if type(x) == "table" then f = x; srv = server_of(result, x)
+            elseif x ~= nil then reason = tostring(x) end
+        else
+            local err = ok and ("returned %q (expected ok, warning, critical or inconclusive)"):format(tostring(v)) or v
+            f = rules.failure(run, result, by, err, "policy function")
+            result.findings[#result.findings + 1] = f
+            verdict, by = "inconclusive", nil
+        end
     else
         verdict, f, srv = M.verdict(result)
-    end
-    if not EXIT[verdict] then
-        error(("policy verdict function returned %q (expected ok, warning, critical or inconclusive)"):format(tostring(verdict)), 0)
     end
     result.verdict = verdict
     result.exit_code = EXIT[verdict]
     if f then
-        result.decided_by = { code = f.code, check = f.check, rule = f.rule,
-                              host = srv and srv.host or nil, address = srv and srv.address or nil }
+        local d = { code = f.code, check = f.check, severity = f.severity, rule = f.rule, rule_source = f.rule_source,
+                    host = srv and srv.host or nil, address = srv and srv.address or nil }
+        if f.override then
+            d.override = {}
+            for k, v in pairs(f.override) do d.override[k] = v end
+        end
+        if by then d.verdict_function = by.source end
+        result.decided_by = d
+    elseif by and verdict ~= "ok" then
+        result.decided_by = { rule = "verdict", rule_source = by.source, reason = reason }
     end
 end
 

@@ -1,9 +1,20 @@
---- mxprobe.policy: load, validate and merge policies.
+--- mxprobe.policy: load, validate and merge policies (docs/policies.md).
+--
+--   policy.load(src [, catalog [, checks]]) -> merged policy
+--       src: a file name, a policy table, or nil (the default policy);
+--       catalog: code -> declaration (engine.catalog), checks: the loaded
+--       check list (mxprobe.checks.load).  With them, codes, check ids,
+--       categories and check options are validated too.
+--   policy.default() -> the stock policy (checks/policy/default.lua)
+--   policy.validate(p, file [, env]) -> p, or raises
+--   policy.select_checks(all, pol, config) -> the checks that run
 --
 -- A policy file returns a table shaped like checks/policy/default.lua.  It
--- is merged over the default: tables merge key by key, lists and scalars
--- replace.  Validation is strict and happens before any probe: unknown keys
--- and wrong types fail with "file: field: what is wrong", so a misspelt
+-- is merged over the default: records (thresholds, probe, checks, ...) and
+-- maps (weights, findings, options, params) merge key by key; lists and
+-- scalars replace.  Validation is strict and complete before anything is
+-- merged or probed: unknown keys, wrong types, unknown codes, check ids or
+-- categories fail with "FILE:LINE: field: what is wrong", so a misspelt
 -- field never half-applies.
 
 local paths = require "mxprobe.paths"
@@ -11,18 +22,27 @@ local checks = require "mxprobe.checks"
 
 local M = {}
 
--- The schema: a type name, or a table for nested records.  "list:T" is a
--- list of T; "map:T" a table with any string keys and T values.
-local SCHEMA = {
+M.TLS_VERSIONS = { "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" }
+M.RESERVED_KINDS = { "documentation", "private", "loopback", "linklocal", "shared", "reserved", "multicast", "unspecified" }
+M.SEVERITY_LIST = { "ok", "info", "warning", "critical", "inconclusive", "error" }
+
+-- The schema: a type name, or a table for a record.  "list:T" is a list of
+-- T; "map:T" a table with string keys and T values; "any" anything.  Names
+-- starting with "@" are validated by a function of their own (below).
+M.SCHEMA = {
     name = "string",
     description = "string",
+    params = "table",
     thresholds = {
         greeting_slow_s = "number", expiry_warning_days = "number", min_rsa_bits = "number",
         min_ec_bits = "number", min_tls = "string", max_mx = "number", max_addresses = "number",
     },
     weights = "map:number",
-    findings = "map:table",
-    grades = "list:table",
+    findings = "@findings",
+    grades = "@grades",
+    grade = "function",
+    score = "function",
+    verdict = "function",
     probe = {
         port = "number", helo = "string", families = "list:number",
         timeouts = { connect = "number", greeting = "number", command = "number", tls = "number", dns = "number" },
@@ -30,75 +50,413 @@ local SCHEMA = {
         allow_reserved = "list:string", ca_file = "string", resolvers = "list:string",
         limits = { sessions_per_address = "number", connects_per_second_per_address = "number", max_sessions = "number" },
     },
-    checks = { disable = "list:string", enable = "list:string", only = "list:string" },
-    rules = "list:function",
-    score = "function",
-    verdict = "function",
+    checks = {
+        only = "list:string", enable = "list:string", disable = "list:string",
+        disable_categories = "list:string",
+    },
+    options = "@options",
+    rules = "@rules",
 }
 
-local function check_value(file, field, want, v)
-    if type(want) == "table" then
-        if type(v) ~= "table" then error(("%s: %s: table expected, got %s"):format(file, field, type(v)), 0) end
-        for k, sub in pairs(v) do
-            local w = want[k]
-            if not w then
-                local keys = {}
-                for kk in pairs(want) do keys[#keys + 1] = kk end
-                table.sort(keys)
-                error(("%s: %s.%s: unknown field (known: %s)"):format(file, field, tostring(k), table.concat(keys, ", ")), 0)
-            end
-            check_value(file, field .. "." .. tostring(k), w, sub)
+------------------------------------------------------------------ locating
+
+-- The text of a line without its comment (a "--" outside quotes).
+local function code_part(line)
+    local q = nil
+    local i = 1
+    while i <= #line do
+        local c = line:sub(i, i)
+        if q then
+            if c == "\\" then i = i + 1
+            elseif c == q then q = nil end
+        elseif c == '"' or c == "'" then
+            q = c
+        elseif c == "-" and line:sub(i + 1, i + 1) == "-" then
+            return line:sub(1, i - 1)
         end
-        return
+        i = i + 1
     end
-    local kind, elem = want:match("^(%a+):(%a+)$")
-    if kind then
-        if type(v) ~= "table" then error(("%s: %s: table expected, got %s"):format(file, field, type(v)), 0) end
-        for k, x in pairs(v) do
-            if kind == "list" and math.type(k) ~= "integer" then
-                error(("%s: %s: a list expected, found key %q"):format(file, field, tostring(k)), 0)
-            end
-            if type(x) ~= elem then
-                error(("%s: %s[%s]: %s expected, got %s"):format(file, field, tostring(k), elem, type(x)), 0)
-            end
-        end
-        return
-    end
-    if type(v) ~= want then error(("%s: %s: %s expected, got %s"):format(file, field, want, type(v)), 0) end
+    return line
 end
 
---- Validate a policy table; `file` names it in messages.
-function M.validate(p, file)
-    if type(p) ~= "table" then error(("%s: a policy must return a table, got %s"):format(file, type(p)), 0) end
-    for k, v in pairs(p) do
-        local want = SCHEMA[tostring(k)]
-        if not want then
-            error(("%s: %s: unknown field (known: checks, description, findings, grades, name, probe, rules, score, thresholds, verdict, weights)"):format(file, tostring(k)), 0)
+local function pattern_escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+
+--- Source lines of a file (nil when unreadable), comments stripped.
+function M.read_lines(path)
+    local f = io.open(path, "r")
+    if not f then return nil end
+    local lines = {}
+    for l in f:lines() do lines[#lines + 1] = code_part(l) end
+    f:close()
+    return lines
+end
+
+--- The line where a field (a list of path segments) is written in the
+-- source: each segment is searched after the previous one's line, as
+-- `name =`, `["name"] =`, or, for a segment { value = "x" }, as the
+-- string literal "x".  Integer segments (list positions) keep the line of
+-- their parent.  Returns the best line found, or nil.
+function M.find_line(lines, segments)
+    if not lines then return nil end
+    local from, found = 1, nil
+    for _, seg in ipairs(segments) do
+        local pats
+        if type(seg) == "string" then
+            local e = pattern_escape(seg)
+            pats = { "%f[%w_]" .. e .. "%s*=[^=]", "%f[%w_]" .. e .. "%s*=$", "%[%s*[\"']" .. e .. "[\"']%s*%]%s*=" }
+        elseif type(seg) == "table" and seg.value ~= nil then
+            local e = pattern_escape(tostring(seg.value))
+            pats = { "[\"']" .. e .. "[\"']" }
         end
-        check_value(file, tostring(k), want, v)
+        if pats then
+            local hit
+            for i = from, #lines do
+                for _, p in ipairs(pats) do
+                    if lines[i]:find(p) then hit = i; break end
+                end
+                if hit then break end
+            end
+            if not hit then return found end
+            from, found = hit, hit
+        end
     end
-    for code, f in pairs(p.findings or {}) do
-        for k, v in pairs(f) do
-            if k == "severity" then
-                if not checks.SEVERITIES[v] then error(("%s: findings.%s.severity: %q is not a severity"):format(file, code, tostring(v)), 0) end
-            elseif k == "weight" then
-                if type(v) ~= "number" then error(("%s: findings.%s.weight: number expected"):format(file, code), 0) end
+    return found
+end
+
+local function path_text(segments)
+    local out = ""
+    for _, s in ipairs(segments) do
+        if type(s) == "string" then
+            if s:match("^[%a_][%w_]*$") then
+                out = out == "" and s or (out .. "." .. s)
             else
-                error(("%s: findings.%s.%s: unknown field (known: severity, weight)"):format(file, code, tostring(k)), 0)
+                out = out .. ("[%q]"):format(s)
+            end
+        elseif math.type(s) == "integer" then
+            out = out .. ("[%d]"):format(s)
+        end
+    end
+    return out
+end
+
+-- Edit distance, for "did you mean" (short names only).
+local function distance(a, b)
+    if #a > 40 or #b > 40 then return math.huge end
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+        local cur = { [0] = i }
+        for j = 1, #b do
+            local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+            cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+        end
+        prev = cur
+    end
+    return prev[#b]
+end
+
+--- "; did you mean X?" for the nearest of candidates, or "".
+function M.suggest(word, candidates)
+    local best, bd = nil, math.huge
+    word = tostring(word)
+    for _, c in ipairs(candidates) do
+        local d = distance(word:lower(), c:lower())
+        if d < bd then best, bd = c, d end
+    end
+    if best and bd <= math.max(2, #word // 3) then return ("; did you mean %s?"):format(best) end
+    return ""
+end
+
+local function sorted_keys(t)
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    return keys
+end
+
+------------------------------------------------------------------ validation
+
+-- A validation pass: env = { file, lines, catalog, checks (by id), categories }.
+local V = {}
+V.__index = V
+
+function V:fail(segments, fmt, ...)
+    local msg = fmt:format(...)
+    local field = path_text(segments)
+    local line = M.find_line(self.lines, segments)
+    local where = line and ("%s:%d"):format(self.file, line) or self.file
+    if field == "" then error(("%s: %s"):format(where, msg), 0) end
+    error(("%s: %s: %s"):format(where, field, msg), 0)
+end
+
+local function push(segments, s)
+    local o = {}
+    for i, x in ipairs(segments) do o[i] = x end
+    o[#o + 1] = s
+    return o
+end
+
+function V:type(segments, want, v)
+    if type(v) ~= want then self:fail(segments, "%s expected, got %s", want, type(v)) end
+end
+
+function V:list(segments, elem, v, check_elem)
+    self:type(segments, "table", v)
+    local n = #v
+    for k in pairs(v) do
+        if math.type(k) ~= "integer" or k < 1 or k > n then
+            self:fail(segments, "a list expected, found the key %s", type(k) == "string" and ("%q"):format(k) or tostring(k))
+        end
+    end
+    for i, x in ipairs(v) do
+        local seg = push(segments, i)
+        if type(x) == "string" then seg = push(seg, { value = x }) end
+        if type(x) ~= elem then self:fail(seg, "%s expected, got %s", elem, type(x)) end
+        if check_elem then check_elem(i, x, seg) end
+    end
+end
+
+function V:value(segments, want, v)
+    if type(want) == "table" then
+        self:type(segments, "table", v)
+        for k, sub in pairs(v) do
+            local seg = push(segments, tostring(k))
+            if type(k) ~= "string" or not want[k] then
+                local known = sorted_keys(want)
+                self:fail(seg, "unknown field (known: %s)%s", table.concat(known, ", "), M.suggest(k, known))
+            end
+            self:value(seg, want[k], sub)
+        end
+        return
+    end
+    if want:sub(1, 1) == "@" then return self[want:sub(2)](self, segments, v) end
+    if want == "any" then return end
+    local kind, elem = want:match("^(%a+):(%a+)$")
+    if kind == "list" then return self:list(segments, elem, v) end
+    if kind == "map" then
+        self:type(segments, "table", v)
+        for k, x in pairs(v) do
+            if type(k) ~= "string" then self:fail(segments, "string keys expected, found %s", tostring(k)) end
+            if type(x) ~= elem then self:fail(push(segments, k), "%s expected, got %s", elem, type(x)) end
+        end
+        return
+    end
+    self:type(segments, want, v)
+end
+
+local SEVERITY = checks.SEVERITIES
+
+function V:findings(segments, v)
+    self:type(segments, "table", v)
+    for code, f in pairs(v) do
+        local seg = push(segments, tostring(code))
+        if type(code) ~= "string" then self:fail(segments, "finding codes are strings, found %s", tostring(code)) end
+        if self.catalog and not self.catalog[code] then
+            local known = sorted_keys(self.catalog)
+            self:fail(seg, "no check declares this code (see mxprobe --list-checks -v)%s", M.suggest(code, known))
+        end
+        self:type(seg, "table", f)
+        for k, x in pairs(f) do
+            local kseg = push(seg, tostring(k))
+            if k == "severity" then
+                if type(x) ~= "string" or not SEVERITY[x] then
+                    self:fail(kseg, "%s is not a severity (%s)", type(x) == "string" and ("%q"):format(x) or type(x),
+                        table.concat(M.SEVERITY_LIST, ", "))
+                end
+            elseif k == "weight" then
+                if type(x) ~= "number" then self:fail(kseg, "number expected, got %s", type(x)) end
+            else
+                self:fail(kseg, "unknown field (known: severity, weight)%s", M.suggest(k, { "severity", "weight" }))
             end
         end
     end
-    for sev in pairs(p.weights or {}) do
-        if not checks.SEVERITIES[sev] then error(("%s: weights.%s: not a severity"):format(file, sev), 0) end
+end
+
+function V:grades(segments, v)
+    self:list(segments, "table", v)
+    local last = math.huge
+    for i, band in ipairs(v) do
+        local seg = push(segments, i)
+        if type(band[1]) ~= "number" or type(band[2]) ~= "string" or #band ~= 2 then
+            self:fail(seg, "{ minimum score, \"grade\" } expected, e.g. { 90, \"A\" }")
+        end
+        for k in pairs(band) do
+            if k ~= 1 and k ~= 2 then self:fail(seg, "{ minimum score, \"grade\" } expected, found the key %s", tostring(k)) end
+        end
+        if band[1] >= last then self:fail(seg, "bands go from the highest minimum to the lowest (%s after %s)", band[1], last) end
+        last = band[1]
     end
+end
+
+local RULE_KEYS = { name = "string", check = "function", description = "string" }
+
+function V:rules(segments, v)
+    self:type(segments, "table", v)
+    local n = #v
+    for k in pairs(v) do
+        if math.type(k) ~= "integer" or k < 1 or k > n then
+            self:fail(segments, "a list of rules expected, found the key %s", tostring(k))
+        end
+    end
+    for i, r in ipairs(v) do
+        local seg = push(segments, i)
+        if type(r) == "table" then
+            for k, x in pairs(r) do
+                local kseg = push(seg, tostring(k))
+                if not RULE_KEYS[k] then
+                    self:fail(kseg, "unknown field of a rule (known: name, check, description)%s",
+                        M.suggest(k, { "name", "check", "description" }))
+                end
+                if type(x) ~= RULE_KEYS[k] then self:fail(kseg, "%s expected, got %s", RULE_KEYS[k], type(x)) end
+            end
+            if not r.check then self:fail(push(seg, { value = r.name }), "a rule table needs check = function(result, api) ... end") end
+            if not r.name then self:fail(seg, "a rule table needs a name") end
+        elseif type(r) ~= "function" then
+            self:fail(seg, "a function(result, api) or { name = \"...\", check = function(result, api) ... end } expected, got %s", type(r))
+        end
+    end
+end
+
+function V:options(segments, v)
+    self:type(segments, "table", v)
+    for id, opts in pairs(v) do
+        local seg = push(segments, tostring(id))
+        local def = self.checks and self.checks[id]
+        if self.checks and not def then
+            self:fail(seg, "no check has this id%s", M.suggest(id, sorted_keys(self.checks)))
+        end
+        self:type(seg, "table", opts)
+        for k, x in pairs(opts) do
+            local kseg = push(seg, tostring(k))
+            if def then
+                local declared = def.options or {}
+                if declared[k] == nil then
+                    local known = sorted_keys(declared)
+                    self:fail(kseg, "check %s has no such option (%s)%s", id,
+                        #known > 0 and ("known: " .. table.concat(known, ", ")) or "it declares none", M.suggest(k, known))
+                end
+                if type(x) ~= type(declared[k]) then
+                    self:fail(kseg, "%s expected (like the default), got %s", type(declared[k]), type(x))
+                end
+            end
+        end
+    end
+end
+
+local function set_of(list)
+    local s = {}
+    for _, x in ipairs(list) do s[x] = true end
+    return s
+end
+local TLS_SET, KIND_SET = set_of(M.TLS_VERSIONS), set_of(M.RESERVED_KINDS)
+
+-- Checks beyond types: ranges, known names, ids and categories.
+function V:semantics(p)
+    local t = p.thresholds or {}
+    for k, x in pairs(t) do
+        if type(x) == "number" and x < 0 then self:fail({ "thresholds", k }, "must not be negative") end
+    end
+    if t.min_tls and not TLS_SET[t.min_tls] then
+        self:fail({ "thresholds", "min_tls" }, "%q is not a TLS version (%s)", t.min_tls, table.concat(M.TLS_VERSIONS, ", "))
+    end
+    for sev in pairs(p.weights or {}) do
+        if not SEVERITY[sev] then self:fail({ "weights", sev }, "not a severity (%s)", table.concat(M.SEVERITY_LIST, ", ")) end
+    end
+    local probe = p.probe or {}
+    if probe.port and (math.type(probe.port) ~= "integer" or probe.port < 1 or probe.port > 65535) then
+        self:fail({ "probe", "port" }, "a port number 1-65535 expected")
+    end
+    if probe.families then
+        if #probe.families == 0 then self:fail({ "probe", "families" }, "at least one of 4, 6") end
+        for _, f in ipairs(probe.families) do
+            if f ~= 4 and f ~= 6 then self:fail({ "probe", "families" }, "%s is not an address family (4 or 6)", tostring(f)) end
+        end
+    end
+    for k, x in pairs(probe.timeouts or {}) do
+        if x <= 0 then self:fail({ "probe", "timeouts", k }, "must be more than 0 seconds") end
+    end
+    for k, x in pairs(probe.limits or {}) do
+        if k == "sessions_per_address" and x < 1 then self:fail({ "probe", "limits", k }, "must be at least 1") end
+        if x < 0 then self:fail({ "probe", "limits", k }, "must not be negative (0: no cap)") end
+    end
+    for i, kind in ipairs(probe.allow_reserved or {}) do
+        if not KIND_SET[kind] then
+            self:fail({ "probe", "allow_reserved", i, { value = kind } }, "%q is not an address kind (%s)%s", kind,
+                table.concat(M.RESERVED_KINDS, ", "), M.suggest(kind, M.RESERVED_KINDS))
+        end
+    end
+    if probe.helo and (probe.helo == "" or probe.helo:find("[%s%c]")) then
+        self:fail({ "probe", "helo" }, "%q is not a host name", probe.helo)
+    end
+    for _, k in ipairs { "from", "to" } do
+        local a = (probe.relay or {})[k]
+        if a and (not a:match("^[^@%s<>]+@[^@%s<>]+$") or a:find("%c")) then
+            self:fail({ "probe", "relay", k }, "%q is not a mail address (local@domain)", a)
+        end
+    end
+    local ch = p.checks or {}
+    if self.checks then
+        local ids = sorted_keys(self.checks)
+        for _, list in ipairs { "only", "enable", "disable" } do
+            for i, id in ipairs(ch[list] or {}) do
+                if not self.checks[id] then
+                    self:fail({ "checks", list, i, { value = id } }, "unknown check id %q (known: %s)%s", id,
+                        table.concat(ids, ", "), M.suggest(id, ids))
+                end
+            end
+        end
+        local cats = sorted_keys(self.categories)
+        for i, c in ipairs(ch.disable_categories or {}) do
+            if not self.categories[c] then
+                self:fail({ "checks", "disable_categories", i, { value = c } }, "no check has the category %q (known: %s)%s", c,
+                    table.concat(cats, ", "), M.suggest(c, cats))
+            end
+        end
+        local off = set_of(ch.disable or {})
+        for i, id in ipairs(ch.enable or {}) do
+            if off[id] then self:fail({ "checks", "enable", i, { value = id } }, "%q is in both checks.enable and checks.disable", id) end
+        end
+    end
+end
+
+--- Validate a policy table; file names it in messages.  env (optional):
+-- { lines = source lines, catalog = , checks = { id -> def } }.
+function M.validate(p, file, env)
+    env = env or {}
+    local v = setmetatable({ file = file, lines = env.lines, catalog = env.catalog }, V)
+    if env.checks then
+        v.checks, v.categories = {}, {}
+        for _, d in ipairs(env.checks) do
+            v.checks[d.id] = d
+            for _, c in ipairs(d.categories or {}) do v.categories[c] = true end
+        end
+    end
+    if type(p) ~= "table" then
+        error(("%s: a policy must return a table, got %s (the file must end with `return { ... }`)"):format(file, type(p)), 0)
+    end
+    for k, x in pairs(p) do
+        local want = type(k) == "string" and M.SCHEMA[k]
+        if not want then
+            local known = sorted_keys(M.SCHEMA)
+            v:fail({ tostring(k) }, "unknown field (known: %s)%s", table.concat(known, ", "), M.suggest(k, known))
+        end
+        v:value({ k }, want, x)
+    end
+    v:semantics(p)
     return p
 end
 
-local function merge(base, over)
+------------------------------------------------------------------ merging
+
+-- A record or a map merges key by key; a list (or an empty table) replaces.
+local function is_list(t) return next(t) == nil or t[1] ~= nil end
+
+local function merge(base, over, top)
     local out = {}
     for k, v in pairs(base) do out[k] = v end
     for k, v in pairs(over) do
-        if type(v) == "table" and type(out[k]) == "table" and #v == 0 and next(v) ~= nil and k ~= "rules" then
+        if type(v) == "table" and type(out[k]) == "table" and not is_list(v) and not is_list(out[k])
+           and not (top and k == "rules") then
             out[k] = merge(out[k], v)
         else
             out[k] = v
@@ -106,62 +464,162 @@ local function merge(base, over)
     end
     return out
 end
+M.merge = merge
 
-local function load_table(path)
+local function load_chunk(path)
     local chunk, err = loadfile(path, "t")
     if not chunk then error(err, 0) end
     local ok, p = pcall(chunk)
-    if not ok then error(("%s: error while loading: %s"):format(path, tostring(p)), 0) end
+    if not ok then
+        local msg = tostring(p):match("^[^\n]*")
+        if msg:sub(1, #path + 1) == path .. ":" then error(msg, 0) end
+        error(("%s: error while loading: %s"):format(path, msg), 0)
+    end
     return p
-end
-
---- Which checks run: config.only (--checks) or the policy's checks.only,
--- with their dependencies; minus what the policy or config disables (and
--- whatever depends on a disabled check).  Unknown ids are errors.
-function M.select_checks(all, pol, config)
-    local only = config.only or (pol.checks or {}).only
-    local selected = checks.select(all, only)
-    local disabled = {}
-    for _, id in ipairs((pol.checks or {}).disable or {}) do disabled[id] = true end
-    for _, id in ipairs(config.disable or {}) do disabled[id] = true end
-    if config.relay and config.relay.enabled == false then disabled.relay = true end
-    for id in pairs(disabled) do
-        local known = false
-        for _, d in ipairs(all) do if d.id == id then known = true end end
-        if not known then error(("%s: checks.disable: unknown check id %q"):format(pol.file or "policy", id), 0) end
-    end
-    local out = {}
-    for _, d in ipairs(selected) do
-        local off = disabled[d.id]
-        for _, r in ipairs(d.requires) do if disabled[r] then off = true end end
-        if off then disabled[d.id] = true else out[#out + 1] = d end
-    end
-    return out
 end
 
 --- The default policy.
 function M.default()
     local path = paths.checks .. "/policy/default.lua"
-    return M.validate(load_table(path), path)
+    return M.validate(load_chunk(path), path, { lines = M.read_lines(path) })
 end
 
---- Load a policy file (or take a table) and merge it over the default.
--- Codes named in findings must exist in the catalog when one is given.
-function M.load(src, catalog)
+local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
+
+--- Load a policy (a file name or a table) and merge it over the default.
+-- With catalog and checks, codes, check ids, categories and options are
+-- validated as well.  Raises "FILE:LINE: field: problem" (one line).
+function M.load(src, catalog, all_checks)
     local base = M.default()
-    if src == nil then return base end
-    local file = type(src) == "string" and src or "(policy table)"
-    local p = type(src) == "string" and load_table(src) or src
-    M.validate(p, file)
-    if catalog then
-        for code in pairs(p.findings or {}) do
-            if not catalog[code] then error(("%s: findings.%s: no check declares this code (see mxprobe --list-checks)"):format(file, code), 0) end
-        end
+    if src == nil then
+        base.file = paths.checks .. "/policy/default.lua"
+        return base
     end
-    local merged = merge(base, p)
+    local file, p, lines
+    if type(src) == "string" then
+        file, p, lines = src, load_chunk(src), M.read_lines(src)
+    elseif type(src) == "table" then
+        file, p = "(policy table)", src
+    else
+        error(("policy: a file name or a table expected, got %s"):format(type(src)), 0)
+    end
+    M.validate(p, file, { lines = lines, catalog = catalog, checks = all_checks })
+    local merged = merge(base, p, true)
     merged.name = p.name or (type(src) == "string" and src:match("([^/]+)%.lua$")) or "custom"
     merged.file = type(src) == "string" and src or nil
+    merged.lines = lines
+    -- a CA file next to the policy: relative to the policy's directory
+    local ca = merged.probe and merged.probe.ca_file
+    if ca and merged.file and (p.probe or {}).ca_file and ca:sub(1, 1) ~= "/" then
+        merged.probe = merge(merged.probe, { ca_file = dirname(merged.file) .. "/" .. ca })
+    end
     return merged
+end
+
+--- Where a field of the policy is written: "file:line", or the file.
+function M.where(pol, segments)
+    local line = M.find_line(pol.lines, segments)
+    local file = pol.file or "(policy table)"
+    return line and ("%s:%d"):format(file, line) or file
+end
+
+--- When the policy's findings table changes the severity of code from
+-- the check's default: { from = default, policy = name, source =
+-- "file:line" } (cached per policy and code), else nil.
+function M.override(pol, code, default_severity)
+    local over = (pol.findings or {})[code]
+    if not over or not over.severity or over.severity == default_severity then return nil end
+    pol.overrides = pol.overrides or {}
+    local o = pol.overrides[code]
+    if not o then
+        o = { from = default_severity, policy = pol.name, source = M.where(pol, { "findings", code, "severity" }) }
+        pol.overrides[code] = o
+    end
+    return { from = o.from, policy = o.policy, source = o.source }
+end
+
+--- What the policy asks of this machine, checked once the probe
+-- configuration is built (engine.new): a CA file that cannot be read is
+-- a mistake of the policy (or of --ca-file), not a TLS failure of every
+-- server.
+function M.check_config(pol, config)
+    local ca = config.ca_file
+    if type(ca) == "string" then
+        local f, err = io.open(ca, "r")
+        if not f then
+            local why = tostring(err):gsub("^[^:]*: ", "")
+            if pol.probe and pol.probe.ca_file == ca then
+                error(("%s: probe.ca_file: cannot read %q: %s"):format(M.where(pol, { "probe", "ca_file" }), ca, why), 0)
+            end
+            error(("ca_file: cannot read %q: %s"):format(ca, why), 0)
+        end
+        f:close()
+    end
+end
+
+------------------------------------------------------------------ selection
+
+--- Which checks run.  config.only (--checks) or the policy's checks.only
+-- names checks to run, with what they require; otherwise every check runs
+-- except those off by default (the check declares enabled = false) and
+-- those in a category of checks.disable_categories.  checks.enable turns
+-- on checks that are off by default or by category, with what they
+-- require.  checks.disable (and --no-relay) always wins, and turns off
+-- whatever requires the checks it names.
+function M.select_checks(all, pol, config)
+    local ch = pol.checks or {}
+    local by_id = {}
+    for _, d in ipairs(all) do by_id[d.id] = d end
+    local function need(id, what)
+        if not by_id[id] then
+            local ids = sorted_keys(by_id)
+            error(("%s: %s: unknown check id %q (known: %s)"):format(M.where(pol, { "checks", { value = id } }), what, id,
+                table.concat(ids, ", ")), 0)
+        end
+    end
+    local only = config.only or ch.only
+    if only and #only == 0 then only = nil end
+    local disabled = {}
+    for _, id in ipairs(ch.disable or {}) do need(id, "checks.disable"); disabled[id] = "checks.disable" end
+    for _, id in ipairs(config.disable or {}) do need(id, "disable"); disabled[id] = "the options" end
+    if config.relay and config.relay.enabled == false then disabled.relay = "probe.relay.enabled = false" end
+    -- asked for by name: runs whatever its default or category, with what it requires
+    local forced = {}
+    local function force(id)
+        if forced[id] then return end
+        forced[id] = true
+        for _, r in ipairs(by_id[id].requires) do force(r) end
+    end
+    local asked = {}
+    for _, id in ipairs(only or {}) do need(id, config.only and "--checks" or "checks.only"); asked[#asked + 1] = id; force(id) end
+    for _, id in ipairs(ch.enable or {}) do need(id, "checks.enable"); asked[#asked + 1] = id; force(id) end
+    local selected = only and checks.select(all, asked) or all
+    local cats = set_of(ch.disable_categories or {})
+    for _, d in ipairs(selected) do
+        if not forced[d.id] and not disabled[d.id] then
+            if d.enabled == false then disabled[d.id] = "off by default" end
+            for _, c in ipairs(d.categories) do
+                if cats[c] then disabled[d.id] = "checks.disable_categories" end
+            end
+        end
+    end
+    local enabled = set_of(ch.enable or {})
+    local out = {}
+    for _, d in ipairs(selected) do -- in dependency order: a requirement is decided first
+        local off = disabled[d.id]
+        for _, r in ipairs(d.requires) do
+            if disabled[r] and not off then
+                off = ("requires %s"):format(r)
+                if enabled[d.id] then
+                    error(("%s: checks.enable: %q requires %q, which %s turns off"):format(
+                        M.where(pol, { "checks", "enable", { value = d.id } }), d.id, r,
+                        disabled[r]:match("^requires") and "a disabled check" or disabled[r]), 0)
+                end
+            end
+        end
+        if off then disabled[d.id] = off else out[#out + 1] = d end
+    end
+    return out
 end
 
 return M

@@ -143,7 +143,30 @@ local function findings_block(lines, findings, indent, paint)
         if f.hint and f.hint ~= "" and f.severity ~= "ok" then
             lines[#lines + 1] = hint_indent .. paint("dim", "hint: " .. M.escape(f.hint))
         end
+        -- what the policy did to it: the rule that added it or changed its severity
+        local o = type(f.override) == "table" and f.override or nil
+        if o and o.from then
+            local by = o.rule and ("rule " .. M.rule_name(o.rule, o.source)) or
+                       ("policy " .. M.escape(o.policy or "?") .. (o.source and (" (" .. M.escape(o.source) .. ")") or ""))
+            lines[#lines + 1] = hint_indent .. paint("dim", ("severity: %s instead of %s, by %s%s"):format(
+                M.escape(f.severity or "?"), M.escape(o.from), by, o.why and (": " .. M.escape(o.why)) or ""))
+        elseif f.rule and f.code == "POLICY_RULE" then
+            lines[#lines + 1] = hint_indent .. paint("dim", "rule " .. M.rule_name(f.rule, f.rule_source))
+        end
+        local ev = type(f.evidence) == "table" and f.evidence or {}
+        if type(ev.traceback) == "string" then -- only there with -v
+            for l in ev.traceback:gmatch("[^\n]+") do
+                lines[#lines + 1] = hint_indent .. paint("dim", M.escape((l:gsub("\t", "  "))))
+            end
+        end
     end
+end
+
+--- 'name' (file:line), or file:line alone when the rule is named by it.
+function M.rule_name(name, source)
+    name = tostring(name)
+    if source == nil or source == name then return M.escape(name) end
+    return ("'%s' (%s)"):format(M.escape(name), M.escape(source))
 end
 
 -- Fact fields that hold a time as seconds since the epoch.
@@ -237,12 +260,29 @@ function M.render(result, opts)
     if #meta > 0 then add("  " .. table.concat(meta, ", ")) end
     local d = result.decided_by
     if type(d) == "table" and (d.code or d.rule) then
-        local s = "  decided by " .. M.escape(d.code or "?")
+        local what = M.escape(d.code or "?")
         if d.host or d.address then
-            s = s .. " on " .. M.escape(d.host or d.address)
-            if d.host and d.address then s = s .. " (" .. M.escape(d.address) .. ")" end
+            what = what .. " on " .. M.escape(d.host or d.address)
+            if d.host and d.address then what = what .. " (" .. M.escape(d.address) .. ")" end
         end
-        if d.rule then s = s .. " (rule: " .. M.escape(d.rule) .. ")" end
+        local o = type(d.override) == "table" and d.override or nil
+        local s
+        if d.rule and d.rule_source and not d.code then
+            -- the policy's verdict function, without a finding
+            s = "  decided by the policy's " .. M.escape(d.rule) .. " function (" .. M.escape(d.rule_source) .. ")"
+            if d.reason then s = s .. ": " .. M.escape(d.reason) end
+        elseif d.rule and d.rule_source then
+            s = "  decided by rule " .. M.rule_name(d.rule, d.rule_source) .. ": " .. what
+            if o and o.from and d.severity then
+                s = s .. (" (%s instead of %s)"):format(M.escape(d.severity), M.escape(o.from))
+            end
+        elseif o and o.policy then
+            s = ("  decided by %s (%s instead of %s: policy %s%s)"):format(what, M.escape(d.severity or "?"),
+                M.escape(o.from or "?"), M.escape(o.policy), o.source and (", " .. M.escape(o.source)) or "")
+        else
+            s = "  decided by " .. what
+            if d.rule then s = s .. " (rule: " .. M.escape(d.rule) .. ")" end
+        end
         add(s)
     end
     if result.error then add("  error: " .. M.escape(result.error)) end
