@@ -1,0 +1,28 @@
+-- bench/audit.d/count.lua INPUT OUTPUT: the count check of bench/audit.
+-- Reads the input as mxprobe audit does (comments, duplicates, IDN) and the
+-- JSON Lines output, and prints one line:
+--   in=N out=M missing=A extra=B twice=C addresses=ADDR,ADDR,...
+-- (addresses: every server address the records name, sorted, for nmap).
+local audit = require "mxprobe.audit"
+local cjson = require "cjson"
+local input, output = arg[1], arg[2]
+local entries = assert(audit.read(input))
+local todo = audit.select(entries)
+local want = {}
+for _, e in ipairs(todo) do want[audit.key(e)] = true end
+local got, twice, extra, out, addrs = {}, 0, 0, 0, {}
+for line in assert(io.open(output)):lines() do
+  local r = cjson.decode(line)
+  out = out + 1
+  if got[r.domain] then twice = twice + 1 end
+  got[r.domain] = true
+  if not want[r.domain] then extra = extra + 1 end
+  for _, s in ipairs(r.servers or {}) do addrs[s.address] = true end
+end
+local missing = 0
+for d in pairs(want) do if not got[d] then missing = missing + 1 end end
+local list = {}
+for a in pairs(addrs) do list[#list + 1] = a end
+table.sort(list)
+print(("in=%d out=%d missing=%d extra=%d twice=%d addresses=%s"):format(
+  #todo, out, missing, extra, twice, table.concat(list, ",")))
