@@ -48,7 +48,8 @@ M.SCHEMA = {
         timeouts = { connect = "number", greeting = "number", command = "number", tls = "number", dns = "number" },
         relay = { enabled = "boolean", from = "string", to = "string" },
         allow_reserved = "list:string", ca_file = "string", resolvers = "list:string",
-        limits = { sessions_per_address = "number", connects_per_second_per_address = "number", max_sessions = "number" },
+        limits = { sessions_per_address = "number", connects_per_second_per_address = "number", max_sessions = "number",
+                   max_domains = "number", max_dns_queries = "number" }, -- the last two: mxprobe audit
     },
     checks = {
         only = "list:string", enable = "list:string", disable = "list:string",
@@ -376,7 +377,9 @@ function V:semantics(p)
         if x <= 0 then self:fail({ "probe", "timeouts", k }, "must be more than 0 seconds") end
     end
     for k, x in pairs(probe.limits or {}) do
-        if k == "sessions_per_address" and x < 1 then self:fail({ "probe", "limits", k }, "must be at least 1") end
+        if (k == "sessions_per_address" or k == "max_domains" or k == "max_dns_queries") and x < 1 then
+            self:fail({ "probe", "limits", k }, "must be at least 1")
+        end
         if x < 0 then self:fail({ "probe", "limits", k }, "must not be negative (0: no cap)") end
     end
     for i, kind in ipairs(probe.allow_reserved or {}) do

@@ -340,6 +340,35 @@ describe("audit records", function()
     assert.is_false(e2.spec.share)
   end)
 
+  it("reads max_domains, max_dns_queries and the probe limits from a policy; flags win", function()
+    local E = require "mxprobe.engine"
+    local pol = tmpfile('return { name = "site", probe = { limits = { max_domains = 3, max_dns_queries = 8, '
+      .. 'sessions_per_address = 1, connects_per_second_per_address = 4 } } }')
+    local made, peak, active = nil, 0, 0
+    local engine = { new = function(spec)
+      made = E.new(spec)
+      function made:check_domain(d) -- the real run, without the network
+        active = active + 1; peak = math.max(peak, active)
+        loop.sleep(0.02)
+        active = active - 1
+        return result_for(d, "ok")
+      end
+      return made
+    end }
+    local s = audit.run({ domains = { "a.t", "b.t", "c.t", "d.t", "e.t", "f.t", "g.t" }, engine = engine, policy = pol,
+                          output = false, summary = false, limits = { sessions_per_address = 2 },
+                          config = { resolver = { servers = { "127.0.0.1:9" } } } })
+    os.remove(pol)
+    assert.equal(7, s.records)
+    assert.equal(3, peak)
+    assert.equal(8, made.dns.max_inflight)
+    assert.equal(2, made.limits.per_address)
+    assert.equal(4, made.limits.rate)
+    local bad = tmpfile('return { probe = { limits = { max_domains = 0 } } }')
+    assert.has_error(function() audit.run({ domains = { "a.t" }, policy = bad, output = false, summary = false }) end)
+    os.remove(bad)
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() audit.run({ domains = { "a.test" }, bogus = 1 }) end, "audit.run: unknown option 'bogus'")
     assert.has_error(function() audit.run({}) end)
