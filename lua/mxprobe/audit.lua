@@ -511,6 +511,7 @@ function M.run(opts)
         if stderr.flush then stderr:flush() end
     end
 
+    local to_stdout = opts.output == nil or opts.output == io.stdout
     local function emit(e, r)
         if state.stopping then return end
         local v = r
@@ -523,6 +524,8 @@ function M.run(opts)
             v = m
         end
         if v ~= nil then
+            -- records on the same terminal as the progress line: clear it first
+            if progress and to_stdout then stderr:write("\r\27[K") end
             local ok, err = write(encode(v))
             if not ok then
                 summary.write_error = tostring(err)
