@@ -97,7 +97,7 @@ function Ctx:deadline(phase) return loop.now() + self:timeout(phase) end
 -- finding for this check (and this address); everything else goes on.
 function Ctx:run_check(def)
     -- a check whose requirement crashed (or was skipped for it) is skipped:
-    -- the crash's CHECK_ERROR finding lists it
+    -- the crash's CHECK_ERROR finding lists it ...
     self.failed = self.failed or {}
     for _, r in ipairs(def.requires) do
         local root = self.failed[r]
@@ -111,16 +111,21 @@ function Ctx:run_check(def)
             return
         end
     end
+    -- nor does one whose requirement did not apply here (no session, no TLS...)
+    for _, r in ipairs(def.requires) do
+        if self.ran[r] == false then self.ran[def.id] = false; return end
+    end
     self.check = def
-    local ok, applies = true, true
+    local ok, res, applies = true, nil, true
     if def.applies then
-        ok, applies = xpcall(def.applies, debug.traceback, self)
+        ok, res = xpcall(def.applies, debug.traceback, self)
+        applies = ok and res and true or false
     end
     if ok and applies then
-        ok, applies = xpcall(def.run, debug.traceback, self)
+        ok, res = xpcall(def.run, debug.traceback, self)
     end
     if not ok then
-        local msg = tostring(applies)
+        local msg = tostring(res)
         local first = msg:match("^[^\n]*")
         local ev = { check = def.id, error = first }
         if self.config.verbose then ev.traceback = msg end
@@ -128,7 +133,7 @@ function Ctx:run_check(def)
         self.findings[#self.findings + 1] = f
         self.failed[def.id] = f
     end
-    self.ran[def.id] = ok and applies and true or false
+    self.ran[def.id] = ok and applies -- true: it applied and did not crash
     self.check = nil
 end
 
