@@ -119,7 +119,9 @@ too_long:
 
 static int fail(mx_dns_parser *p, const char *fmt, const char *a, const char *b)
 {
-    snprintf(p->error, sizeof p->error, fmt, a, b);
+    /* a long message is cut on purpose: errors are bounded like the rest */
+    if (snprintf(p->error, sizeof p->error, fmt, a, b) >= (int)sizeof p->error)
+        p->error[sizeof p->error - 2] = '~';
     return -1;
 }
 

@@ -43,7 +43,8 @@ return {
     families = { 4, 6 },
     timeouts = { connect = 10, greeting = 60, command = 30, tls = 20, dns = 5 },
     -- politeness and resource caps, shared by every domain of a run
-    limits = { sessions_per_address = 2, connects_per_second_per_address = 0, max_sessions = 0 },
+    limits = { sessions_per_address = 2, connects_per_second_per_address = 0, max_sessions = 0,
+               max_dns_queries = 128 },
     relay = { enabled = true, from = "mxprobe@mxprobe.example", to = "relay-test@example.com" },
     -- kinds of non-global addresses to probe anyway, for test networks:
     -- "documentation", "loopback", "private", ... (--allow-reserved)

@@ -28,7 +28,7 @@ local csv = require "mxprobe.report.csv"
 local M = {}
 
 M.DEFAULT_PARALLEL = 1000      -- domains in flight (limits.max_domains)
-M.DEFAULT_DNS_QUERIES = 128    -- DNS queries in flight (limits.max_dns_queries)
+M.DEFAULT_DNS_QUERIES = 128    -- DNS queries in flight: the default policy's limits.max_dns_queries
 M.PROGRESS_INTERVAL = 0.5      -- seconds between progress line updates
 
 local VERDICTS = { "ok", "warning", "critical", "inconclusive" }
@@ -340,30 +340,16 @@ end
 
 ----------------------------------------------------------------- the run
 
--- Flags over the policy's limits.  engine.new replaces config.limits as a
--- whole (it merges only timeouts and relay), so the limits are applied to
--- the run after it exists: the policy's, then the caller's.
--- The engine's resolver is replaced only on runs made here (own).
-local function apply_limits(run, limits, own)
-    local cfg = type(run.config) == "table" and run.config or nil
-    local merged = {}
-    for k, v in pairs(cfg and cfg.limits or {}) do merged[k] = v end
-    for k, v in pairs(limits or {}) do merged[k] = v end
-    if cfg then
-        cfg.limits = merged
-        if run.limits then run.limits = require("mxprobe.limits").new(merged) end
-        -- DNS queries in flight: the engine's resolver has its own default
-        local want = merged.max_dns_queries or M.DEFAULT_DNS_QUERIES
-        local r = run.dns
-        if own and r and r.max_inflight and r.max_inflight ~= want and r.close then
-            local nr = require("mxprobe.dns").new {
-                servers = cfg.resolvers or (cfg.resolver or {}).servers,
-                timeout = (cfg.timeouts or {}).dns or 5, tries = 2, max_inflight = want,
-            }
-            if nr then r:close(); run.dns = nr end
-        end
-    end
-    return merged
+-- The engine merges config.limits over the policy's probe.limits, so the
+-- caller's limits (flags) go into the config of runs made here.
+local function run_config(opts)
+    local cfg = {}
+    for k, v in pairs(opts.config or {}) do cfg[k] = v end
+    local limits = {}
+    for k, v in pairs(cfg.limits or {}) do limits[k] = v end
+    for k, v in pairs(opts.limits or {}) do limits[k] = v end
+    cfg.limits = limits
+    return cfg
 end
 
 local RUN_KEYS = {
@@ -447,13 +433,14 @@ function M.run(opts)
     counts.lines = lines or #entries
 
     -- the engine
-    local run, own = opts.run, not opts.run
-    if own then
+    local run = opts.run
+    if not run then
         local engine = opts.engine or require "mxprobe.engine"
-        run = engine.new { policy = opts.policy, checks_dirs = opts.checks_dirs, config = opts.config,
+        local cfg = run_config(opts)
+        run = engine.new { policy = opts.policy, checks_dirs = opts.checks_dirs, config = cfg,
                            share = opts.share ~= false }
     end
-    local limits = apply_limits(run, opts.limits, own)
+    local limits = type(run.config) == "table" and run.config.limits or opts.limits or {}
     local parallel = opts.parallel or limits.max_domains or M.DEFAULT_PARALLEL
     if math.type(parallel) ~= "integer" or parallel < 1 then
         error("audit.run: parallel (limits.max_domains): an integer >= 1 expected", 2)

@@ -71,8 +71,9 @@ local function build_config(pol, cfg)
     local c = copy(pol.probe or {})
     c.timeouts = c.timeouts or {}
     c.relay = c.relay or {}
+    c.limits = c.limits or {}
     for k, v in pairs(cfg or {}) do
-        if k == "timeouts" or k == "relay" then
+        if k == "timeouts" or k == "relay" or k == "limits" then
             for kk, vv in pairs(v) do c[k][kk] = vv end
         else
             c[k] = v
@@ -104,6 +105,7 @@ function M.new(opts)
 
     run.dns = opts.dns or require("mxprobe.dns").new {
         servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,
+        max_inflight = run.config.limits.max_dns_queries,
     }
     return run
 end

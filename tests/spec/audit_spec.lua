@@ -64,7 +64,10 @@ local function fake_engine(o)
   local E = { calls = {}, finished = {}, active = 0, peak = 0 }
   function E.new(spec)
     E.spec = spec
-    local run = { config = { limits = { sessions_per_address = 2, max_sessions = 7 } }, share = spec.share }
+    -- like the real engine: the caller's config.limits over the policy's
+    local limits = { sessions_per_address = 2, max_sessions = 7 }
+    for k, v in pairs(spec.config and spec.config.limits or {}) do limits[k] = v end
+    local run = { config = { limits = limits }, share = spec.share }
     function run:check_domain(d)
       E.calls[#E.calls + 1] = d
       E.active = E.active + 1
