@@ -458,6 +458,17 @@ static int l_sock_fill(lua_State *L)
     return push_fill_result(L, s, r, want);
 }
 
+/* [-0, +3, -] the peer closed: nil, "closed", and the bytes that were
+ * buffered but did not make a whole line (or count), consumed */
+static int push_closed_partial(lua_State *L, mx_sock *s)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    lua_pushlstring(L, mx_buf_head(&s->in), s->in.len);
+    mx_buf_consume(&s->in, s->in.len);
+    return 3;
+}
+
 /* int l_sock_read_line (lua_State *L)  [-2, +1|3, e]
  * sock:read_line(maxlen?) -> the next line without its LF or CRLF (consumed)
  *   | nil, "again", events | nil, "limit", detail (no LF within maxlen bytes)
@@ -483,13 +494,7 @@ static int l_sock_read_line(lua_State *L)
         unsigned want = 0;
         long r = mx_sock_fill(s, &want);
         if (r > 0) continue;
-        if (r == 0) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "closed");
-            lua_pushlstring(L, mx_buf_head(&s->in), s->in.len);
-            mx_buf_consume(&s->in, s->in.len);
-            return 3;
-        }
+        if (r == 0) return push_closed_partial(L, s);
         return push_fill_result(L, s, r, want);
     }
 }
@@ -515,13 +520,7 @@ static int l_sock_read_bytes(lua_State *L)
         unsigned want = 0;
         long r = mx_sock_fill(s, &want);
         if (r > 0) continue;
-        if (r == 0) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "closed");
-            lua_pushlstring(L, mx_buf_head(&s->in), s->in.len);
-            mx_buf_consume(&s->in, s->in.len);
-            return 3;
-        }
+        if (r == 0) return push_closed_partial(L, s);
         return push_fill_result(L, s, r, want);
     }
 }
