@@ -32,6 +32,7 @@ local KEYS = {
     requires = "table", findings = "table", applies = "function", run = "function",
     summarize = "function", options = "table", enabled = "boolean",
 }
+M.KEYS = KEYS
 local KEY_LIST = "id, description, categories, scope, requires, findings, options, enabled, applies, run, summarize"
 local FINDING_KEYS = { severity = "string", message = "string", hint = "string", weight = "number" }
 local OPTION_TYPES = { string = true, number = true, boolean = true, table = true }
