@@ -400,7 +400,9 @@ function M.config(args)
         if args.no_relay and (args.relay_from or args.relay_to) then
             need(nil, "--no-relay: cannot be combined with " .. (args.relay_from and "--relay-from" or "--relay-to"))
         end
-        config.relay = { enabled = not args.no_relay }
+        -- only --no-relay says anything about enabling: a policy may turn the probe off
+        config.relay = {}
+        if args.no_relay then config.relay.enabled = false end
         if args.relay_from then config.relay.from = need(opt("--relay-from", args.relay_from, M.parse_mailbox)) end
         if args.relay_to then config.relay.to = need(opt("--relay-to", args.relay_to, M.parse_mailbox)) end
         config.verbose = args.verbose and true or false

@@ -253,6 +253,11 @@ describe("policy check selection", function()
   end)
   it("--no-relay and probe.relay.enabled = false turn the relay probe off", function()
     assert.is_nil(ids({}, { relay = { enabled = false } }):find("relay"))
+    -- the policy's switch survives the command line's options (which say nothing about it)
+    local cfg = cli.config(assert(cli.parse({ "a.test" })))
+    local run = engine.new { policy = { probe = { relay = { enabled = false } } }, config = cfg, dns = fake_dns, installed_checks = false }
+    for _, d in ipairs(run.checks) do assert.are_not.equal("relay", d.id) end
+    assert.is_false(run.config.relay.enabled)
   end)
   it("only (and --checks) run those with what they require", function()
     assert.equal("mx address connect banner", ids({ checks = { only = { "banner" } } }))
