@@ -214,7 +214,7 @@ function M.order(defs)
         for i, r in ipairs(d.requires) do
             local dep = by_id[r]
             if not dep then
-                fail(d.file, { "requires", { value = r } }, "[%d]: unknown check id %q (known: %s)%s", i, r,
+                fail(d.file, { "requires", i, { value = r } }, "unknown check id %q (known: %s)%s", r,
                     table.concat(ids, ", "), suggest(r, ids))
             end
             visit(dep, path)
