@@ -255,6 +255,7 @@ return {
 end)
 
 describe("example checks (examples/checks) on loopback", function()
+  teardown(function() os.execute("rm -rf '" .. tmp .. "'") end) -- the last block: the temporary files go
   local EX = require("mxprobe.paths").root .. "/examples/checks"
   local certs
   setup(function() certs = make_certs() end)

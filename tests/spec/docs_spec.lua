@@ -217,6 +217,7 @@ describe("the docs' worked examples say what they claim", function()
 end)
 
 describe("the docs cover the API", function()
+  teardown(function() os.execute("rm -rf '" .. tmp .. "'") end) -- the last block: the temporary files go
   local function backticked_words(text)
     local words = {}
     for span in text:gmatch("`([^`\n]+)`") do

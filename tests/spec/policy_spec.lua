@@ -501,6 +501,7 @@ describe("policy rules", function()
 end)
 
 describe("one domain, two policies", function()
+  teardown(function() os.execute("rm -rf '" .. tmp .. "'") end) -- the last block: the temporary files go
   it("OK under one policy and critical under another, with matching exit codes", function()
     -- 127.0.0.1 may have no PTR where the tests run: not what this is about
     local lenient = write("lenient.lua", "return { name = 'lenient', findings = { BANNER_PTR_MISSING = { severity = 'info' } } }")
