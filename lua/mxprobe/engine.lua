@@ -12,7 +12,6 @@
 local loop = require "mxprobe.loop"
 local checks = require "mxprobe.checks"
 local policy_mod = require "mxprobe.policy"
-local paths = require "mxprobe.paths"
 local context = require "mxprobe.context"
 local judge = require "mxprobe.judge"
 
