@@ -41,16 +41,14 @@ for _, k in ipairs(UPGRADE_KEYS) do KNOWN[k] = true end
 
 local cache = {}  -- option key -> context (a handful per process)
 
---- Printable form of bytes a peer sent: \r, \n, \t, \\ and \xNN escapes,
--- cut at max bytes of input (default MAX_ESCAPED) with "..." appended.
+--- Printable form of bytes a peer sent, cut at max bytes of input
+-- (default MAX_ESCAPED) with "..." appended.  The escaping is the one rule
+-- of the whole project, core.smtp.escape (valid UTF-8 kept, the rest \xNN).
 function M.escape(bytes, max)
     max = max or M.MAX_ESCAPED
     local cut = #bytes > max
     if cut then bytes = bytes:sub(1, max) end
-    local s = bytes:gsub("[\0-\31\\\127-\255]", function(c)
-        if c == "\\" then return "\\\\" elseif c == "\r" then return "\\r" elseif c == "\n" then return "\\n" elseif c == "\t" then return "\\t" end
-        return ("\\x%02x"):format(c:byte())
-    end)
+    local s = require("mxprobe.core").smtp.escape(bytes)
     return cut and (s .. "...") or s
 end
 
