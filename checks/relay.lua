@@ -2,6 +2,8 @@
 -- RCPT TO an address in an external domain, never DATA, then RSET (QUIT
 -- follows when the server's checks end).  Reading the RCPT reply:
 --   2xx open relay; 450/451 deferred (greylisting, not a relay);
+--   421 the server is closing on us (throttling): inconclusive, whatever
+--   its enhanced code or text say;
 --   550/551/553, or any reply with 5.7.1 / "relay" in it: denied;
 --   554 otherwise: rejected for another reason (blacklist, policy).
 
@@ -72,6 +74,10 @@ return {
     local c = r.code
     if c >= 200 and c < 300 then
       fact.verdict = "open"; return ctx:finding("RELAY_OPEN", ev)
+    elseif c == 421 then
+      -- "421 4.7.1 try later" is a throttle, not a relaying decision
+      fact.verdict = "throttled"
+      return ctx:finding("RELAY_INCONCLUSIVE", { detail = ("RCPT TO: 421 %s (the server is throttling the tester)"):format(text_of(r)) })
     elseif c == 450 or c == 451 then
       fact.verdict = "deferred"; return ctx:finding("RELAY_DEFERRED", ev)
     elseif c == 550 or c == 551 or c == 553 or ((c >= 400 and c < 600) and relay_refusal(r)) then

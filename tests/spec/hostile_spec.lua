@@ -1,0 +1,54 @@
+-- Servers that throttle, misbehave or present odd certificates: the
+-- diagnosis must stay right (GUIDE section 5: 421 is inconclusive, never
+-- broken) and no check may crash.  Loopback only, scripted servers.
+local loop = require "mxprobe.loop"
+local engine = require "mxprobe.engine"
+local fake = require "tests.helpers.fake_smtp"
+
+-- DNS is not under test here: the address has a PTR naming the test host.
+local fake_dns = {
+  query = function(_, _, qtype)
+    if qtype == "PTR" then return { rcode = "NOERROR", answers = { { type = "PTR", host = "mx.test." } } } end
+    return { rcode = "NXDOMAIN", answers = {} }
+  end,
+}
+
+local function codes_of(result)
+  local set, list = {}, {}
+  for _, s in ipairs(result.servers) do
+    for _, f in ipairs(s.findings) do set[f.code] = f end
+  end
+  for c in pairs(set) do list[#list + 1] = c end
+  table.sort(list)
+  return set, table.concat(list, " ")
+end
+
+local function run_case(script, only)
+  local srv = fake.start(script, { lifetime = 10 })
+  local run = engine.new { dns = fake_dns, config = {
+    only = only, allow_reserved = { "loopback" }, helo = "tester.test",
+    relay = { enabled = true, from = "probe@sender.test", to = "someone@external.test" },
+    timeouts = { connect = 2, greeting = 3, command = 3, tls = 3 },
+  } }
+  local result = run:check_host("127.0.0.1", srv.port)
+  srv:wait()
+  return result, srv
+end
+
+local GREETING = "220 mx.test ESMTP\r\n"
+local EHLO_REPLY = "250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+
+describe("421 after the greeting is inconclusive, never broken", function()
+  it("421 to RCPT (even with 4.7.1) is not a relay denial", function()
+    local r, srv = run_case({
+      GREETING, { expect = "^EHLO" }, EHLO_REPLY,
+      { expect = "^MAIL FROM" }, "250 2.1.0 Ok\r\n",
+      { expect = "^RCPT TO" }, "421 4.7.1 Too many connections, try again later\r\n",
+    }, { "relay" })
+    local set, list = codes_of(r)
+    assert.is_nil(set.RELAY_DENIED, list)
+    assert.is_truthy(set.RELAY_INCONCLUSIVE, list)
+    assert.equal("inconclusive", r.verdict)
+    for _, line in ipairs(srv.received[1] or {}) do assert.not_matches("^DATA", line) end
+  end)
+end)
