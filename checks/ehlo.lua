@@ -1,5 +1,6 @@
 -- Step 4 of the seed: EHLO and the extensions the server offers, with a
--- fall back to HELO when EHLO is refused.
+-- fall back to HELO when EHLO is refused.  A 421 is the server closing on
+-- a throttled client: inconclusive, and no HELO after it.
 local extensions = require "mxprobe.extensions"
 
 return {
@@ -17,6 +18,8 @@ return {
     EHLO_AUTH_BEFORE_TLS = { severity = "warning", message = "AUTH {mechanisms} is offered before STARTTLS: passwords could cross the network in plaintext",
       hint = "Offer AUTH only after TLS (Postfix: smtpd_tls_auth_only = yes), or not at all on port 25." },
     EHLO_NO_8BITMIME = { severity = "info", message = "8BITMIME is not offered" },
+    EHLO_421 = { severity = "inconclusive", message = "421 to EHLO/HELO: the server is busy or throttling the tester ({text})",
+      hint = "Test again later or from another address; 421 is temporary and not a fault by itself." },
   },
 
   applies = function(ctx)
@@ -44,10 +47,18 @@ return {
       return ctx:finding("EHLO_FAILED", { code = code, detail = detail or "" })
     end
     local ehlo_code, ehlo_text = r.code, table.concat(r.lines or {}, " ")
+    if ehlo_code == 421 then
+      ctx:fact { failed = true, throttled = true }
+      return ctx:finding("EHLO_421", { code = ehlo_code, text = ehlo_text })
+    end
     local h = sess:command("HELO " .. helo, ctx:deadline("command"))
     if h and h.code == 250 then
       ctx:fact { extensions = {}, keywords = {}, starttls = false, helo_only = true }
       return ctx:finding("EHLO_HELO_ONLY", { code = ehlo_code, text = ehlo_text })
+    end
+    if h and h.code == 421 then
+      ctx:fact { failed = true, throttled = true }
+      return ctx:finding("EHLO_421", { code = 421, text = table.concat(h.lines or {}, " ") })
     end
     ctx:fact { failed = true }
     ctx:finding("EHLO_FAILED", { code = h and h.code or ehlo_code, detail = h and table.concat(h.lines or {}, " ") or ehlo_text })

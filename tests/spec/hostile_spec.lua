@@ -52,3 +52,17 @@ describe("421 after the greeting is inconclusive, never broken", function()
     for _, line in ipairs(srv.received[1] or {}) do assert.not_matches("^DATA", line) end
   end)
 end)
+
+describe("421 to EHLO", function()
+  it("is inconclusive, and nothing (no HELO) is sent after it but QUIT", function()
+    local r, srv = run_case({
+      GREETING, { expect = "^EHLO" }, "421 4.7.0 mx.test Service not available, closing channel\r\n",
+      { read = true }, "221 bye\r\n",
+    }, { "ehlo" })
+    local set, list = codes_of(r)
+    assert.is_nil(set.EHLO_FAILED, list)
+    assert.is_truthy(set.EHLO_421, list)
+    assert.equal("inconclusive", r.verdict)
+    for _, line in ipairs(srv.received[1] or {}) do assert.not_matches("^HELO", line) end
+  end)
+end)
