@@ -233,7 +233,10 @@ void mx_loop_forget_fd(mx_loop *l, int fd)
 {
     if (fd < 0 || (size_t)fd >= l->nfds) return;
     fdent_t *e = &l->fds[fd];
-    if (e->token >= 0) mx_loop_disarm(l, e->token);
+    /* Wake, not just disarm: a task of its own waits on this fd (another
+     * task closed the socket); dropping its wait would also drop its
+     * deadline and strand it forever.  Its next call finds "closed". */
+    if (e->token >= 0) fire(l, e->token, MX_WAKE_READY);
     ep_set(l, fd, e, 0);
     e->cb = NULL;
     e->ud = NULL;

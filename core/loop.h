@@ -45,7 +45,8 @@ int mx_loop_wait_external(mx_loop *loop, int token, double deadline);
 void mx_loop_wake(mx_loop *loop, int token, int reason);
 /* Drop a token's wait without waking it (task cancelled or finished). */
 void mx_loop_disarm(mx_loop *loop, int token);
-/* Call before close(fd): removes the fd from epoll and any wait on it. */
+/* Call before close(fd): removes the fd from epoll; a task waiting on it
+ * is woken (MX_WAKE_READY) so that it finds the socket closed. */
 void mx_loop_forget_fd(mx_loop *loop, int fd);
 
 /* C watchers, for sockets owned by C libraries. events == 0 removes. */

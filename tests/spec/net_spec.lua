@@ -184,6 +184,25 @@ describe("core.net", function()
     srv:stop()
   end)
 
+  it("closing a socket another task waits on wakes that task, which finds it closed", function()
+    local l = assert(net.listen("127.0.0.1", 0))
+    local c = assert(net.connect(l:local_addr()))
+    while not c:connect_result() do assert(loop.wait(c, "w", loop.now() + 2)) end
+    local reader = loop.spawn(function()
+      local t0 = loop.now()
+      local ok = loop.wait(c, "r", loop.now() + 1)
+      return ok, loop.now() - t0, select(2, c:fill())
+    end)
+    loop.sleep(0.02)
+    c:close()
+    -- before the fix the reader's wait (and its own deadline) was dropped: it never woke
+    local ok, waited, code = loop.join(reader, loop.now() + 3)
+    assert.is_true(ok)
+    assert.is_true(waited < 0.5, "waited " .. tostring(waited))
+    assert.equal("closed", code)
+    l:close()
+  end)
+
   it("raises on misuse, naming the function", function()
     assert.has_error(function() net.connect("foo", 25) end,
       "bad argument #1 to 'connect' (numeric IPv4 or IPv6 address expected, got 'foo')")
