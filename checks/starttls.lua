@@ -1,6 +1,7 @@
 -- Step 5 of the seed: STARTTLS and the negotiated TLS version.  After the
 -- 220 to STARTTLS, bytes already buffered are an injection: they are never
 -- fed into TLS, they are reported.  After TLS, EHLO again (RFC 3207 4.2).
+-- A 421 (to STARTTLS or to the EHLO inside TLS) is a throttle: inconclusive.
 local extensions = require "mxprobe.extensions"
 local iputil = require "mxprobe.iputil"
 
@@ -33,6 +34,8 @@ return {
     TLS_EHLO_FAILED = { severity = "critical", message = "EHLO after STARTTLS failed ({code} {detail})",
       hint = "The server breaks down after TLS is up; check its TLS session handling." },
     TLS_EHLO_CHANGED = { severity = "info", message = "Extensions after TLS differ: added {added}; removed {removed}" },
+    STARTTLS_421 = { severity = "inconclusive", message = "421 to {command}: the server is busy or throttling the tester ({text})",
+      hint = "Test again later or from another address; 421 is temporary and not a fault by itself." },
   },
 
   applies = function(ctx)
@@ -48,6 +51,11 @@ return {
     if not plain.starttls then return ctx:finding("STARTTLS_NOT_OFFERED", {}) end
 
     local r, code, detail = sess:command("STARTTLS", ctx:deadline("command"))
+    if r and r.code == 421 then
+      fact.throttled = true
+      sess:close()
+      return ctx:finding("STARTTLS_421", { command = "STARTTLS", text = table.concat(r.lines or {}, " ") })
+    end
     if not r or r.code ~= 220 then
       fact.accepted = false
       sess:close()
@@ -93,6 +101,11 @@ return {
 
     -- forget the plaintext capabilities; ask again inside TLS
     local r2, c2, d2 = sess:command("EHLO " .. ctx.config.helo, ctx:deadline("command"))
+    if r2 and r2.code == 421 then
+      fact.throttled = true
+      sess:close()
+      return ctx:finding("STARTTLS_421", { command = "EHLO after STARTTLS", text = table.concat(r2.lines or {}, " ") })
+    end
     if not r2 or r2.code ~= 250 then
       sess:close()
       return ctx:finding("TLS_EHLO_FAILED", { code = r2 and r2.code or c2, detail = r2 and table.concat(r2.lines or {}, " ") or (d2 or "") })

@@ -16,7 +16,7 @@ return {
     local good, weak, total = 0, {}, 0
     for _, srv in ipairs(dctx.servers) do
       local t = srv.facts.starttls
-      if t then
+      if t and not t.throttled then -- a 421 tells nothing about TLS
         total = total + 1
         if t.handshake then good = good + 1 else weak[#weak + 1] = ("%s (%s)"):format(srv.host, srv.address) end
       end

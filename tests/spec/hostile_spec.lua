@@ -66,3 +66,29 @@ describe("421 to EHLO", function()
     for _, line in ipairs(srv.received[1] or {}) do assert.not_matches("^HELO", line) end
   end)
 end)
+
+describe("421 to STARTTLS", function()
+  it("is inconclusive, not STARTTLS_REJECTED, and not a TLS inconsistency", function()
+    local r = run_case({
+      GREETING, { expect = "^EHLO" }, "250-mx.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n",
+      { expect = "^STARTTLS" }, "421 4.7.0 Too many sessions, closing\r\n",
+    }, { "starttls", "tls_consistency" })
+    local set, list = codes_of(r)
+    assert.is_nil(set.STARTTLS_REJECTED, list)
+    assert.is_truthy(set.STARTTLS_421, list)
+    assert.equal("inconclusive", r.verdict)
+  end)
+
+  it("a throttled address does not count as one without TLS (tls_consistency)", function()
+    local def = dofile("checks/tls_consistency.lua")
+    local got = {}
+    def.summarize {
+      servers = {
+        { host = "mx1.test", address = "192.0.2.1", facts = { starttls = { offered = true, accepted = true, handshake = true } } },
+        { host = "mx2.test", address = "192.0.2.2", facts = { starttls = { offered = true, throttled = true } } },
+      },
+      finding = function(_, code) got[#got + 1] = code end,
+    }
+    assert.same({}, got)
+  end)
+end)
