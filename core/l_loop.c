@@ -7,9 +7,19 @@
 
 #include <time.h>
 
+/* [-0, +0, v] a deadline argument.  NaN compares false with everything, so
+ * the loop would arm no timer for it and the Lua side would also lose the
+ * task's own deadline: the wait would never end.  Refuse it. */
+static double check_deadline(lua_State *L, int idx)
+{
+    double d = luaL_checknumber(L, idx);
+    if (d != d) luaL_argerror(L, idx, "deadline is NaN");
+    return d;
+}
+
 static double opt_deadline(lua_State *L, int idx)
 {
-    return lua_isnoneornil(L, idx) ? -1.0 : luaL_checknumber(L, idx);
+    return lua_isnoneornil(L, idx) ? -1.0 : check_deadline(L, idx);
 }
 
 /* int now ()  [-0, +1, -]  monotonic seconds */
@@ -54,7 +64,7 @@ static int l_wait_fd(lua_State *L)
 static int l_wait_timer(lua_State *L)
 {
     int token = check_token(L, 1);
-    return result(L, mx_loop_wait_timer(mx_get_loop(L), token, luaL_checknumber(L, 2)), "wait_timer");
+    return result(L, mx_loop_wait_timer(mx_get_loop(L), token, check_deadline(L, 2)), "wait_timer");
 }
 
 /* wait_external (token, deadline?)  [-0, +0, e] */
@@ -83,6 +93,7 @@ static int l_disarm(lua_State *L)
 static int l_step(lua_State *L)
 {
     double max_wait = lua_isnoneornil(L, 1) ? -1.0 : luaL_checknumber(L, 1);
+    luaL_argcheck(L, max_wait == max_wait, 1, "max_wait is NaN"); /* (int)NaN ms is undefined */
     const mx_wake *w;
     int n = mx_loop_step(mx_get_loop(L), max_wait, &w);
     lua_createtable(L, 2 * n, 0);

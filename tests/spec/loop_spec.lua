@@ -92,4 +92,21 @@ describe("mxprobe.loop", function()
     assert.has_error(function() loop.sleep("x") end, "bad argument #1 to 'sleep' (number expected)")
     assert.has_error(function() loop.spawn(42) end)
   end)
+
+  it("a NaN deadline raises instead of making a wait that never ends", function()
+    -- before the fix the wait was armed with no timer, and NaN also hid
+    -- the task's own deadline (t.deadline < NaN is false): it slept forever
+    local t = loop.spawn(function()
+      loop.set_deadline(nil, loop.now() + 0.05)
+      return loop.sleep(0 / 0)
+    end)
+    local ok, code, detail = loop.join(t, loop.now() + 1)
+    assert.is_nil(ok)
+    assert.equal("error", code)
+    assert.matches("bad argument #2 to 'wait_timer' %(deadline is NaN%)", detail)
+    local C = require("mxprobe.core").loop
+    assert.has_error(function() C.wait_fd(1, 0, "r", 0 / 0) end, "bad argument #4 to 'wait_fd' (deadline is NaN)")
+    assert.has_error(function() C.wait_external(1, 0 / 0) end, "bad argument #2 to 'wait_external' (deadline is NaN)")
+    assert.has_error(function() C.step(0 / 0) end, "bad argument #1 to 'step' (max_wait is NaN)")
+  end)
 end)
