@@ -353,9 +353,12 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+/* Lua calls __eq for any two full userdata, so the other operand may be a
+ * socket: that is "not equal", never an error. */
 static int l_eq(lua_State *L)
 {
-    lua_pushboolean(L, X509_cmp(mx_x509_check(L, 1), mx_x509_check(L, 2)) == 0);
+    mx_x509 *a = luaL_testudata(L, 1, MX_X509_MT), *b = luaL_testudata(L, 2, MX_X509_MT);
+    lua_pushboolean(L, a && b && a->x && b->x && X509_cmp(a->x, b->x) == 0);
     return 1;
 }
 

@@ -118,6 +118,18 @@ describe("core.x509", function()
     assert.are_not.equal(valid, wrong)
   end)
 
+  it("== with another kind of userdata is false, not an error", function()
+    -- Lua calls the first operand's __eq for any two full userdata
+    local sock = assert(core.net.listen("127.0.0.1", 0))
+    local ok, eq = pcall(function() return valid == sock end)
+    assert.is_true(ok, eq)
+    assert.is_false(eq)
+    ok, eq = pcall(function() return sock == valid end)
+    assert.is_true(ok, eq)
+    assert.is_false(eq)
+    sock:close()
+  end)
+
   it("check_host applies RFC 6125 wildcard rules and IP SANs", function()
     assert.is_true(valid:check_host("mx.test"))
     assert.is_true(valid:check_host("MX.Test"))
