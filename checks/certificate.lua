@@ -4,9 +4,12 @@
 -- Opportunistic SMTP TLS still encrypts with an untrusted certificate: the
 -- messages say so instead of calling it "no TLS".
 
--- OpenSSL X509_V_ERR_* codes that say what kind of chain problem it is
+-- OpenSSL X509_V_ERR_* codes that say what kind of chain problem it is.
+-- Only 18 (DEPTH_ZERO_SELF_SIGNED_CERT) means the server's own certificate
+-- is self-signed; 19 (SELF_SIGNED_CERT_IN_CHAIN) is a CA-issued leaf whose
+-- root the tester does not trust: untrusted, not self-signed.
 local EXPIRED, NOT_YET_VALID = 10, 9
-local SELF_SIGNED = { [18] = true, [19] = true }
+local SELF_SIGNED = { [18] = true }
 
 local function days(t, now) return math.floor((t - now) / 86400) end
 

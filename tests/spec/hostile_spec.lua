@@ -92,3 +92,43 @@ describe("421 to STARTTLS", function()
     assert.same({}, got)
   end)
 end)
+
+describe("certificates a hostile or odd server presents", function()
+  local certs
+  setup(function() certs = require("tests.helpers.certs").make() end)
+  teardown(function() if certs then certs.cleanup() end end)
+
+  local function write(path, text)
+    local f = assert(io.open(path, "w")); f:write(text); f:close()
+  end
+
+  local function tls_case(chain_file, key_file, config)
+    local script = {
+      GREETING, { expect = "^EHLO" }, "250-mx.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n",
+      { expect = "^STARTTLS" }, "220 2.0.0 ready\r\n",
+      function(c)
+        local info, code, detail = c:sslhandshake({ server = true, cert = chain_file, key = key_file }, loop.now() + 3)
+        if not info then return nil, code, detail end
+      end,
+      { expect = "^EHLO" }, EHLO_REPLY, { expect = "^QUIT" }, "221 bye\r\n",
+    }
+    local srv = fake.start(script, { lifetime = 10 })
+    local cfg = { only = { "certificate" }, allow_reserved = { "loopback" }, helo = "tester.test",
+                  timeouts = { connect = 2, greeting = 3, command = 3, tls = 3 } }
+    for k, v in pairs(config or {}) do cfg[k] = v end
+    local r = engine.new({ dns = fake_dns, config = cfg }):check_host("127.0.0.1", srv.port)
+    srv:wait()
+    return r
+  end
+
+  it("a chain that ends in a root the tester does not trust is untrusted, not self-signed", function()
+    -- leaf + intermediate + root: the leaf is not self-signed, its root is unknown
+    local chain = certs.dir .. "/with-root.pem"
+    write(chain, certs.read(certs.leaf.valid.cert) .. certs.read(certs.intermediate) .. certs.read(certs.ca))
+    local r = tls_case(chain, certs.leaf.valid.key) -- system store only
+    local set, list = codes_of(r)
+    assert.is_nil(set.CERT_SELF_SIGNED, list)
+    assert.is_truthy(set.CERT_UNTRUSTED, list)
+    assert.matches("still encrypts", set.CERT_UNTRUSTED.message)
+  end)
+end)
