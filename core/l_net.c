@@ -189,7 +189,9 @@ static lua_Integer int_arg(lua_State *L, int idx, int shown, lua_Integer def, lu
     return v;
 }
 
-/* [-0, +1, m] a new socket userdata owning fd */
+/* [-0, +1, m] a new socket userdata owning fd.  Callers push it before
+ * they open the fd (fd -1, filled in after): creating it may raise (out of
+ * memory), and an fd opened first would then leak. */
 static mx_sock *push_sock(lua_State *L, int fd, int family, int state)
 {
     mx_sock *s = lua_newuserdatauv(L, sizeof *s, 1);
@@ -290,13 +292,14 @@ static int l_net_connect(lua_State *L)
     socklen_t len;
     int family = check_addr(L, "connect", 1, 2, 0, &ss, &len);
     mx_get_loop(L); /* exists before any socket, so it is finalized after them */
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     char label[INET6_ADDRSTRLEN + 10];
     addr_label(&ss, label, sizeof label);
+    mx_sock *s = push_sock(L, -1, family, MX_SOCK_CONNECTING);
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return mx_fail(L, errno_code(errno), "socket for %s: %s", label, strerror(errno));
+    s->fd = fd;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    mx_sock *s = push_sock(L, fd, family, MX_SOCK_CONNECTING);
     s->peer = ss;
     int r;
     do r = connect(fd, (struct sockaddr *)&ss, len);
@@ -363,9 +366,10 @@ static int l_net_listen(lua_State *L)
     mx_get_loop(L);
     char label[INET6_ADDRSTRLEN + 10];
     addr_label(&ss, label, sizeof label);
+    mx_sock *s = push_sock(L, -1, family, MX_SOCK_LISTENING);
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return mx_fail(L, errno_code(errno), "socket for %s: %s", label, strerror(errno));
-    mx_sock *s = push_sock(L, fd, family, MX_SOCK_LISTENING);
+    s->fd = fd;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
@@ -387,22 +391,24 @@ static int l_sock_accept(lua_State *L)
     if (ls->state == MX_SOCK_CLOSED) return fail_closed(L);
     if (ls->state != MX_SOCK_LISTENING) return luaL_error(L, "accept: the socket is not listening");
     struct sockaddr_storage peer;
+    mx_sock *s = push_sock(L, -1, ls->family, MX_SOCK_OPEN);
     for (;;) {
         socklen_t pl = sizeof peer;
         int fd = accept4(ls->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            mx_sock *s = push_sock(L, fd, ls->family, MX_SOCK_OPEN);
+            s->fd = fd;
             s->peer = peer;
             s->t_connected = s->t_created;
             socklen_t ll = sizeof s->local;
             getsockname(fd, (struct sockaddr *)&s->local, &ll);
             return 1;
         }
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return mx_again(L, MX_READ);
-        return mx_fail(L, errno_code(errno), "accept: %s", strerror(errno));
+        int e = errno;
+        if (e == EINTR || e == ECONNABORTED) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) return mx_again(L, MX_READ);
+        return mx_fail(L, errno_code(e), "accept: %s", strerror(e));
     }
 }
 
