@@ -11,7 +11,10 @@
 local EXPIRED, NOT_YET_VALID = 10, 9
 local SELF_SIGNED = { [18] = true }
 
-local function days(t, now) return math.floor((t - now) / 86400) end
+-- nil when the time field is unreadable (x509 returns nil, "x509", detail):
+-- a hostile certificate must not crash the check
+local function days(t, now) return math.type(t) and math.floor((t - now) / 86400) or nil end
+local function date(t) return math.type(t) and os.date("!%Y-%m-%d", t) or nil end
 
 return {
   id = "certificate",
@@ -85,9 +88,12 @@ return {
       local which = i == 1 and ("for " .. fact.subject) or ("of intermediate " .. c:subject())
       local na, nb = c:not_after(), c:not_before()
       local left = days(na, now)
-      local ev = { which = which, depth = i - 1, not_after = os.date("!%Y-%m-%d", na),
-                   not_before = os.date("!%Y-%m-%d", nb), days = left, ago = -left }
-      if na < now then
+      local ev = { which = which, depth = i - 1, not_after = date(na),
+                   not_before = date(nb), days = left, ago = left and -left }
+      if not math.type(na) or not math.type(nb) then
+        -- unreadable dates: the chain verification reports the format error
+        any_date_problem = true
+      elseif na < now then
         ctx:finding("CERT_EXPIRED", ev); any_date_problem = true
       elseif nb > now then
         ctx:finding("CERT_NOT_YET_VALID", ev); any_date_problem = true

@@ -131,4 +131,26 @@ describe("certificates a hostile or odd server presents", function()
     assert.is_truthy(set.CERT_UNTRUSTED, list)
     assert.matches("still encrypts", set.CERT_UNTRUSTED.message)
   end)
+
+  it("a certificate whose notAfter is not a valid time does not crash the check", function()
+    -- a self-signed certificate with its notAfter bytes overwritten: the
+    -- handshake still works (the key is intact), the date cannot be read
+    local d = certs.dir
+    assert(os.execute(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s/bt.key"
+      .. " -out %s/bt.crt -days 30 -subj /CN=mx.test -addext subjectAltName=IP:127.0.0.1 2>/dev/null"
+      .. " && openssl x509 -in %s/bt.crt -outform DER -out %s/bt.der"):format(d, d, d, d)))
+    local der = certs.read(d .. "/bt.der")
+    local first = assert(der:find("\23\13", 1, true))            -- UTCTime notBefore
+    local at = assert(der:find("\23\13", first + 15, true))      -- UTCTime notAfter
+    local f = assert(io.open(d .. "/bad-time.der", "wb"))
+    f:write(der:sub(1, at + 1) .. "99AB01000000Z" .. der:sub(at + 15)); f:close()
+    assert(os.execute(("{ echo '-----BEGIN CERTIFICATE-----'; openssl base64 -in %s/bad-time.der;"
+      .. " echo '-----END CERTIFICATE-----'; } > %s/bad-time.pem"):format(d, d)))
+    local r = tls_case(d .. "/bad-time.pem", d .. "/bt.key")
+    local set, list = codes_of(r)
+    assert.is_nil(set.CHECK_ERROR, set.CHECK_ERROR and set.CHECK_ERROR.message)
+    assert.is_nil(set.CERT_OK, list)
+    assert.is_truthy(set.CERT_SELF_SIGNED, list)
+    assert.is_false(r.servers[1].facts.certificate.verified)
+  end)
 end)
