@@ -281,7 +281,10 @@ size_t mx_loop_armed(const mx_loop *l) { return l->armed; }
 
 /* ---- signals: a self-pipe, so a signal becomes an ordinary wake-up ---- */
 
-static int sig_write_fd = -1;
+/* The handler may only touch a volatile sig_atomic_t (C11 7.14.1.1).  One
+ * loop at a time owns the signals: the last one that caught them. */
+static volatile sig_atomic_t sig_write_fd = -1;
+static struct sigaction sig_saved_int, sig_saved_term; /* before the first catch */
 
 static void on_signal(int sig)
 {
@@ -303,13 +306,15 @@ int mx_loop_catch_signals(mx_loop *l)
 {
     if (l->sigpipe[0] >= 0) return 0;
     if (pipe2(l->sigpipe, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
-    sig_write_fd = l->sigpipe[1];
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    int first = sig_write_fd < 0;
+    sig_write_fd = l->sigpipe[1];
+    /* an embedding program's own handlers come back when we are done */
+    sigaction(SIGINT, &sa, first ? &sig_saved_int : NULL);
+    sigaction(SIGTERM, &sa, first ? &sig_saved_term : NULL);
     return mx_loop_watch(l, l->sigpipe[0], MX_READ, on_sigpipe_readable, NULL);
 }
 
@@ -332,9 +337,13 @@ void mx_loop_free(mx_loop *l)
 {
     if (!l) return;
     if (l->sigpipe[0] >= 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        if (sig_write_fd == l->sigpipe[1]) sig_write_fd = -1;
+        /* only the owner gives the signals back: another live loop (a second
+         * Lua state) that caught them later keeps them */
+        if (sig_write_fd == l->sigpipe[1]) {
+            sigaction(SIGINT, &sig_saved_int, NULL);
+            sigaction(SIGTERM, &sig_saved_term, NULL);
+            sig_write_fd = -1;
+        }
         close(l->sigpipe[0]);
         close(l->sigpipe[1]);
     }
