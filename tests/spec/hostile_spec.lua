@@ -154,3 +154,12 @@ describe("certificates a hostile or odd server presents", function()
     assert.is_false(r.servers[1].facts.certificate.verified)
   end)
 end)
+
+describe("certificate findings that fail verification", function()
+  it("say that opportunistic TLS still encrypts", function()
+    local def = dofile("checks/certificate.lua")
+    for _, code in ipairs { "CERT_UNTRUSTED", "CERT_SELF_SIGNED", "CERT_EXPIRED", "CERT_NOT_YET_VALID", "CERT_NAME_MISMATCH" } do
+      assert.matches("still encrypts", def.findings[code].message, 1, true)
+    end
+  end)
+end)
