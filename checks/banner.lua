@@ -95,7 +95,8 @@ return {
     fact.ptr = ptrs[1]
     if ans and #ptrs == 0 then
       ctx:finding("BANNER_PTR_MISSING", ev)
-    elseif #ptrs > 0 then
+    elseif #ptrs > 0 and (bhost or not iputil.is_literal(ctx.host)) then
+      -- with --mx ADDRESS there is no MX name to compare the PTR with
       local match = false
       for _, p in ipairs(ptrs) do if p == ctx.host or p == bhost then match = true end end
       if not match then ev.ptr = ptrs[1]; ctx:finding("BANNER_PTR_MISMATCH", ev) end

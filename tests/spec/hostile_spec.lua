@@ -163,3 +163,12 @@ describe("certificate findings that fail verification", function()
     end
   end)
 end)
+
+describe("--mx with an address", function()
+  it("a PTR is not compared with the address itself", function()
+    local r = run_case({ "220 ESMTP ready\r\n", { expect = "^QUIT" }, "221 bye\r\n" }, { "banner" })
+    local set, list = codes_of(r)
+    assert.is_truthy(set.BANNER_NO_HOSTNAME, list)
+    assert.is_nil(set.BANNER_PTR_MISMATCH, set.BANNER_PTR_MISMATCH and set.BANNER_PTR_MISMATCH.message)
+  end)
+end)
