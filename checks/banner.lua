@@ -4,10 +4,16 @@
 local loop = require "mxprobe.loop"
 local iputil = require "mxprobe.iputil"
 
+-- The first word of the greeting when it is a host name, or an address
+-- literal such as [192.0.2.1] or [IPv6:2001:db8::1] (RFC 5321 4.1.3 allows
+-- one where the server has no name).
 local function hostname_of(text)
   local first = (text or ""):match("^(%S+)")
-  if first and first:find("%.") and first:match("^[%w%.%-_]+$") and not first:match("^%d+%.%d+$") then
-    return first:lower():gsub("%.$", "")
+  if not first then return nil end
+  local literal = first:match("^%[IPv6:([%x:%.]+)%]$") or first:match("^%[([%d%.]+)%]$")
+  if literal and iputil.classify(literal) then return first end
+  if first:find("%.") and first:match("^[%w%.%-_]+$") and not first:match("^%d+%.%d+$") then
+    return (first:lower():gsub("%.$", ""))
   end
 end
 
