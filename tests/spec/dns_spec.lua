@@ -25,7 +25,7 @@ local function sorted(t) table.sort(t); return t end
 
 describe("core.dns without a server", function()
   it("builds reverse names for IPv4 and IPv6", function()
-    assert.equal("10.2.0.192.in-addr.arpa", C.reverse_name("192.0.2.10"))
+    assert.equal("11.2.0.192.in-addr.arpa", C.reverse_name("192.0.2.11"))
     assert.equal("0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
       C.reverse_name("2001:db8::10"))
     assert.has_error(function() C.reverse_name("mx1.core.test") end,
@@ -180,8 +180,8 @@ describe("core.dns and mxprobe.dns against nsd", function()
 
   it_nsd("decodes PTR for IPv4 and IPv6 reverse names", function()
     local r = resolver()
-    local p4 = assert(answer(r:query(C.reverse_name("192.0.2.10"), "PTR")))
-    assert.same({ { name = "10.2.0.192.in-addr.arpa", type = "PTR", ttl = 300, host = "mx1.core.test" } }, p4.answers)
+    local p4 = assert(answer(r:query(C.reverse_name("192.0.2.11"), "PTR")))
+    assert.same({ { name = "11.2.0.192.in-addr.arpa", type = "PTR", ttl = 300, host = "mx2.core.test" } }, p4.answers)
     local p6 = assert(answer(r:query(C.reverse_name("2001:db8::10"), "PTR")))
     assert.equal("mx1.core.test", p6.answers[1].host)
     r:close()

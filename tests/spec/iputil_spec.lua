@@ -1,5 +1,8 @@
 local ip = require "mxprobe.iputil"
 
+-- Classification only: these strings are parsed, never contacted.  The
+-- private ranges are here because the checks must recognise them in MX
+-- answers and refuse to probe them.
 describe("mxprobe.iputil.classify", function()
   local cases = {
     { "192.0.2.10", "documentation", 4 }, { "198.51.100.1", "documentation", 4 },

@@ -488,8 +488,8 @@ static void test_names_and_reverse(void)
     CHECK_STR(mx_dns_rcode_name(5, tb, sizeof tb), "REFUSED");
     CHECK_STR(mx_dns_rcode_name(12, tb, sizeof tb), "RCODE12");
 
-    CHECK(mx_dns_reverse_name("192.0.2.10", out, sizeof out) == 0);
-    CHECK_STR(out, "10.2.0.192.in-addr.arpa");
+    CHECK(mx_dns_reverse_name("192.0.2.11", out, sizeof out) == 0);
+    CHECK_STR(out, "11.2.0.192.in-addr.arpa");
     CHECK(mx_dns_reverse_name("2001:db8::10", out, sizeof out) == 0);
     CHECK_STR(out, "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
     CHECK(strlen(out) == 72);
