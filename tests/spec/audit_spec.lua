@@ -608,18 +608,7 @@ end)
 describe("audit with the real engine (fake DNS, loopback SMTP)", function()
   local engine = require "mxprobe.engine"
   local fake = require "tests.helpers.fake_smtp"
-  local fake_dns = {
-    query = function(_, name, qtype)
-      if qtype == "MX" and name:match("%.test$") and name ~= "mx.test" then
-        return { rcode = "NOERROR", answers = { { type = "MX", preference = 10, host = "mx.test." } } }
-      elseif qtype == "A" and name == "mx.test" then
-        return { rcode = "NOERROR", answers = { { type = "A", address = "127.0.0.1" } } }
-      elseif qtype == "PTR" then
-        return { rcode = "NOERROR", answers = { { type = "PTR", host = "mx.test." } } }
-      end
-      return { rcode = "NOERROR", answers = {} }
-    end,
-  }
+  local fake_dns = require "tests.helpers.fake_resolver" -- DNS is not under test here
   local function server(n)
     local stats = { started = 0 }
     local srv = fake.start({

@@ -5,18 +5,7 @@ local loop = require "mxprobe.loop"
 local engine = require "mxprobe.engine"
 local fake = require "tests.helpers.fake_smtp"
 
-local fake_dns = {
-  query = function(_, name, qtype)
-    if qtype == "MX" and name:match("%.test$") and name ~= "mx.test" then
-      return { rcode = "NOERROR", answers = { { type = "MX", preference = 10, host = "mx.test." } } }
-    elseif qtype == "A" and name == "mx.test" then
-      return { rcode = "NOERROR", answers = { { type = "A", address = "127.0.0.1" } } }
-    elseif qtype == "PTR" then
-      return { rcode = "NOERROR", answers = { { type = "PTR", host = "mx.test." } } }
-    end
-    return { rcode = "NOERROR", answers = {} }
-  end,
-}
+local fake_dns = require "tests.helpers.fake_resolver" -- DNS is not under test here
 
 -- a server that greets slowly and counts connections and concurrency
 local function counting_server(n, delay)

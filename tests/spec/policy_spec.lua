@@ -33,19 +33,7 @@ local function load_error(text, name)
   return err, path
 end
 
--- every address is 127.0.0.1; PTR names mx.test
-local fake_dns = {
-  query = function(_, name, qtype)
-    if qtype == "MX" and name:match("%.test$") then
-      return { rcode = "NOERROR", answers = { { type = "MX", preference = 10, host = "mx.test." } } }
-    elseif qtype == "A" and name == "mx.test" then
-      return { rcode = "NOERROR", answers = { { type = "A", address = "127.0.0.1" } } }
-    elseif qtype == "PTR" then
-      return { rcode = "NOERROR", answers = { { type = "PTR", host = "mx.test." } } }
-    end
-    return { rcode = "NOERROR", answers = {} }
-  end,
-}
+local fake_dns = require "tests.helpers.fake_resolver" -- DNS is not under test here
 
 local certs
 local function starttls_as(leaf, tls_opts)

@@ -10,13 +10,7 @@ local engine = require "mxprobe.engine"
 local fake = require "tests.helpers.fake_smtp"
 local make_certs = require("tests.helpers.certs").make
 
--- DNS is not under test here: the address has a PTR naming the test host.
-local fake_dns = {
-  query = function(_, name, qtype)
-    if qtype == "PTR" then return { rcode = "NOERROR", answers = { { type = "PTR", host = "mx.test." } } } end
-    return { rcode = "NXDOMAIN", answers = {} }
-  end,
-}
+local fake_dns = require "tests.helpers.fake_resolver" -- DNS is not under test here
 
 local function codes_of(result)
   local set, list = {}, {}
