@@ -1,8 +1,8 @@
 -- Step 1 (continued): the A and AAAA records of every MX host.  Every
 -- address is tested on its own later; addresses senders on the internet
 -- cannot reach are reported and not probed.
-local iputil = require "mxprobe.iputil"
-local loop = require "mxprobe.loop"
+local iputil = require "mxprobe.net.iputil"
+local loop = require "mxprobe.runtime.loop"
 
 local KIND_CODE = {
   loopback = "ADDRESS_LOOPBACK", private = "ADDRESS_PRIVATE", linklocal = "ADDRESS_RESERVED",

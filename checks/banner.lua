@@ -1,8 +1,9 @@
 -- Step 3 of the seed: the 220 greeting.  Wait for the complete (possibly
 -- multi-line) greeting before sending anything.  421 means "throttled,
 -- come back later": inconclusive, never "broken".
-local loop = require "mxprobe.loop"
-local iputil = require "mxprobe.iputil"
+local loop = require "mxprobe.runtime.loop"
+local iputil = require "mxprobe.net.iputil"
+local core = require "mxprobe.core"
 
 -- The first word of the greeting when it is a host name, or an address
 -- literal such as [192.0.2.1] or [IPv6:2001:db8::1] (RFC 5321 4.1.3 allows
@@ -54,7 +55,7 @@ return {
     local t0 = loop.now()
     -- the PTR lookup runs while we wait for the greeting
     local ptr_task = loop.spawn(function()
-      local name = require("mxprobe.core").dns.reverse_name(ctx.address)
+      local name = core.dns.reverse_name(ctx.address)
       return ctx.dns:query(name, "PTR", ctx:deadline("dns"))
     end)
     local r, code, detail = sess:read_reply(t0 + timeout)
@@ -71,7 +72,7 @@ return {
       return
     end
     local text = table.concat(r.lines or {}, " / ")
-    fact.code, fact.text = r.code, require("mxprobe.session").escape(text)
+    fact.code, fact.text = r.code, core.smtp.escape(text)
     local ev = { seconds = seconds, text = fact.text, code = r.code, host = ctx.host, address = ctx.address }
     if r.code ~= 220 then
       loop.cancel(ptr_task)

@@ -1,7 +1,7 @@
 -- Step 4 of the seed: EHLO and the extensions the server offers, with a
 -- fall back to HELO when EHLO is refused.  A 421 is the server closing on
 -- a throttled client: inconclusive, and no HELO after it.
-local extensions = require "mxprobe.extensions"
+local extensions = require "mxprobe.smtp.extensions"
 
 return {
   id = "ehlo",

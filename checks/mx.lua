@@ -1,7 +1,7 @@
 -- Step 1 of the seed: resolve the MX records, sorted by preference.
 -- Every MX is tested later, not just the primary.
-local iputil = require "mxprobe.iputil"
-local loop = require "mxprobe.loop"
+local iputil = require "mxprobe.net.iputil"
+local loop = require "mxprobe.runtime.loop"
 
 local function strip(name) return (name or ""):lower():gsub("%.$", "") end
 

@@ -2,10 +2,11 @@
 -- 220 to STARTTLS, bytes already buffered are an injection: they are never
 -- fed into TLS, they are reported.  After TLS, EHLO again (RFC 3207 4.2).
 -- A 421 (to STARTTLS or to the EHLO inside TLS) is a throttle: inconclusive.
-local extensions = require "mxprobe.extensions"
-local iputil = require "mxprobe.iputil"
+local extensions = require "mxprobe.smtp.extensions"
+local iputil = require "mxprobe.net.iputil"
+local vocab = require "mxprobe.runtime.vocab"
 
-local VERSION_RANK = { SSLv3 = 0, TLSv1 = 1, ["TLSv1.1"] = 2, ["TLSv1.2"] = 3, ["TLSv1.3"] = 4 }
+local VERSION_RANK = vocab.TLS_RANK
 
 return {
   id = "starttls",

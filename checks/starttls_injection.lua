@@ -6,8 +6,8 @@
 --   send EHLO.  A fixed server discards the pipelined RCPT, so the first
 --   reply inside TLS answers our EHLO (250).  A vulnerable one answers the
 --   injected RCPT first (503 "need MAIL", or a 5xx), then our EHLO.
-local loop = require "mxprobe.loop"
-local iputil = require "mxprobe.iputil"
+local loop = require "mxprobe.runtime.loop"
+local iputil = require "mxprobe.net.iputil"
 
 local INJECTED = "RCPT TO:<injection-test@mxprobe.invalid>"
 

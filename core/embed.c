@@ -17,7 +17,7 @@
 
 struct mxprobe {
     lua_State *L;
-    int api_ref; /* the table returned by require "mxprobe.embed" */
+    int api_ref; /* the table returned by require "mxprobe.app.embed" */
     int host_ref; /* the Lua-side host object */
     char err[1024];
 };
@@ -66,7 +66,7 @@ mxprobe *mxprobe_new(void)
     luaL_openlibs(h->L);
     if (mx_setup_paths(h->L) != 0) goto fail;
     lua_getglobal(h->L, "require");
-    lua_pushliteral(h->L, "mxprobe.embed");
+    lua_pushliteral(h->L, "mxprobe.app.embed");
     if (lua_pcall(h->L, 1, 1, 0) != LUA_OK) goto fail;
     lua_getfield(h->L, -1, "new");
     lua_pushvalue(h->L, -2);

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 
     lua_pushcfunction(L, traceback);
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "mxprobe.main");
+    lua_pushliteral(L, "mxprobe.app.main");
     int status = lua_pcall(L, 1, 1, 1);
     if (status == LUA_OK) {
         for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);

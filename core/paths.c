@@ -79,7 +79,7 @@ int mx_setup_paths(lua_State *L)
     lua_setfield(L, -2, "checks");
     lua_pushstring(L, MXPROBE_VERSION);
     lua_setfield(L, -2, "version");
-    lua_setfield(L, -2, "mxprobe.paths");
+    lua_setfield(L, -2, "mxprobe.runtime.paths");
     lua_pop(L, 2);
     return 0;
 }

@@ -3,7 +3,7 @@
 #define MX_PATHS_H
 #include <lua.h>
 /* [-0, +(0|1), -] set package.path, preload mxprobe.core, register
- * package.loaded["mxprobe.paths"] = { root=, lua=, checks= }.
+ * package.loaded["mxprobe.runtime.paths"] = { root=, lua=, checks= }.
  * On failure returns -1 with a message on the stack. */
 int mx_setup_paths(lua_State *L);
 #endif

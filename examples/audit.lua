@@ -13,7 +13,7 @@
 --   ip netns exec mxlab build/mxprobe run examples/audit.lua /tmp/mxlab/scale-domains.txt \
 --       --ca-file /tmp/mxlab/ca/ca.pem --allow-reserved documentation -o /tmp/portfolio.csv
 local argparse = require "argparse"
-local audit = require "mxprobe.audit"
+local audit = require "mxprobe.app.audit"
 
 local p = argparse("examples/audit.lua", "Audit a portfolio of domains; one CSV row each, then the mail servers.")
 p:argument("file", "Domains, one per line (- for stdin).")

@@ -5,8 +5,8 @@ assert(type(core.version) == "string", "core.version")
 for _, t in ipairs { "loop", "net", "smtp", "dns", "tls", "x509" } do
   assert(type(core[t]) == "table", "core." .. t .. " missing")
 end
-local loop = require "mxprobe.loop"
-local socket = require "mxprobe.socket"
+local loop = require "mxprobe.runtime.loop"
+local socket = require "mxprobe.net.socket"
 local engine = require "mxprobe.engine"
 local n = loop.run(function()
   local srv = assert(socket.listen("127.0.0.1", 0))

@@ -3,7 +3,7 @@
 -- JSON Lines output, and prints one line:
 --   in=N out=M missing=A extra=B twice=C addresses=ADDR,ADDR,...
 -- (addresses: every server address the records name, sorted, for nmap).
-local audit = require "mxprobe.audit"
+local audit = require "mxprobe.app.audit"
 local cjson = require "cjson"
 local input, output = arg[1], arg[2]
 local entries = assert(audit.read(input))

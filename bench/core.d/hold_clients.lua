@@ -2,8 +2,8 @@
 -- listeners named in PORTFILE, read each greeting, and keep every
 -- connection open in its own task waiting for the next line; then print
 -- the connect rate and the memory per held connection.  Runs inside mxprobe.
-local loop = require "mxprobe.loop"
-local socket = require "mxprobe.socket"
+local loop = require "mxprobe.runtime.loop"
+local socket = require "mxprobe.net.socket"
 
 local n = tonumber(arg[1])
 local targets = {}

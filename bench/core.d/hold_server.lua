@@ -2,7 +2,7 @@
 -- each ADDR (port 0, the ports written to PORTFILE as "addr port" lines),
 -- greet each with a 220 line and hold them, silent, until the process is
 -- stopped or LIFETIME (300 s) passes.  Runs inside mxprobe.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local net = require("mxprobe.core").net
 
 local n = tonumber(arg[1])

@@ -11,7 +11,7 @@
 
 local function network(address, v4, v6)
   -- the rules API has the same helper: api.network(address, v4, v6)
-  return require("mxprobe.rules").network(address, v4, v6)
+  return require("mxprobe.policy.rules").network(address, v4, v6)
 end
 
 return {

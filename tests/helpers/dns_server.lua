@@ -11,7 +11,7 @@
 -- by their PID only.  Must be called from inside a task (busted runs specs
 -- inside the host's root task) so that waiting for start-up can sleep.
 local core = require "mxprobe.core"
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 
 local H = {}
 

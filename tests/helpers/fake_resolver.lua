@@ -1,4 +1,4 @@
---- A stand-in for mxprobe.dns in specs whose subject is not DNS (engine,
+--- A stand-in for mxprobe.net.dns in specs whose subject is not DNS (engine,
 -- checks, policies, audits): every other *.test domain has "MX 10 mx.test",
 -- mx.test is 127.0.0.1, and every PTR names mx.test.  Anything else is an
 -- empty NOERROR answer.  Pass it as engine.new{ dns = ... }.

@@ -11,7 +11,7 @@
 --   { hold = s }                      keep the connection open, silent
 --   { close = true }                  close (FIN)
 --   { reset = true }                  close with RST
---   function(conn, server, i)         anything else (conn is a mxprobe.socket)
+--   function(conn, server, i)         anything else (conn is a mxprobe.net.socket)
 --
 --   local fake = dofile("tests/helpers/fake_smtp.lua")
 --   local srv = fake.start({ "220 hi\r\n", { expect = "^QUIT" }, "221 bye\r\n" })
@@ -19,8 +19,8 @@
 --   srv:stop()
 --
 -- Everything is bounded: opts.lifetime (default 10 s) caps the server.
-local loop = require "mxprobe.loop"
-local socket = require "mxprobe.socket"
+local loop = require "mxprobe.runtime.loop"
+local socket = require "mxprobe.net.socket"
 
 local M = {}
 

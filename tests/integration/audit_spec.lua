@@ -5,9 +5,9 @@
 -- the one-domain integration spec, probes shared (run:stats()), time-outs
 -- overlapping, and the `mxprobe audit` command with --csv and --shard.
 local cjson = require "cjson"
-local loop = require "mxprobe.loop"
-local audit = require "mxprobe.audit"
-local cli = require "mxprobe.cli"
+local loop = require "mxprobe.runtime.loop"
+local audit = require "mxprobe.app.audit"
+local cli = require "mxprobe.app.cli"
 
 local world = dofile("tests/lab/world.lua")
 local expected = dofile("tests/integration/expected.lua")

@@ -2,16 +2,16 @@
 -- policy on lab domains where it changes the verdict, and says which rule
 -- decided; each custom check loaded with --checks-dir and producing its
 -- findings.  Runs inside the lab's namespace (tests/run-integration).
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 local policy = require "mxprobe.policy"
-local checks = require "mxprobe.checks"
-local cli = require "mxprobe.cli"
+local checks = require "mxprobe.engine.checks"
+local cli = require "mxprobe.app.cli"
 local cjson = require "cjson"
 
 local world = dofile("tests/lab/world.lua")
 local state = os.getenv("MXLAB_STATE") or world.state_dir
-local ROOT = require("mxprobe.paths").root
+local ROOT = require("mxprobe.runtime.paths").root
 local POLICIES, CHECKS = ROOT .. "/examples/policies", ROOT .. "/examples/checks"
 
 local CONFIG = {

@@ -3,7 +3,7 @@
 -- verdict of tests/integration/expected.lua.  All domains are checked
 -- concurrently, once, before the assertions: the run takes about as long
 -- as the slowest lab server (the greeting deadline, 40 s, for the drip).
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 
 local world = dofile("tests/lab/world.lua")

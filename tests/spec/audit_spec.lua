@@ -1,12 +1,12 @@
--- mxprobe.audit and `mxprobe audit`, against a fake engine (and once the
+-- mxprobe.app.audit and `mxprobe audit`, against a fake engine (and once the
 -- real engine with a fake DNS and a loopback SMTP server): input parsing,
 -- IDN, duplicates, shards, resume, CSV, streaming order, the summary,
 -- interrupts, limits.  No lab, no network beyond loopback.
 local cjson = require "cjson"
-local loop = require "mxprobe.loop"
-local audit = require "mxprobe.audit"
+local loop = require "mxprobe.runtime.loop"
+local audit = require "mxprobe.app.audit"
 local csv = require "mxprobe.report.csv"
-local cli = require "mxprobe.cli"
+local cli = require "mxprobe.app.cli"
 
 local EXIT = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
 

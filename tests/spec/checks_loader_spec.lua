@@ -2,11 +2,11 @@
 -- field in every message), where checks come from (stock, the installed
 -- search path, --checks-dir), error isolation at run time, and the example
 -- checks of examples/checks against scripted servers on loopback.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
-local checks = require "mxprobe.checks"
-local context = require "mxprobe.context"
-local judge = require "mxprobe.judge"
+local checks = require "mxprobe.engine.checks"
+local context = require "mxprobe.engine.context"
+local judge = require "mxprobe.policy.judge"
 local fake = require "tests.helpers.fake_smtp"
 local make_certs = require("tests.helpers.certs").make
 
@@ -122,8 +122,8 @@ describe("check search path", function()
     assert.same({ a, b }, checks.search_path(env(a .. ":/nonexistent:" .. b)))
     assert.same({}, checks.search_path(env("")))          -- the default, which the source tree does not have
     assert.same({}, checks.search_path(env(nil)))
-    local default = require("mxprobe.paths").root .. "/site-checks"
-    assert.same({ require("mxprobe.paths").checks, a }, checks.dirs { getenv = env(a .. "::" .. default) })
+    local default = require("mxprobe.runtime.paths").root .. "/site-checks"
+    assert.same({ require("mxprobe.runtime.paths").checks, a }, checks.dirs { getenv = env(a .. "::" .. default) })
   end)
 
   it("installed checks load with the stock ones; --checks-dir comes after them", function()
@@ -256,7 +256,7 @@ end)
 
 describe("example checks (examples/checks) on loopback", function()
   teardown(function() os.execute("rm -rf '" .. tmp .. "'") end) -- the last block: the temporary files go
-  local EX = require("mxprobe.paths").root .. "/examples/checks"
+  local EX = require("mxprobe.runtime.paths").root .. "/examples/checks"
   local certs
   setup(function() certs = make_certs() end)
   teardown(function() if certs then certs.cleanup() end end)
@@ -306,7 +306,7 @@ describe("example checks (examples/checks) on loopback", function()
   end)
 
   describe("dane_tlsa", function()
-    local x509 = require "mxprobe.x509"
+    local x509 = require "mxprobe.net.x509"
     local function pem(path) local f = assert(io.open(path)); local s = f:read("a"); f:close(); return s end
     local function tls_script()
       return {

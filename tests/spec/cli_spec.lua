@@ -3,8 +3,8 @@
 -- engine receives, --json, exit codes from verdicts, concurrency and order,
 -- colour rules, --list-checks and --explain.  No network.
 local cjson = require "cjson"
-local loop = require "mxprobe.loop"
-local cli = require "mxprobe.cli"
+local loop = require "mxprobe.runtime.loop"
+local cli = require "mxprobe.app.cli"
 
 local function buffer()
   local b = { parts = {} }
@@ -128,7 +128,7 @@ describe("cli: usage", function()
   it("--version prints the core version", function()
     local code, out = run({ "--version" })
     assert.equal(0, code)
-    assert.equal("mxprobe " .. require("mxprobe.paths").version .. "\n", out)
+    assert.equal("mxprobe " .. require("mxprobe.runtime.paths").version .. "\n", out)
   end)
 
   it("with no domain says so and exits 3", function()

@@ -1,10 +1,10 @@
--- core.dns (c-ares on the loop) and mxprobe.dns (the wrapper), against a
+-- core.dns (c-ares on the loop) and mxprobe.net.dns (the wrapper), against a
 -- real nsd serving tests/zones/ on loopback and a scripted responder
 -- (tests/helpers/fake_dns.py) for answers no real server sends.
 -- No packet leaves the machine: every resolver here names its servers.
 local core = require "mxprobe.core"
-local loop = require "mxprobe.loop"
-local dns = require "mxprobe.dns"
+local loop = require "mxprobe.runtime.loop"
+local dns = require "mxprobe.net.dns"
 local H = require "tests.helpers.dns_server"
 local C = core.dns
 
@@ -109,7 +109,7 @@ describe("core.dns without a server", function()
   end)
 end)
 
-describe("core.dns and mxprobe.dns against nsd", function()
+describe("core.dns and mxprobe.net.dns against nsd", function()
   local srv, why
   setup(function() srv, why = H.start_nsd() end)
   teardown(function() H.stop_nsd(srv) end)
@@ -307,7 +307,7 @@ describe("core.dns and mxprobe.dns against nsd", function()
     r:close()
   end)
 
-  describe("mxprobe.dns", function()
+  describe("mxprobe.net.dns", function()
     local function new(extra)
       local o = { servers = { srv.servers[1] }, timeout = 1, tries = 2 }
       for k, v in pairs(extra or {}) do o[k] = v end

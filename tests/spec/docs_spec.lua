@@ -13,16 +13,16 @@
 -- A ```lua block without one of these tags fails.  Also: every policy field
 -- is in docs/policies.md, every ctx method and rule api function in
 -- docs/api.md, every key of the check contract in docs/writing-checks.md.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 local policy = require "mxprobe.policy"
-local checks = require "mxprobe.checks"
-local context = require "mxprobe.context"
-local judge = require "mxprobe.judge"
-local rules = require "mxprobe.rules"
+local checks = require "mxprobe.engine.checks"
+local context = require "mxprobe.engine.context"
+local judge = require "mxprobe.policy.judge"
+local rules = require "mxprobe.policy.rules"
 local fake = require "tests.helpers.fake_smtp"
 
-local ROOT = require("mxprobe.paths").root
+local ROOT = require("mxprobe.runtime.paths").root
 local DOCS = { "docs/policies.md", "docs/writing-checks.md", "docs/api.md" }
 local TAGS = { policy = true, check = true, run = true, fragment = true }
 

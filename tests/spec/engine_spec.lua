@@ -1,7 +1,7 @@
 -- The engine across domains: probes shared per (address, port, MX name),
 -- per-address slots, the connection rate cap, and error isolation.
 -- Loopback only: a fake DNS maps every test domain to mx.test -> 127.0.0.1.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 local fake = require "tests.helpers.fake_smtp"
 

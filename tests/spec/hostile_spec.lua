@@ -1,7 +1,7 @@
 -- Servers that throttle, misbehave or present odd certificates: the
 -- diagnosis must stay right (GUIDE section 5: 421 is inconclusive, never
 -- broken) and no check may crash.  Loopback only, scripted servers.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 local fake = require "tests.helpers.fake_smtp"
 

@@ -1,9 +1,9 @@
-local ip = require "mxprobe.iputil"
+local ip = require "mxprobe.net.iputil"
 
 -- Classification only: these strings are parsed, never contacted.  The
 -- private ranges are here because the checks must recognise them in MX
 -- answers and refuse to probe them.
-describe("mxprobe.iputil.classify", function()
+describe("mxprobe.net.iputil.classify", function()
   local cases = {
     { "192.0.2.10", "documentation", 4 }, { "198.51.100.1", "documentation", 4 },
     { "203.0.113.99", "documentation", 4 }, { "127.0.0.1", "loopback", 4 },

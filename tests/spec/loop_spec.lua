@@ -1,8 +1,8 @@
 -- The scheduler: tasks, sleeps, joins, deadlines, cancellation, semaphores,
 -- and coroutines of a check's own that wait inside the host.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 
-describe("mxprobe.loop", function()
+describe("mxprobe.runtime.loop", function()
   it("runs tasks concurrently: three 0.2 s sleeps take about 0.2 s", function()
     local t0 = loop.now()
     local ts = {}

@@ -1,7 +1,7 @@
--- core.net (raw non-blocking TCP) and mxprobe.socket (the cosocket wrapper).
+-- core.net (raw non-blocking TCP) and mxprobe.net.socket (the cosocket wrapper).
 -- Loopback only.
-local loop = require "mxprobe.loop"
-local socket = require "mxprobe.socket"
+local loop = require "mxprobe.runtime.loop"
+local socket = require "mxprobe.net.socket"
 local core = require "mxprobe.core"
 local net = core.net
 

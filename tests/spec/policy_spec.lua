@@ -4,13 +4,13 @@
 -- severities and decide the verdict; exit codes that follow the policy.
 -- Loopback only: scripted servers (tests/helpers/fake_smtp.lua) and a
 -- fake DNS.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 local policy = require "mxprobe.policy"
-local checks = require "mxprobe.checks"
-local judge = require "mxprobe.judge"
-local rules = require "mxprobe.rules"
-local cli = require "mxprobe.cli"
+local checks = require "mxprobe.engine.checks"
+local judge = require "mxprobe.policy.judge"
+local rules = require "mxprobe.policy.rules"
+local cli = require "mxprobe.app.cli"
 local fake = require "tests.helpers.fake_smtp"
 local make_certs = require("tests.helpers.certs").make
 
@@ -177,7 +177,7 @@ describe("policy validation", function()
   end)
 
   it("the CLI: exit 3, one line on stderr, no packet sent", function()
-    local l = assert(require("mxprobe.socket").listen("127.0.0.1", 0))
+    local l = assert(require("mxprobe.net.socket").listen("127.0.0.1", 0))
     local _, port = l:local_addr()
     local out, err = {}, {}
     local env = { stdout = { write = function(_, ...) for _, s in ipairs { ... } do out[#out + 1] = s end return true end },

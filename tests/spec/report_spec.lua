@@ -1,11 +1,11 @@
 -- The reports: text layout (alignment, hints, escaping, colour), JSON
 -- encoding (empty arrays, sorted keys, odd values), the format dispatcher
--- and the code catalog renderings of mxprobe.explain.  No network.
+-- and the code catalog renderings of mxprobe.report.explain.  No network.
 local cjson = require "cjson"
 local text = require "mxprobe.report.text"
 local json = require "mxprobe.report.json"
 local report = require "mxprobe.report"
-local explain = require "mxprobe.explain"
+local explain = require "mxprobe.report.explain"
 
 local function sample()
   return {
@@ -302,7 +302,7 @@ describe("docs/codes.md", function()
       pending("the engine cannot start here: " .. tostring(why):match("^[^\n]*"))
       return
     end
-    local path = require("mxprobe.paths").root .. "/docs/codes.md"
+    local path = require("mxprobe.runtime.paths").root .. "/docs/codes.md"
     local f = assert(io.open(path))
     local committed = f:read("a")
     f:close()

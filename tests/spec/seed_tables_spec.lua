@@ -3,9 +3,9 @@
 -- loopback behaves as the row says, the stock checks run against it
 -- (check_host, as `mxprobe --mx`), and the row's meaning must come out as
 -- the documented diagnostic code.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local net = require("mxprobe.core").net
-local socket = require "mxprobe.socket"
+local socket = require "mxprobe.net.socket"
 local engine = require "mxprobe.engine"
 local fake = require "tests.helpers.fake_smtp"
 local make_certs = require("tests.helpers.certs").make

@@ -1,8 +1,8 @@
--- core.smtp.read_reply / escape, mxprobe.socket:receive_reply and the
--- mxprobe.session (the SMTP session the checks use), against the scripted server (loopback only).
-local loop = require "mxprobe.loop"
-local socket = require "mxprobe.socket"
-local session = require "mxprobe.session"
+-- core.smtp.read_reply / escape, mxprobe.net.socket:receive_reply and the
+-- mxprobe.smtp.session (the SMTP session the checks use), against the scripted server (loopback only).
+local loop = require "mxprobe.runtime.loop"
+local socket = require "mxprobe.net.socket"
+local session = require "mxprobe.smtp.session"
 local core = require "mxprobe.core"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "tests/spec"
@@ -157,7 +157,7 @@ describe("smtp replies", function()
   end)
 end)
 
-describe("mxprobe.session (the engine's SMTP session)", function()
+describe("mxprobe.smtp.session (the engine's SMTP session)", function()
   it("waits for the whole greeting before sending, records the transcript", function()
     local early
     local srv = fake.start({

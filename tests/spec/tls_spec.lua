@@ -1,10 +1,10 @@
--- core.tls and mxprobe.tls against loopback servers: in-loop STARTTLS
+-- core.tls and mxprobe.net.tls against loopback servers: in-loop STARTTLS
 -- servers (net.listen + a server TLS context, run as tasks) and, for a
 -- second implementation's view, `openssl s_server` subprocesses.
 -- Certificates come from tests/helpers/certs.lua, made at test time.
-local loop = require "mxprobe.loop"
-local socket = require "mxprobe.socket"
-local tls = require "mxprobe.tls"
+local loop = require "mxprobe.runtime.loop"
+local socket = require "mxprobe.net.socket"
+local tls = require "mxprobe.net.tls"
 local core = require "mxprobe.core"
 local make_certs = require("tests.helpers.certs").make
 
@@ -152,7 +152,7 @@ local function direct(port, opts, dl)
   return info, code, detail
 end
 
-describe("mxprobe.tls", function()
+describe("mxprobe.net.tls", function()
   setup(function() certs = make_certs() end)
   teardown(function() if certs then certs.cleanup() end end)
 

@@ -1,7 +1,7 @@
--- core.x509 and mxprobe.x509 on certificates made at test time, checked
+-- core.x509 and mxprobe.net.x509 on certificates made at test time, checked
 -- against what the openssl command says about the same files.
 local core = require "mxprobe.core"
-local x509 = require "mxprobe.x509"
+local x509 = require "mxprobe.net.x509"
 local make_certs = require("tests.helpers.certs").make
 
 local X = core.x509
@@ -201,7 +201,7 @@ describe("core.x509", function()
     end)
   end)
 
-  describe("mxprobe.x509", function()
+  describe("mxprobe.net.x509", function()
     it("days_left", function()
       local now = os.time()
       assert.is_true(math.abs(x509.days_left(valid, now) - 365) < 0.1)

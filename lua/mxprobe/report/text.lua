@@ -12,6 +12,8 @@
 -- with evidence, transcript) goes through M.escape before display, even
 -- though the engine escapes already: a terminal must never receive a
 -- control sequence from a remote server.
+local vocab = require "mxprobe.runtime.vocab"
+
 local M = {}
 
 ----------------------------------------------------------------- escaping
@@ -120,7 +122,7 @@ local function list_of(t)
     return t
 end
 
-local SEVERITY_RANK = { ok = 1, info = 2, warning = 3, critical = 4, inconclusive = 5, error = 6 }
+local SEVERITY_RANK = vocab.SEVERITIES
 
 -- Rows for a list of findings, and the hints to print under them.
 local function findings_block(lines, findings, indent, paint)

@@ -1,12 +1,12 @@
---- mxprobe.session: one SMTP client session as the session-scope checks
+--- mxprobe.smtp.session: one SMTP client session as the session-scope checks
 -- see it: a socket, the replies, a transcript, per-phase deadlines.
 --
 -- Protocol rules (GUIDE section 5): nothing is sent before the complete
 -- greeting; replies are read whole; after STARTTLS nothing buffered in
 -- plaintext is fed into TLS (the TLS layer refuses and we report it).
 
-local loop = require "mxprobe.loop"
-local socket = require "mxprobe.socket"
+local loop = require "mxprobe.runtime.loop"
+local socket = require "mxprobe.net.socket"
 local core = require "mxprobe.core"
 
 local M = {}
@@ -17,7 +17,7 @@ local escape = core.smtp.escape or function(s) return (s:gsub("[%z\1-\31\127-\25
 M.escape = escape
 
 --- Connect to ip:port.  Returns a session or nil, code, detail, seconds.
--- opts.limits (mxprobe.limits) caps the connection rate and open sockets.
+-- opts.limits (mxprobe.engine.limits) caps the connection rate and open sockets.
 function M.open(ip, port, opts)
     opts = opts or {}
     local release

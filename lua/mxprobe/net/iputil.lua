@@ -1,4 +1,4 @@
---- mxprobe.iputil: parse and classify IP address literals.
+--- mxprobe.net.iputil: parse and classify IP address literals.
 -- classify(ip) -> kind, family where kind is one of "global", "loopback",
 -- "private", "linklocal", "documentation", "shared", "multicast",
 -- "unspecified", "reserved"; nil when ip is not an address literal.

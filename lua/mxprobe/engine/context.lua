@@ -1,4 +1,4 @@
---- mxprobe.context: what a check's run(ctx) receives.
+--- mxprobe.engine.context: what a check's run(ctx) receives.
 --
 -- Domain contexts (scope "domain") carry ctx.domain, ctx.targets (the MX
 -- hosts and their addresses, filled by the mx and address checks) and
@@ -9,8 +9,9 @@
 -- Methods: ctx:finding(code, evidence), ctx:fact(value), ctx:deadline(phase),
 -- ctx:threshold(name), ctx:open_session(), ctx:session().
 
-local loop = require "mxprobe.loop"
-local session = require "mxprobe.session"
+local loop = require "mxprobe.runtime.loop"
+local session = require "mxprobe.smtp.session"
+local policy = require "mxprobe.policy"
 
 local M = {}
 local Ctx = {}
@@ -48,7 +49,7 @@ function Ctx:make_finding(code, evidence, check_id)
         hint = decl.hint and render(decl.hint, evidence) or nil,
         evidence = evidence,
         -- the policy's findings table changed the severity: say where
-        override = over.severity and require("mxprobe.policy").override(run.policy, code, decl.severity) or nil,
+        override = over.severity and policy.override(run.policy, code, decl.severity) or nil,
     }
 end
 

@@ -1,4 +1,4 @@
---- mxprobe.x509: small helpers over core.x509 certificate objects.
+--- mxprobe.net.x509: small helpers over core.x509 certificate objects.
 --
 --   x509.load_pem(text)        -> { cert, ... } | nil, "x509"|"limit", detail
 --   x509.days_left(cert, now)  -> days until notAfter (negative once expired)

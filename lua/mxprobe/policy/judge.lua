@@ -1,4 +1,4 @@
---- mxprobe.judge: scores, grades, domain rules and the verdict, all read
+--- mxprobe.policy.judge: scores, grades, domain rules and the verdict, all read
 -- from the policy (checks/policy/default.lua documents the knobs,
 -- docs/policies.md the order):
 --   1. every server is scored (policy.score or 100 minus the weights) and graded;
@@ -8,7 +8,7 @@
 --      result.decided_by names the finding, and the rule or policy entry
 --      behind its severity.
 
-local rules = require "mxprobe.rules"
+local rules = require "mxprobe.policy.rules"
 
 local M = {}
 

@@ -1,4 +1,4 @@
---- mxprobe.tls: the TLS handshake on a raw core.net socket, as a task.
+--- mxprobe.net.tls: the TLS handshake on a raw core.net socket, as a task.
 --
 -- core.tls does one non-blocking step per call; this module loops them with
 -- loop.wait (the only yield point).  The cosocket wrapper's sslhandshake
@@ -24,7 +24,7 @@
 -- carries the buffered plaintext, escaped for display; the raw bytes stay
 -- in the socket's buffer (sock:take_buffered()).
 local core = require "mxprobe.core"
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local C = core.tls
 
 local M = {}
@@ -48,7 +48,7 @@ function M.escape(bytes, max)
     max = max or M.MAX_ESCAPED
     local cut = #bytes > max
     if cut then bytes = bytes:sub(1, max) end
-    local s = require("mxprobe.core").smtp.escape(bytes)
+    local s = core.smtp.escape(bytes)
     return cut and (s .. "...") or s
 end
 

@@ -1,4 +1,4 @@
---- mxprobe.limits: politeness towards remote servers and caps on our own
+--- mxprobe.engine.limits: politeness towards remote servers and caps on our own
 -- resources, shared by every domain of a run.
 --
 --   sessions_per_address      probe tasks at once per remote address (default 2)
@@ -7,7 +7,7 @@
 --
 -- A probe task holds one slot of its address for its whole life and opens
 -- its sessions one after the other, so slots cannot deadlock.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 
 local M = {}
 local L = {}

@@ -1,4 +1,4 @@
---- mxprobe.rules: domain-level policy rules (docs/policies.md, docs/api.md).
+--- mxprobe.policy.rules: domain-level policy rules (docs/policies.md, docs/api.md).
 --
 -- policy.rules is a list; each entry is either
 --   function(result, api) ... end                      -- named by file:line
@@ -18,8 +18,8 @@
 -- A rule that raises becomes a POLICY_RULE finding of severity "error"
 -- (traceback under -v); the other rules still run.
 
-local checks = require "mxprobe.checks"
-local iputil = require "mxprobe.iputil"
+local vocab = require "mxprobe.runtime.vocab"
+local iputil = require "mxprobe.net.iputil"
 
 local M = {}
 
@@ -123,7 +123,7 @@ function M.api(run, result, r)
     }
 
     function api.report(severity, message, opts)
-        if not checks.SEVERITIES[severity] then argerr("report", 1, ("%q is not a severity"):format(tostring(severity))) end
+        if not vocab.SEVERITIES[severity] then argerr("report", 1, ("%q is not a severity"):format(tostring(severity))) end
         if type(message) ~= "string" then argerr("report", 2, "a message string expected, got " .. type(message)) end
         if opts ~= nil and type(opts) ~= "table" then argerr("report", 3, "a table { server =, hint =, evidence = } expected") end
         opts = opts or {}
@@ -158,7 +158,7 @@ function M.api(run, result, r)
     -- records the rule, the old severity and why.
     function api.set_severity(f, severity, why)
         if type(f) ~= "table" or type(f.code) ~= "string" then argerr("set_severity", 1, "a finding expected") end
-        if not checks.SEVERITIES[severity] then
+        if not vocab.SEVERITIES[severity] then
             argerr("set_severity", 2, ("%q is not a severity"):format(tostring(severity)))
         end
         if why ~= nil and type(why) ~= "string" then argerr("set_severity", 3, "a string (why) expected") end
@@ -196,7 +196,7 @@ function M.api(run, result, r)
     function api.weight(f) return M.weight(run.policy, f) end
     --- A DNS query (yields; the probe's DNS timeout).  Answer table, or nil, code, detail.
     function api.query(name, qtype)
-        local loop = require "mxprobe.loop"
+        local loop = require "mxprobe.runtime.loop"
         return run.dns:query(name, qtype, loop.now() + ((run.config.timeouts or {}).dns or 5))
     end
     return api

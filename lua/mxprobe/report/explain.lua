@@ -1,4 +1,4 @@
---- mxprobe.explain: the diagnostic codes and checks, for people.
+--- mxprobe.report.explain: the diagnostic codes and checks, for people.
 --
 -- Everything here reads the engine's own data (run.checks and
 -- engine.catalog(run)), so `mxprobe --explain`, `mxprobe --list-checks`

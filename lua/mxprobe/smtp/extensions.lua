@@ -1,4 +1,4 @@
---- mxprobe.extensions: parse the lines of an EHLO reply (RFC 5321 4.1.1.1):
+--- mxprobe.smtp.extensions: parse the lines of an EHLO reply (RFC 5321 4.1.1.1):
 -- the first line greets, each further line is "KEYWORD params".
 local M = {}
 

@@ -1,13 +1,13 @@
---- mxprobe.main: what the executable runs with argv.
+--- mxprobe.app.main: what the executable runs with argv.
 --
 --   mxprobe run SCRIPT [ARGS...]   run a Lua script inside the host
 --   mxprobe PATH/SCRIPT [ARGS...]  the same, when the first argument is a
 --                                  path (contains "/" or ends in ".lua")
---   mxprobe [OPTIONS] DOMAIN...    the command line (mxprobe.cli)
+--   mxprobe [OPTIONS] DOMAIN...    the command line (mxprobe.app.cli)
 --
 -- Scripts run as the root task of the loop, so they (and busted specs) can
 -- use sockets and DNS as if they were blocking.
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 
 local function is_file(path)
     local f = io.open(path, "r")
@@ -45,5 +45,6 @@ return function(first, ...)
     if first and (first:find("/", 1, true) or first:match("%.lua$")) and is_file(first) then
         return run_script(first, ...)
     end
-    return require("mxprobe.cli").main({ first, ... })
+    -- lazy: `mxprobe run SCRIPT` must not pay for loading the command line
+    return require("mxprobe.app.cli").main({ first, ... })
 end

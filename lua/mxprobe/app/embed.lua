@@ -1,8 +1,10 @@
---- mxprobe.embed: the Lua side of the C embedding API (core/mxprobe.h).
+--- mxprobe.app.embed: the Lua side of the C embedding API (core/mxprobe.h).
 -- Every function returns a value, or nil and a message (never raises), so
 -- the C side can hand the message to its caller.
 
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
+local engine = require "mxprobe.engine"
+local json = require "mxprobe.report.json"
 
 local M = {}
 
@@ -43,7 +45,7 @@ end
 
 local function get_run(h)
     if not h.run then
-        h.run = require("mxprobe.engine").new { policy = h.policy, config = h.config }
+        h.run = engine.new { policy = h.policy, config = h.config }
     end
     return h.run
 end
@@ -62,7 +64,7 @@ function M.check_domain(h, domain)
         return loop.run(function() return run:check_domain(domain) end)
     end)
     if not ok then return nil, tostring(res) end
-    return require("mxprobe.report.json").encode(res)
+    return json.encode(res)
 end
 
 return M

@@ -3,7 +3,7 @@
 --   policy.load(src [, catalog [, checks]]) -> merged policy
 --       src: a file name, a policy table, or nil (the default policy);
 --       catalog: code -> declaration (engine.catalog), checks: the loaded
---       check list (mxprobe.checks.load).  With them, codes, check ids,
+--       check list (mxprobe.engine.checks.load).  With them, codes, check ids,
 --       categories and check options are validated too.
 --   policy.default() -> the stock policy (checks/policy/default.lua)
 --   policy.validate(p, file [, env]) -> p, or raises
@@ -17,14 +17,12 @@
 -- categories fail with "FILE:LINE: field: what is wrong", so a misspelt
 -- field never half-applies.
 
-local paths = require "mxprobe.paths"
-local checks = require "mxprobe.checks"
+local paths = require "mxprobe.runtime.paths"
+local vocab = require "mxprobe.runtime.vocab"
+local config_errors = require "mxprobe.runtime.config_errors"
 
 local M = {}
 
-M.TLS_VERSIONS = { "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" }
-M.RESERVED_KINDS = { "documentation", "private", "loopback", "linklocal", "shared", "reserved", "multicast", "unspecified" }
-M.SEVERITY_LIST = { "ok", "info", "warning", "critical", "inconclusive", "error" }
 
 -- The schema: a type name, or a table for a record.  "list:T" is a list of
 -- T; "map:T" a table with string keys and T values; "any" anything.  Names
@@ -59,115 +57,6 @@ M.SCHEMA = {
     rules = "@rules",
 }
 
------------------------------------------------------------------- locating
-
--- The text of a line without its comment (a "--" outside quotes).
-local function code_part(line)
-    local q = nil
-    local i = 1
-    while i <= #line do
-        local c = line:sub(i, i)
-        if q then
-            if c == "\\" then i = i + 1
-            elseif c == q then q = nil end
-        elseif c == '"' or c == "'" then
-            q = c
-        elseif c == "-" and line:sub(i + 1, i + 1) == "-" then
-            return line:sub(1, i - 1)
-        end
-        i = i + 1
-    end
-    return line
-end
-
-local function pattern_escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
-
---- Source lines of a file (nil when unreadable), comments stripped.
-function M.read_lines(path)
-    local f = io.open(path, "r")
-    if not f then return nil end
-    local lines = {}
-    for l in f:lines() do lines[#lines + 1] = code_part(l) end
-    f:close()
-    return lines
-end
-
---- The line where a field (a list of path segments) is written in the
--- source: each segment is searched after the previous one's line, as
--- `name =`, `["name"] =`, or, for a segment { value = "x" }, as the
--- string literal "x".  Integer segments (list positions) keep the line of
--- their parent.  Returns the best line found, or nil.
-function M.find_line(lines, segments)
-    if not lines then return nil end
-    local from, found = 1, nil
-    for _, seg in ipairs(segments) do
-        local pats
-        if type(seg) == "string" then
-            local e = pattern_escape(seg)
-            pats = { "%f[%w_]" .. e .. "%s*=[^=]", "%f[%w_]" .. e .. "%s*=$", "%[%s*[\"']" .. e .. "[\"']%s*%]%s*=" }
-        elseif type(seg) == "table" and seg.value ~= nil then
-            local e = pattern_escape(tostring(seg.value))
-            pats = { "[\"']" .. e .. "[\"']" }
-        end
-        if pats then
-            local hit
-            for i = from, #lines do
-                for _, p in ipairs(pats) do
-                    if lines[i]:find(p) then hit = i; break end
-                end
-                if hit then break end
-            end
-            if not hit then return found end
-            from, found = hit, hit
-        end
-    end
-    return found
-end
-
-local function path_text(segments)
-    local out = ""
-    for _, s in ipairs(segments) do
-        if type(s) == "string" then
-            if s:match("^[%a_][%w_]*$") then
-                out = out == "" and s or (out .. "." .. s)
-            else
-                out = out .. ("[%q]"):format(s)
-            end
-        elseif math.type(s) == "integer" then
-            out = out .. ("[%d]"):format(s)
-        end
-    end
-    return out
-end
-
--- Edit distance, for "did you mean" (short names only).
-local function distance(a, b)
-    if #a > 40 or #b > 40 then return math.huge end
-    local prev = {}
-    for j = 0, #b do prev[j] = j end
-    for i = 1, #a do
-        local cur = { [0] = i }
-        for j = 1, #b do
-            local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-            cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-        end
-        prev = cur
-    end
-    return prev[#b]
-end
-
---- "; did you mean X?" for the nearest of candidates, or "".
-function M.suggest(word, candidates)
-    local best, bd = nil, math.huge
-    word = tostring(word)
-    for _, c in ipairs(candidates) do
-        local d = distance(word:lower(), c:lower())
-        if d < bd then best, bd = c, d end
-    end
-    if best and bd <= math.max(2, #word // 3) then return ("; did you mean %s?"):format(best) end
-    return ""
-end
-
 local function sorted_keys(t)
     local keys = {}
     for k in pairs(t) do keys[#keys + 1] = tostring(k) end
@@ -183,8 +72,8 @@ V.__index = V
 
 function V:fail(segments, fmt, ...)
     local msg = fmt:format(...)
-    local field = path_text(segments)
-    local line = M.find_line(self.lines, segments)
+    local field = config_errors.path_text(segments)
+    local line = config_errors.find_line(self.lines, segments)
     local where = line and ("%s:%d"):format(self.file, line) or self.file
     if field == "" then error(("%s: %s"):format(where, msg), 0) end
     error(("%s: %s: %s"):format(where, field, msg), 0)
@@ -224,7 +113,7 @@ function V:value(segments, want, v)
             local seg = push(segments, tostring(k))
             if type(k) ~= "string" or not want[k] then
                 local known = sorted_keys(want)
-                self:fail(seg, "unknown field (known: %s)%s", table.concat(known, ", "), M.suggest(k, known))
+                self:fail(seg, "unknown field (known: %s)%s", table.concat(known, ", "), config_errors.suggest(k, known))
             end
             self:value(seg, want[k], sub)
         end
@@ -245,7 +134,7 @@ function V:value(segments, want, v)
     self:type(segments, want, v)
 end
 
-local SEVERITY = checks.SEVERITIES
+local SEVERITY = vocab.SEVERITIES
 
 function V:findings(segments, v)
     self:type(segments, "table", v)
@@ -254,7 +143,7 @@ function V:findings(segments, v)
         if type(code) ~= "string" then self:fail(segments, "finding codes are strings, found %s", tostring(code)) end
         if self.catalog and not self.catalog[code] then
             local known = sorted_keys(self.catalog)
-            self:fail(seg, "no check declares this code (see mxprobe --list-checks -v)%s", M.suggest(code, known))
+            self:fail(seg, "no check declares this code (see mxprobe --list-checks -v)%s", config_errors.suggest(code, known))
         end
         self:type(seg, "table", f)
         for k, x in pairs(f) do
@@ -262,12 +151,12 @@ function V:findings(segments, v)
             if k == "severity" then
                 if type(x) ~= "string" or not SEVERITY[x] then
                     self:fail(kseg, "%s is not a severity (%s)", type(x) == "string" and ("%q"):format(x) or type(x),
-                        table.concat(M.SEVERITY_LIST, ", "))
+                        table.concat(vocab.SEVERITY_LIST, ", "))
                 end
             elseif k == "weight" then
                 if type(x) ~= "number" then self:fail(kseg, "number expected, got %s", type(x)) end
             else
-                self:fail(kseg, "unknown field (known: severity, weight)%s", M.suggest(k, { "severity", "weight" }))
+                self:fail(kseg, "unknown field (known: severity, weight)%s", config_errors.suggest(k, { "severity", "weight" }))
             end
         end
     end
@@ -306,7 +195,7 @@ function V:rules(segments, v)
                 local kseg = push(seg, tostring(k))
                 if not RULE_KEYS[k] then
                     self:fail(kseg, "unknown field of a rule (known: name, check, description)%s",
-                        M.suggest(k, { "name", "check", "description" }))
+                        config_errors.suggest(k, { "name", "check", "description" }))
                 end
                 if type(x) ~= RULE_KEYS[k] then self:fail(kseg, "%s expected, got %s", RULE_KEYS[k], type(x)) end
             end
@@ -324,7 +213,7 @@ function V:options(segments, v)
         local seg = push(segments, tostring(id))
         local def = self.checks and self.checks[id]
         if self.checks and not def then
-            self:fail(seg, "no check has this id%s", M.suggest(id, sorted_keys(self.checks)))
+            self:fail(seg, "no check has this id%s", config_errors.suggest(id, sorted_keys(self.checks)))
         end
         self:type(seg, "table", opts)
         for k, x in pairs(opts) do
@@ -334,7 +223,7 @@ function V:options(segments, v)
                 if declared[k] == nil then
                     local known = sorted_keys(declared)
                     self:fail(kseg, "check %s has no such option (%s)%s", id,
-                        #known > 0 and ("known: " .. table.concat(known, ", ")) or "it declares none", M.suggest(k, known))
+                        #known > 0 and ("known: " .. table.concat(known, ", ")) or "it declares none", config_errors.suggest(k, known))
                 end
                 if type(x) ~= type(declared[k]) then
                     self:fail(kseg, "%s expected (like the default), got %s", type(declared[k]), type(x))
@@ -344,12 +233,8 @@ function V:options(segments, v)
     end
 end
 
-local function set_of(list)
-    local s = {}
-    for _, x in ipairs(list) do s[x] = true end
-    return s
-end
-local TLS_SET, KIND_SET = set_of(M.TLS_VERSIONS), set_of(M.RESERVED_KINDS)
+local set_of = vocab.set_of
+local TLS_SET, KIND_SET = set_of(vocab.TLS_VERSIONS), set_of(vocab.RESERVED_KINDS)
 
 -- Checks beyond types: ranges, known names, ids and categories.
 function V:semantics(p)
@@ -358,10 +243,10 @@ function V:semantics(p)
         if type(x) == "number" and x < 0 then self:fail({ "thresholds", k }, "must not be negative") end
     end
     if t.min_tls and not TLS_SET[t.min_tls] then
-        self:fail({ "thresholds", "min_tls" }, "%q is not a TLS version (%s)", t.min_tls, table.concat(M.TLS_VERSIONS, ", "))
+        self:fail({ "thresholds", "min_tls" }, "%q is not a TLS version (%s)", t.min_tls, table.concat(vocab.TLS_VERSIONS, ", "))
     end
     for sev in pairs(p.weights or {}) do
-        if not SEVERITY[sev] then self:fail({ "weights", sev }, "not a severity (%s)", table.concat(M.SEVERITY_LIST, ", ")) end
+        if not SEVERITY[sev] then self:fail({ "weights", sev }, "not a severity (%s)", table.concat(vocab.SEVERITY_LIST, ", ")) end
     end
     local probe = p.probe or {}
     if probe.port and (math.type(probe.port) ~= "integer" or probe.port < 1 or probe.port > 65535) then
@@ -385,7 +270,7 @@ function V:semantics(p)
     for i, kind in ipairs(probe.allow_reserved or {}) do
         if not KIND_SET[kind] then
             self:fail({ "probe", "allow_reserved", i, { value = kind } }, "%q is not an address kind (%s)%s", kind,
-                table.concat(M.RESERVED_KINDS, ", "), M.suggest(kind, M.RESERVED_KINDS))
+                table.concat(vocab.RESERVED_KINDS, ", "), config_errors.suggest(kind, vocab.RESERVED_KINDS))
         end
     end
     if probe.helo and (probe.helo == "" or probe.helo:find("[%s%c]")) then
@@ -404,7 +289,7 @@ function V:semantics(p)
             for i, id in ipairs(ch[list] or {}) do
                 if not self.checks[id] then
                     self:fail({ "checks", list, i, { value = id } }, "unknown check id %q (known: %s)%s", id,
-                        table.concat(ids, ", "), M.suggest(id, ids))
+                        table.concat(ids, ", "), config_errors.suggest(id, ids))
                 end
             end
         end
@@ -412,7 +297,7 @@ function V:semantics(p)
         for i, c in ipairs(ch.disable_categories or {}) do
             if not self.categories[c] then
                 self:fail({ "checks", "disable_categories", i, { value = c } }, "no check has the category %q (known: %s)%s", c,
-                    table.concat(cats, ", "), M.suggest(c, cats))
+                    table.concat(cats, ", "), config_errors.suggest(c, cats))
             end
         end
         local off = set_of(ch.disable or {})
@@ -441,7 +326,7 @@ function M.validate(p, file, env)
         local want = type(k) == "string" and M.SCHEMA[k]
         if not want then
             local known = sorted_keys(M.SCHEMA)
-            v:fail({ tostring(k) }, "unknown field (known: %s)%s", table.concat(known, ", "), M.suggest(k, known))
+            v:fail({ tostring(k) }, "unknown field (known: %s)%s", table.concat(known, ", "), config_errors.suggest(k, known))
         end
         v:value({ k }, want, x)
     end
@@ -484,7 +369,7 @@ end
 --- The default policy.
 function M.default()
     local path = paths.checks .. "/policy/default.lua"
-    return M.validate(load_chunk(path), path, { lines = M.read_lines(path) })
+    return M.validate(load_chunk(path), path, { lines = config_errors.read_lines(path) })
 end
 
 local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
@@ -500,7 +385,7 @@ function M.load(src, catalog, all_checks)
     end
     local file, p, lines
     if type(src) == "string" then
-        file, p, lines = src, load_chunk(src), M.read_lines(src)
+        file, p, lines = src, load_chunk(src), config_errors.read_lines(src)
     elseif type(src) == "table" then
         file, p = "(policy table)", src
     else
@@ -521,7 +406,7 @@ end
 
 --- Where a field of the policy is written: "file:line", or the file.
 function M.where(pol, segments)
-    local line = M.find_line(pol.lines, segments)
+    local line = config_errors.find_line(pol.lines, segments)
     local file = pol.file or "(policy table)"
     return line and ("%s:%d"):format(file, line) or file
 end
@@ -562,6 +447,25 @@ end
 
 ------------------------------------------------------------------ selection
 
+--- The checks to run when only some are asked for: those and what they
+-- require, in the given (dependency) order.
+local function with_requirements(ordered, wanted)
+    if not wanted or #wanted == 0 then return ordered end
+    local by_id, need = {}, {}
+    for _, d in ipairs(ordered) do by_id[d.id] = d end
+    local function add(id, from)
+        local d = by_id[id]
+        if not d then error(("unknown check id %q%s"):format(id, from and (" (required by " .. from .. ")") or ""), 0) end
+        if need[id] then return end
+        need[id] = true
+        for _, r in ipairs(d.requires) do add(r, id) end
+    end
+    for _, id in ipairs(wanted) do add(id) end
+    local out = {}
+    for _, d in ipairs(ordered) do if need[d.id] then out[#out + 1] = d end end
+    return out
+end
+
 --- Which checks run.  config.only (--checks) or the policy's checks.only
 -- names checks to run, with what they require; otherwise every check runs
 -- except those off by default (the check declares enabled = false) and
@@ -596,7 +500,7 @@ function M.select_checks(all, pol, config)
     local asked = {}
     for _, id in ipairs(only or {}) do need(id, config.only and "--checks" or "checks.only"); asked[#asked + 1] = id; force(id) end
     for _, id in ipairs(ch.enable or {}) do need(id, "checks.enable"); asked[#asked + 1] = id; force(id) end
-    local selected = only and checks.select(all, asked) or all
+    local selected = only and with_requirements(all, asked) or all
     local cats = set_of(ch.disable_categories or {})
     for _, d in ipairs(selected) do
         if not forced[d.id] and not disabled[d.id] then

@@ -9,11 +9,14 @@
 -- check's summarize() sees the whole domain; then the policy scores every
 -- server, applies its domain rules and gives the verdict.
 
-local loop = require "mxprobe.loop"
-local checks = require "mxprobe.checks"
+local loop = require "mxprobe.runtime.loop"
+local checks = require "mxprobe.engine.checks"
 local policy_mod = require "mxprobe.policy"
-local context = require "mxprobe.context"
-local judge = require "mxprobe.judge"
+local context = require "mxprobe.engine.context"
+local judge = require "mxprobe.policy.judge"
+local limits = require "mxprobe.engine.limits"
+local dns = require "mxprobe.net.dns"
+local domain_name = require "mxprobe.net.domain"
 
 local M = {}
 local Run = {}
@@ -98,11 +101,11 @@ function M.new(opts)
 
     policy_mod.check_config(run.policy, run.config)
     run.checks = policy_mod.select_checks(all, run.policy, run.config)
-    run.limits = require("mxprobe.limits").new(run.config.limits)
+    run.limits = limits.new(run.config.limits)
     run.share = opts.share == true or run.config.share == true
     run.shared, run.counters = {}, { probes = 0, shared = 0 }
 
-    run.dns = opts.dns or require("mxprobe.dns").new {
+    run.dns = opts.dns or dns.new {
         servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,
         max_inflight = run.config.limits.max_dns_queries,
     }
@@ -115,19 +118,6 @@ local function new_result(run, domain)
         started = iso8601(loop.wall()), t0 = loop.now(),
         dns = { mx = {}, findings = {} }, servers = {}, findings = {},
     }
-end
-
--- Syntax check of a domain name (after IDN conversion by the caller).
-local function domain_problem(d)
-    if #d == 0 then return "empty" end
-    if #d > 253 then return "longer than 253 characters" end
-    for label in (d .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 then return "empty label" end
-        if #label > 63 then return "label longer than 63 characters" end
-        if not label:match("^[%w_]([%w%-_]*)$") or label:sub(-1) == "-" then
-            return ("label %q has characters a host name cannot have"):format(label)
-        end
-    end
 end
 
 local function run_server(run, result, srv)
@@ -232,7 +222,7 @@ function Run:check_domain(domain)
     domain = domain:lower():gsub("%.$", "")
     local result = new_result(self, domain)
     local dctx = context.domain(self, result)
-    local problem = domain_problem(domain)
+    local problem = domain_name.problem(domain)
     if problem then
         dctx:add_finding("DOMAIN_INVALID", { domain = domain, reason = problem }, "engine")
         return self:_finish(result, dctx)

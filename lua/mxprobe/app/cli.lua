@@ -1,4 +1,4 @@
---- mxprobe.cli: the command line (docs/cli.md).
+--- mxprobe.app.cli: the command line (docs/cli.md).
 --
 --   cli.main(argv [, env]) -> exit code
 --
@@ -14,17 +14,20 @@
 -- file, an interrupted run).  Over several targets the worst one wins,
 -- ranked critical > could not test > warning > OK.
 local argparse = require "argparse"
+local domain = require "mxprobe.net.domain"
+local vocab = require "mxprobe.runtime.vocab"
+local audit_mod = require "mxprobe.app.audit"
 local json = require "mxprobe.report.json"
 local text = require "mxprobe.report.text"
-local explain = require "mxprobe.explain"
+local explain = require "mxprobe.report.explain"
 
 local M = {}
 
 M.DEFAULT_PARALLEL = 16
 
--- Kinds of non-global addresses (mxprobe.iputil.classify) that the address
+-- Kinds of non-global addresses (mxprobe.net.iputil.classify) that the address
 -- check skips unless --allow-reserved names them.
-M.RESERVED_KINDS = { "documentation", "private", "loopback", "linklocal", "shared", "reserved", "multicast", "unspecified" }
+M.RESERVED_KINDS = vocab.RESERVED_KINDS
 M.RESERVED_KIND_SET = {}
 for _, k in ipairs(M.RESERVED_KINDS) do M.RESERVED_KIND_SET[k] = true end
 
@@ -121,38 +124,8 @@ function M.parse_resolver(s)
     return ("%s:%d"):format(host, p)
 end
 
---- A domain name as given on the command line.  Labels of letters,
--- digits, '-' and '_'.  An internationalised name (any byte above ASCII)
--- is converted to its A-labels first (core.idn: IDNA2008, UTS #46
--- non-transitional, NFC), so "bücher.example" is checked as
--- "xn--bcher-kva.example".
--- @return the name without its trailing dot, and the name as given when it
--- was converted | nil, what is wrong
-function M.parse_domain(s)
-    local what = ("'%s' is not a domain name"):format(text.escape(s))
-    if s == "" then return nil, "an empty domain name" end
-    if s:find("[%c%s]") then return nil, what .. " (it contains spaces or control characters)" end
-    local given
-    if s:find("[\128-\255]") then
-        local ascii, _, detail = require("mxprobe.core").idn.to_ascii(s)
-        if not ascii then return nil, ("%s (internationalised name: %s)"):format(what, detail) end
-        given, s = s, ascii
-    end
-    local name = s:gsub("%.$", "")
-    if name == "" then return nil, what end
-    if #name > 253 then return nil, what .. " (longer than 253 characters)" end
-    for label in (name .. "."):gmatch("([^.]*)%.") do
-        if label == "" then return nil, what .. " (empty label)" end
-        if #label > 63 then return nil, what .. " (a label is longer than 63 characters)" end
-        if label:find("[^%w%-_]") then
-            return nil, what .. " (only letters, digits, '-' and '_' are allowed)"
-        end
-        if label:sub(1, 1) == "-" or label:sub(-1) == "-" then
-            return nil, what .. " (a label starts or ends with '-')"
-        end
-    end
-    return name, given
-end
+--- A domain name as given on the command line (mxprobe.net.domain.parse).
+M.parse_domain = domain.parse
 
 --- A host for --mx: a host name, an IPv4 address, or an IPv6 address
 -- (bare or in brackets).
@@ -294,10 +267,10 @@ local function build_parser(name, mode)
                 .. "N jobs with K = 1..N cover the input once."):argname("<K/N>"),
             p:flag("--no-share", "Probe every address again for every domain instead of sharing session results."),
             p:option("--parallel", ("Domains in flight at once (default %d; policy probe.limits.max_domains)."):format(
-                require("mxprobe.audit").DEFAULT_PARALLEL)):argname("<n>"),
+                audit_mod.DEFAULT_PARALLEL)):argname("<n>"),
             p:option("--max-sessions", "Open SMTP connections at once, in all (default: no cap)."):argname("<n>"),
             p:option("--max-dns-queries", ("DNS queries in flight at once (default %d)."):format(
-                require("mxprobe.audit").DEFAULT_DNS_QUERIES)):argname("<n>"),
+                audit_mod.DEFAULT_DNS_QUERIES)):argname("<n>"),
             p:option("--sessions-per-address", "Probes at once per remote address (default 2)."):argname("<n>"),
             p:option("--connects-per-second", "New connections per second per remote address (default: no cap)."):argname("<r>")
         )
@@ -650,11 +623,11 @@ local function per_second(s)
 end
 
 --- Validate the options only `mxprobe audit` has.
--- @return options for mxprobe.audit.run | nil, message (naming the option)
+-- @return options for mxprobe.app.audit.run | nil, message (naming the option)
 function M.audit_options(args)
     local a = { limits = {} }
     if args.shard then
-        local k, n = require("mxprobe.audit").parse_shard(args.shard)
+        local k, n = audit_mod.parse_shard(args.shard)
         if not k then return nil, "--shard: " .. n end
         a.shard = { k, n }
     end
@@ -738,11 +711,11 @@ function M.audit_main(argv, env)
         end
     end
 
-    local loop = env.loop or require "mxprobe.loop"
+    local loop = env.loop or require "mxprobe.runtime.loop"
     local function body(own_loop)
         local engine, lerr = load_engine(env)
         if not engine then return fail(lerr) end
-        local audit = require "mxprobe.audit"
+        local audit = audit_mod
         local rok, summary, code, detail = pcall(audit.run, {
             input = args.file, output = output, format = args.csv and "csv" or "jsonl",
             shard = a.shard, resume = args.resume, summary = args.summary,
@@ -787,7 +760,7 @@ function M.main(argv, env)
     local args, perr = M.parse(argv)
     if not args then return fail(perr .. " (see mxprobe --help)") end
     if args.version then
-        local ok, paths = pcall(require, "mxprobe.paths")
+        local ok, paths = pcall(require, "mxprobe.runtime.paths")
         out("mxprobe ", ok and type(paths) == "table" and paths.version or "(unknown version)", "\n")
         return 0
     end
@@ -798,7 +771,7 @@ function M.main(argv, env)
         return fail("no domain given (usage: mxprobe [OPTIONS] DOMAIN...; see mxprobe --help)")
     end
 
-    local loop = env.loop or require "mxprobe.loop"
+    local loop = env.loop or require "mxprobe.runtime.loop"
     -- own_loop: we started the loop, so Ctrl-C is ours to handle
     local function body(own_loop)
         local engine, lerr = load_engine(env)

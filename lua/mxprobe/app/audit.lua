@@ -1,6 +1,6 @@
---- mxprobe.audit: many domains through one engine run (docs/audits.md).
+--- mxprobe.app.audit: many domains through one engine run (docs/audits.md).
 --
---   local audit = require "mxprobe.audit"
+--   local audit = require "mxprobe.app.audit"
 --   local summary = audit.run {
 --       input = "domains.txt",                    -- or domains = { "a.example", ... }
 --       output = "results.jsonl",                 -- a path or a file (default io.stdout)
@@ -20,10 +20,12 @@
 -- record, so `resume` picks them up), the summary says how many were not
 -- checked, and the exit code is 3.  A second Ctrl-C exits at once.
 --
--- Everything here is also what `mxprobe audit` (mxprobe.cli) runs.
-local loop = require "mxprobe.loop"
+-- Everything here is also what `mxprobe audit` (mxprobe.app.cli) runs.
+local loop = require "mxprobe.runtime.loop"
 local json = require "mxprobe.report.json"
 local csv = require "mxprobe.report.csv"
+local domain = require "mxprobe.net.domain"
+local cjson = require "cjson"
 
 local M = {}
 
@@ -41,7 +43,7 @@ local VERDICTS = { "ok", "warning", "critical", "inconclusive" }
 -- @return name | nil, why
 function M.normalize(s)
     if type(s) ~= "string" then error(("bad argument #1 to 'normalize' (string expected, got %s)"):format(type(s)), 2) end
-    local name, err = require("mxprobe.cli").parse_domain(s)
+    local name, err = domain.parse(s)
     if not name then return nil, err end
     return name:lower()
 end
@@ -129,7 +131,7 @@ end
 -- (the first field; the header line has "domain").
 local function recorded_domain(line)
     if line:sub(1, 1) == "{" then
-        local ok, rec = pcall(require("cjson").decode, line)
+        local ok, rec = pcall(cjson.decode, line)
         if ok and type(rec) == "table" and type(rec.domain) == "string" then return rec.domain end
         return nil
     end

@@ -1,4 +1,4 @@
---- mxprobe.checks: load check files and validate them strictly
+--- mxprobe.engine.checks: load check files and validate them strictly
 -- (docs/writing-checks.md).
 --
 -- A check file returns a table (GUIDE section 3):
@@ -22,9 +22,12 @@
 -- $MXPROBE_CHECKS_PATH, colon-separated, or <datadir>/mxprobe/site-checks),
 -- then each --checks-dir.
 
+local vocab = require "mxprobe.runtime.vocab"
+local config_errors = require "mxprobe.runtime.config_errors"
+local paths = require "mxprobe.runtime.paths"
+
 local M = {}
 
-M.SEVERITIES = { ok = 1, info = 2, warning = 3, critical = 4, inconclusive = 5, error = 6 }
 M.SCOPES = { domain = true, address = true, session = true }
 
 local KEYS = {
@@ -41,10 +44,9 @@ local OPTION_TYPES = { string = true, number = true, boolean = true, table = tru
 local sources = {}
 
 local function line_of(file, segments)
-    local policy = require "mxprobe.policy"
-    local lines = sources[file] or policy.read_lines(file)
+    local lines = sources[file] or config_errors.read_lines(file)
     sources[file] = lines
-    return policy.find_line(lines, segments)
+    return config_errors.find_line(lines, segments)
 end
 
 local function fail(file, segments, fmt, ...)
@@ -60,7 +62,7 @@ local function fail(file, segments, fmt, ...)
 end
 
 local function suggest(word, list)
-    return require("mxprobe.policy").suggest(word, list)
+    return config_errors.suggest(word, list)
 end
 
 --- Validate one check table; file names where it came from.
@@ -105,7 +107,7 @@ function M.validate(def, file)
             end
             if type(v) ~= FINDING_KEYS[k] then fail(file, { "findings", code, k }, "%s expected, got %s", FINDING_KEYS[k], type(v)) end
         end
-        if not f.severity or not M.SEVERITIES[f.severity] then
+        if not f.severity or not vocab.SEVERITIES[f.severity] then
             fail(file, { "findings", code, "severity" }, "must be one of ok, info, warning, critical, inconclusive, error")
         end
         if not f.message then fail(file, { "findings", code }, "message: missing (required)") end
@@ -165,7 +167,7 @@ end
 -- <datadir>/mxprobe/site-checks.  Directories that do not exist are left out.
 function M.search_path(getenv)
     getenv = getenv or os.getenv
-    local default = require("mxprobe.paths").root .. "/site-checks"
+    local default = paths.root .. "/site-checks"
     local spec = getenv("MXPROBE_CHECKS_PATH")
     local out = {}
     if spec == nil then
@@ -183,7 +185,7 @@ end
 -- opts.installed_checks == false), then opts.checks_dirs.
 function M.dirs(opts)
     opts = opts or {}
-    local dirs = { require("mxprobe.paths").checks }
+    local dirs = { paths.checks }
     if opts.installed_checks ~= false then
         for _, d in ipairs(M.search_path(opts.getenv)) do dirs[#dirs + 1] = d end
     end
@@ -254,24 +256,6 @@ function M.load(dirs)
         end
     end
     return M.order(defs)
-end
-
---- The checks to run when only some are asked for: those and their dependencies.
-function M.select(ordered, wanted)
-    if not wanted or #wanted == 0 then return ordered end
-    local by_id, need = {}, {}
-    for _, d in ipairs(ordered) do by_id[d.id] = d end
-    local function add(id, from)
-        local d = by_id[id]
-        if not d then error(("unknown check id %q%s"):format(id, from and (" (required by " .. from .. ")") or ""), 0) end
-        if need[id] then return end
-        need[id] = true
-        for _, r in ipairs(d.requires) do add(r, id) end
-    end
-    for _, id in ipairs(wanted) do add(id) end
-    local out = {}
-    for _, d in ipairs(ordered) do if need[d.id] then out[#out + 1] = d end end
-    return out
 end
 
 return M

@@ -1,4 +1,4 @@
---- mxprobe.loop: tasks (coroutines) on the C event loop.
+--- mxprobe.runtime.loop: tasks (coroutines) on the C event loop.
 --
 -- This is the only module that yields.  C bindings do one non-blocking step
 -- and answer nil, "again", events; wrappers call loop.wait(obj, events,

@@ -1,4 +1,4 @@
---- mxprobe.socket: cosockets over core.net (OpenResty-style names).
+--- mxprobe.net.socket: cosockets over core.net (OpenResty-style names).
 --
 -- Each method loops over a one-step C binding and parks the task with
 -- loop.wait(sock, events, deadline) when it answers nil, "again", events.
@@ -15,15 +15,16 @@
 --   local line = s:receive("*l")
 --   s:send("EHLO probe.example\r\n")
 --   local reply = s:receive_reply()        -- { code=, lines=, text=, enhanced=, raw= }
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local core = require "mxprobe.core"
+local tls = require "mxprobe.net.tls"
 local net, csmtp = core.net, core.smtp
 
 local M = {}
 
 local Socket = {}
 Socket.__index = Socket
-Socket.__name = "mxprobe.socket"
+Socket.__name = "mxprobe.net.socket"
 
 local Server = {}
 Server.__index = Server
@@ -49,7 +50,7 @@ end
 
 local function check_self(self, fname)
   if getmetatable(self) ~= Socket then
-    error(("bad argument #1 to '%s' (mxprobe.socket expected, got %s; call it as sock:%s(...))")
+    error(("bad argument #1 to '%s' (mxprobe.net.socket expected, got %s; call it as sock:%s(...))")
       :format(fname, type(self), fname), 3)
   end
 end
@@ -222,7 +223,7 @@ function Socket:receive_reply(limits, deadline)
   return read_loop(self, "receive a reply", self:_dl(deadline, self._read_timeout), csmtp.read_reply, limits)
 end
 
---- STARTTLS: delegate to mxprobe.tls, which swaps the socket's io to TLS.
+--- STARTTLS: delegate to mxprobe.net.tls, which swaps the socket's io to TLS.
 -- @return tls info | nil, code, detail[, injected]
 function Socket:sslhandshake(opts, deadline)
   check_self(self, "sslhandshake")
@@ -230,7 +231,7 @@ function Socket:sslhandshake(opts, deadline)
   check_io("sslhandshake")
   local t0 = loop.now()
   -- every value passes through (for "injection" a 4th carries the bytes)
-  local r = table.pack(require("mxprobe.tls").handshake(self._sock, opts, self:_dl(deadline)))
+  local r = table.pack(tls.handshake(self._sock, opts, self:_dl(deadline)))
   self._phases.tls = loop.now() - t0
   return table.unpack(r, 1, r.n)
 end
@@ -256,7 +257,7 @@ function Socket:buffered() return self._sock:buffered() end
 function Socket:take_buffered() return self._sock:take_buffered() end
 function Socket:set_limit(n) return self._sock:set_limit(n) end
 function Socket:raw() return self._sock end
-function Socket:__tostring() return "mxprobe.socket " .. tostring(self._sock) end
+function Socket:__tostring() return "mxprobe.net.socket " .. tostring(self._sock) end
 
 --- Timings and counters: { created=, connected=, connect= (seconds the
 -- connect took), tls= (handshake seconds, once done), bytes_in=, bytes_out= }

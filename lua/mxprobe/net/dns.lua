@@ -1,6 +1,6 @@
---- mxprobe.dns: DNS lookups that read like blocking calls inside tasks.
+--- mxprobe.net.dns: DNS lookups that read like blocking calls inside tasks.
 --
---   local dns = require "mxprobe.dns"
+--   local dns = require "mxprobe.net.dns"
 --   local r = dns.new{ servers = {"127.0.0.1:5300"}, timeout = 2, tries = 2 }
 --   local res, code, detail = r:query("example.org", "MX", loop.now() + 5)
 --   local mxs, res = r:mx("example.org")
@@ -24,7 +24,7 @@
 -- `resolv_conf` file), read by c-ares.
 
 local core = require "mxprobe.core"
-local loop = require "mxprobe.loop"
+local loop = require "mxprobe.runtime.loop"
 local C = core.dns
 
 local M = {}
@@ -43,7 +43,7 @@ local FAMILY_TYPE = { ipv4 = "A", ipv6 = "AAAA" }
 
 local Resolver = {}
 Resolver.__index = Resolver
-Resolver.__name = "mxprobe.dns.resolver"
+Resolver.__name = "mxprobe.net.dns.resolver"
 
 local function argerror(n, fname, msg, level)
     error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), (level or 2) + 1)
@@ -344,7 +344,7 @@ end
 Resolver.__close = Resolver.close
 
 function Resolver:__tostring()
-    return ("mxprobe.dns resolver (%s)"):format(self.closed and "closed" or "open")
+    return ("mxprobe.net.dns resolver (%s)"):format(self.closed and "closed" or "open")
 end
 
 return M

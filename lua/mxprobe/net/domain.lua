@@ -1,0 +1,49 @@
+--- mxprobe.net.domain: the one validator of domain and host names, used by
+-- the command line, audits, the embedding API and the engine.
+--
+--   domain.problem(name)  -> nil, or why name (A-labels) is not a host name
+--   domain.parse(s)       -> name without its trailing dot [, s as given when
+--                            it was converted from a U-label] | nil, message
+--
+-- Labels are letters, digits, '-' and '_' ('_' for service names such as
+-- _mta-sts), 63 octets at most, not starting or ending with '-'; the name
+-- is 253 octets at most.  An internationalised name (any byte above ASCII)
+-- is converted to A-labels first (core.idn: IDNA2008, UTS #46
+-- non-transitional, NFC), so "bücher.example" is checked as
+-- "xn--bcher-kva.example".
+
+local core = require "mxprobe.core"
+
+local M = {}
+
+local escape = core.smtp.escape
+
+function M.problem(name)
+    if name == "" then return "empty" end
+    if #name > 253 then return "longer than 253 characters" end
+    for label in (name .. "."):gmatch("([^.]*)%.") do
+        if label == "" then return "empty label" end
+        if #label > 63 then return "a label is longer than 63 characters" end
+        if label:find("[^%w%-_]") then return "only letters, digits, '-' and '_' are allowed" end
+        if label:sub(1, 1) == "-" or label:sub(-1) == "-" then return "a label starts or ends with '-'" end
+    end
+end
+
+function M.parse(s)
+    local what = ("'%s' is not a domain name"):format(escape(s))
+    if s == "" then return nil, "an empty domain name" end
+    if s:find("[%c%s]") then return nil, what .. " (it contains spaces or control characters)" end
+    local given
+    if s:find("[\128-\255]") then
+        local ascii, _, detail = core.idn.to_ascii(s)
+        if not ascii then return nil, ("%s (internationalised name: %s)"):format(what, detail) end
+        given, s = s, ascii
+    end
+    local name = s:gsub("%.$", "")
+    if name == "" then return nil, what end
+    local why = M.problem(name)
+    if why then return nil, ("%s (%s)"):format(what, why) end
+    return name, given
+end
+
+return M
