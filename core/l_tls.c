@@ -23,6 +23,7 @@
 #include "bindings.h"
 #include "sock.h"
 #include "x509_util.h"
+#include "opts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -202,66 +203,6 @@ static void tls_free(mx_sock *s)
 
 /* ---- option helpers ---------------------------------------------------- */
 
-/* Raise for option keys not in `known` (a NULL-terminated list). */
-static void check_keys(lua_State *L, int idx, const char *fname, const char *const known[])
-{
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (int i = 0; known[i]; i++)
-                if (strcmp(lua_tostring(L, -1), known[i]) == 0) ok = 1;
-        if (!ok) {
-            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-            luaL_error(L, "bad argument #%d to '%s' (unknown option '%s')", idx, fname, k);
-        }
-    }
-}
-
-/* Field `key` of the options table at idx as a string, or NULL when nil. */
-static const char *opt_string(lua_State *L, int idx, const char *fname, const char *key)
-{
-    int t = lua_getfield(L, idx, key);
-    const char *v = NULL;
-    if (t == LUA_TSTRING) v = lua_tostring(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "bad argument #%d to '%s' (option '%s' must be a string, got %s)", idx, fname, key,
-                   luaL_typename(L, -1));
-    lua_pop(L, 1); /* the string stays alive in the options table */
-    return v;
-}
-
-static lua_Integer opt_integer(lua_State *L, int idx, const char *fname, const char *key, lua_Integer def,
-                               lua_Integer lo, lua_Integer hi)
-{
-    int t = lua_getfield(L, idx, key);
-    lua_Integer v = def;
-    if (t != LUA_TNIL) {
-        if (!lua_isinteger(L, -1))
-            luaL_error(L, "bad argument #%d to '%s' (option '%s' must be an integer, got %s)", idx, fname, key,
-                       luaL_typename(L, -1));
-        v = lua_tointeger(L, -1);
-        if (v < lo || v > hi)
-            luaL_error(L, "bad argument #%d to '%s' (option '%s' must be %d..%d)", idx, fname, key, (int)lo,
-                       (int)hi);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *fname, const char *key, int def)
-{
-    int t = lua_getfield(L, idx, key);
-    int v = def;
-    if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "bad argument #%d to '%s' (option '%s' must be a boolean, got %s)", idx, fname, key,
-                   luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return v;
-}
-
 static const struct {
     const char *name;
     int version;
@@ -272,7 +213,7 @@ static const struct {
 
 static int opt_version(lua_State *L, int idx, const char *key)
 {
-    const char *v = opt_string(L, idx, "context", key);
+    const char *v = mx_opt_string(L, idx, "context", key, NULL);
     if (!v) return 0;
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
         if (strcmp(v, versions[i].name) == 0) return versions[i].version;
@@ -323,17 +264,17 @@ static int l_tls_context(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    check_keys(L, 1, "context", known);
+    mx_opts_check(L, 1, "context", known);
     int min = opt_version(L, 1, "min"), max = opt_version(L, 1, "max");
     if (min && max && min > max)
         return luaL_error(L, "bad argument #1 to 'context' (option 'min' is above option 'max')");
-    int server = opt_bool(L, 1, "context", "server", 0);
-    int level = (int)opt_integer(L, 1, "context", "security_level", 0, 0, 5);
-    const char *ciphers = opt_string(L, 1, "context", "ciphers");
-    const char *suites = opt_string(L, 1, "context", "ciphersuites");
-    const char *cert = opt_string(L, 1, "context", "cert");
-    const char *key = opt_string(L, 1, "context", "key");
-    int max_cert_list = (int)opt_integer(L, 1, "context", "max_cert_list", MAX_CERT_LIST, 1024, 1 << 24);
+    int server = mx_opt_bool(L, 1, "context", "server", 0);
+    int level = (int)mx_opt_integer(L, 1, "context", "security_level", 0, 0, 5);
+    const char *ciphers = mx_opt_string(L, 1, "context", "ciphers", NULL);
+    const char *suites = mx_opt_string(L, 1, "context", "ciphersuites", NULL);
+    const char *cert = mx_opt_string(L, 1, "context", "cert", NULL);
+    const char *key = mx_opt_string(L, 1, "context", "key", NULL);
+    int max_cert_list = (int)mx_opt_integer(L, 1, "context", "max_cert_list", MAX_CERT_LIST, 1024, 1 << 24);
     int ca_type = lua_getfield(L, 1, "ca_file");
     const char *ca_file = NULL;
     int no_anchors = 0;
@@ -449,18 +390,18 @@ static int l_tls_upgrade(lua_State *L)
     }
     if (!lua_istable(L, 3))
         return luaL_error(L, "bad argument #3 to 'upgrade' (options table expected, got %s)", luaL_typename(L, 3));
-    check_keys(L, 3, "upgrade", known);
+    mx_opts_check(L, 3, "upgrade", known);
     const char *sni = NULL;
     if (lua_getfield(L, 3, "sni") == LUA_TSTRING) sni = lua_tostring(L, -1);
     else if (!lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
         return luaL_error(L, "bad argument #3 to 'upgrade' (option 'sni' must be a string or false, got %s)",
                           luaL_typename(L, -1));
     lua_pop(L, 1);
-    const char *verify_name = opt_string(L, 3, "upgrade", "verify_name");
-    int allow_buffered = opt_bool(L, 3, "upgrade", "allow_buffered", 0);
-    lua_Integer max_chain = opt_integer(L, 3, "upgrade", "max_chain", DEFAULT_MAX_CHAIN, 1, 1000);
+    const char *verify_name = mx_opt_string(L, 3, "upgrade", "verify_name", NULL);
+    int allow_buffered = mx_opt_bool(L, 3, "upgrade", "allow_buffered", 0);
+    lua_Integer max_chain = mx_opt_integer(L, 3, "upgrade", "max_chain", DEFAULT_MAX_CHAIN, 1, 1000);
     lua_Integer max_chain_bytes =
-        opt_integer(L, 3, "upgrade", "max_chain_bytes", DEFAULT_MAX_CHAIN_BYTES, 1024, 1 << 24);
+        mx_opt_integer(L, 3, "upgrade", "max_chain_bytes", DEFAULT_MAX_CHAIN_BYTES, 1024, 1 << 24);
     if (s->tls) return luaL_error(L, "upgrade: the socket already speaks TLS");
     if (s->state == MX_SOCK_CLOSED || s->fd < 0) return mx_fail(L, "closed", "the socket is closed");
 
@@ -610,8 +551,8 @@ static int l_tls_info(lua_State *L)
     if (!lua_isnoneornil(L, 2)) {
         static const char *const known[] = {"chain", NULL};
         luaL_checktype(L, 2, LUA_TTABLE);
-        check_keys(L, 2, "info", known);
-        want_chain = opt_bool(L, 2, "info", "chain", 1);
+        mx_opts_check(L, 2, "info", known);
+        want_chain = mx_opt_bool(L, 2, "info", "chain", 1);
     }
     if (!c->done) return mx_fail(L, "tls", "the TLS handshake is not complete");
     SSL *ssl = c->ssl;
