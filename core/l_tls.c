@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -310,7 +311,8 @@ static int l_tls_context(lua_State *L)
     if ((min && !SSL_CTX_set_min_proto_version(ctx, min)) || (max && !SSL_CTX_set_max_proto_version(ctx, max)))
         return mx_fail(L, "tls", "cannot set the protocol versions: %s", mx_ssl_errors(d, sizeof d));
     /* a system-wide MinProtocol must not hide a legacy server from a probe */
-    if (!min && level == 0) SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    if (!min && level == 0 && !SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION))
+        return mx_fail(L, "tls", "cannot set the minimum protocol version: %s", mx_ssl_errors(d, sizeof d));
     /* probes never resume sessions: each handshake is observed in full */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -450,8 +452,12 @@ static int l_tls_upgrade(lua_State *L)
     } else {
         char name[256];
         SSL_set_connect_state(ssl);
-        if (sni && copy_name(name, sizeof name, sni) && !is_ip_literal(name))
-            SSL_set_tlsext_host_name(ssl, name);
+        if (sni && copy_name(name, sizeof name, sni) && !is_ip_literal(name) && !SSL_set_tlsext_host_name(ssl, name)) {
+            SSL_set_app_data(ssl, NULL);
+            SSL_free(ssl);
+            OPENSSL_free(c);
+            return mx_fail(L, "tls", "cannot send the server name '%s': %s", name, mx_ssl_errors(d, sizeof d));
+        }
         const char *vn = verify_name ? verify_name : sni;
         if (vn) copy_name(c->verify_name, sizeof c->verify_name, vn);
     }
@@ -667,6 +673,61 @@ static int l_tls_shutdown(lua_State *L)
     return mx_fail(L, s->err_code ? s->err_code : "tls", "%s", s->err);
 }
 
+/* int l_tls_load_ca (lua_State *L)  [-1, +1|2, e]
+ * tls.load_ca(path) -> number of certificates | nil, message
+ * Reads a PEM bundle of trust anchors once, as a context would
+ * (ca_file), and says what is wrong with it: "FILE: cannot read: ...",
+ * "FILE: no certificate found" (a readable file that is not a bundle:
+ * OpenSSL would accept it and every server would fail verification),
+ * "FILE: cannot parse certificate #N: ...".  Blocks other than
+ * certificates (CRLs, keys) are skipped. */
+static int l_tls_load_ca(lua_State *L)
+{
+    size_t plen;
+    const char *path = luaL_checklstring(L, 1, &plen);
+    if (strlen(path) != plen) return luaL_argerror(L, 1, "the path contains a NUL byte");
+    ERR_clear_error();
+    errno = 0;
+    BIO *b = BIO_new_file(path, "r");
+    if (!b) {
+        int e = errno;
+        ERR_clear_error();
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: cannot read: %s", path, e ? strerror(e) : "cannot open the file");
+        return 2;
+    }
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL);
+    int e = errno;
+    BIO_free(b);
+    if (!infos) {
+        unsigned long first = ERR_peek_last_error();
+        char d[400];
+        lua_pushnil(L);
+        if (ERR_GET_LIB(first) == ERR_LIB_PEM && ERR_GET_REASON(first) == PEM_R_NO_START_LINE) {
+            ERR_clear_error();
+            lua_pushfstring(L, "%s: no certificate found", path);
+        } else if (ERR_GET_LIB(first) == ERR_LIB_SYS || (first == 0 && e)) {
+            ERR_clear_error();
+            lua_pushfstring(L, "%s: cannot read: %s", path, strerror(e ? e : EIO));
+        } else {
+            lua_pushfstring(L, "%s: cannot parse the certificates: %s", path, mx_ssl_errors(d, sizeof d));
+        }
+        return 2;
+    }
+    int n = 0;
+    for (int i = 0; i < sk_X509_INFO_num(infos); i++)
+        if (sk_X509_INFO_value(infos, i)->x509) n++;
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (n == 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: no certificate found", path);
+        return 2;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 /* int l_tls_is_tls (lua_State *L)  [-1, +1, e]  does the socket speak TLS? */
 static int l_tls_is_tls(lua_State *L)
 {
@@ -684,6 +745,7 @@ static const luaL_Reg tls_funcs[] = {
     {"info", l_tls_info},
     {"shutdown", l_tls_shutdown},
     {"is_tls", l_tls_is_tls},
+    {"load_ca", l_tls_load_ca},
     {NULL, NULL},
 };
 
