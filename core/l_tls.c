@@ -545,9 +545,12 @@ static void set_bool(lua_State *L, const char *k, int v)
  *              errors_dropped = n },
  *   hostname_match = bool (nil without a verify_name or a peer certificate),
  *   chain = { x509, ... } (leaf first; absent with chain = false),
+ *   chain_truncated = { certificates = sent, bytes = sent, kept = n,
+ *                       kept_bytes = n, cap = { certificates =, bytes = } }
+ *     (only when the peer's chain is longer or larger than the caps given
+ *     to upgrade: chain then holds the first certificates that fit; the
+ *     handshake and its verification are unaffected),
  *   peer_chain_length = n, peer_chain_bytes = n, verified_chain_length = n }
- * | nil, "limit", detail (the peer chain is longer or larger than the caps
- *   given to upgrade; call again with chain = false for the rest)
  * | nil, "tls", detail (the handshake is not complete). */
 static int l_tls_info(lua_State *L)
 {
@@ -579,10 +582,9 @@ static int l_tls_info(lua_State *L)
         int len = i2d_X509(leaf, NULL);
         if (len > 0) bytes += (size_t)len;
     }
-    if (want_chain && total > c->max_chain)
-        return mx_fail(L, "limit", "the peer sent %zu certificates (cap %zu)", total, c->max_chain);
-    if (want_chain && bytes > c->max_chain_bytes)
-        return mx_fail(L, "limit", "the peer's certificates take %zu bytes (cap %zu)", bytes, c->max_chain_bytes);
+    /* Over the caps the handshake result stands: the chain is cut to the
+     * first certificates (leaf first) that fit both caps, and
+     * chain_truncated says so. */
 
     lua_createtable(L, 0, 12);
     set_str(L, "protocol", SSL_get_version(ssl));
@@ -629,17 +631,30 @@ static int l_tls_info(lua_State *L)
     }
 
     if (want_chain) {
-        lua_createtable(L, (int)total, 0);
-        int k = 0;
-        if (leaf_apart) {
-            mx_x509_push(L, leaf);
-            lua_rawseti(L, -2, ++k);
-        }
-        for (int i = 0; i < n; i++) {
-            mx_x509_push(L, sk_X509_value(chain, i));
-            lua_rawseti(L, -2, ++k);
+        size_t kept = 0, kept_bytes = 0;
+        lua_createtable(L, (int)(total < c->max_chain ? total : c->max_chain), 0);
+        for (size_t i = 0; i < total; i++) {
+            X509 *x = leaf_apart ? (i == 0 ? leaf : sk_X509_value(chain, (int)i - 1)) : sk_X509_value(chain, (int)i);
+            int len = i2d_X509(x, NULL);
+            size_t sz = len > 0 ? (size_t)len : 0;
+            if (kept == c->max_chain || kept_bytes + sz > c->max_chain_bytes) break;
+            mx_x509_push(L, x);
+            lua_rawseti(L, -2, (lua_Integer)++kept);
+            kept_bytes += sz;
         }
         lua_setfield(L, -2, "chain");
+        if (kept < total) {
+            lua_createtable(L, 0, 5);
+            set_int(L, "certificates", (lua_Integer)total);
+            set_int(L, "bytes", (lua_Integer)bytes);
+            set_int(L, "kept", (lua_Integer)kept);
+            set_int(L, "kept_bytes", (lua_Integer)kept_bytes);
+            lua_createtable(L, 0, 2);
+            set_int(L, "certificates", (lua_Integer)c->max_chain);
+            set_int(L, "bytes", (lua_Integer)c->max_chain_bytes);
+            lua_setfield(L, -2, "cap");
+            lua_setfield(L, -2, "chain_truncated");
+        }
     }
     return 1;
 }
