@@ -556,8 +556,9 @@ static void push_hex(lua_State *L, const uint8_t *d, size_t n)
 #define SET_INT(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, (k)))
 #define SET_BOOL(k, v) (lua_pushboolean(L, (v)), lua_setfield(L, -2, (k)))
 
-/* [-0, +1, e] one record as a table */
-static void push_rr(lua_State *L, const mx_dns_rr *rr)
+/* [-0, +1, e] one record as a table (presentation forms: TXT strings,
+ * TLSA data in hex, ...); exported for fuzz/fuzz_dns_present.c */
+void mx_dns_push_rr(lua_State *L, const mx_dns_rr *rr)
 {
     char tb[16];
     lua_createtable(L, 0, 8);
@@ -675,7 +676,7 @@ static int l_result(lua_State *L)
     int nan = 0, nns = 0, r;
     long negative_ttl = -1;
     while ((r = mx_dns_parse_next(&ps, &rr)) > 0) {
-        push_rr(L, &rr);
+        mx_dns_push_rr(L, &rr);
         if (rr.section == MX_DNS_SEC_ANSWER) {
             lua_rawseti(L, base + 2, ++nan);
         } else {
