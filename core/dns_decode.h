@@ -113,4 +113,9 @@ const char *mx_dns_rcode_name(unsigned rcode, char *buf, size_t bufsz);
  * 0, or -1 when ip is not a numeric address or out is too small (need 74). */
 int mx_dns_reverse_name(const char *ip, char *out, size_t outsz);
 
+#ifdef lua_h
+/* [-0, +1, e] (l_dns.c) the record as the Lua table query:result() gives */
+void mx_dns_push_rr(lua_State *L, const mx_dns_rr *rr);
+#endif
+
 #endif

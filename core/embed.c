@@ -4,7 +4,9 @@
  */
 #include "mxprobe.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,38 @@ static void set_err(mxprobe *h, const char *msg)
     snprintf(h->err, sizeof h->err, "%s", msg ? msg : "unknown error");
 }
 
+/* The host's SIGPIPE disposition is not ours to change.  Plain sockets
+ * send with MSG_NOSIGNAL, but OpenSSL writes to its socket with write(2):
+ * while a call runs, SIGPIPE is blocked in the calling thread, and one
+ * that our own writes raised is taken off the thread before unblocking
+ * (the libcurl way).  A SIGPIPE that was already pending stays pending. */
+typedef struct {
+    sigset_t old;
+    int was_pending;
+} pipe_guard;
+
+static void pipe_block(pipe_guard *g)
+{
+    sigset_t pipe, pending;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    sigemptyset(&pending);
+    g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &g->old);
+}
+
+static void pipe_unblock(pipe_guard *g)
+{
+    sigset_t pipe, pending;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe, NULL, &zero) == SIGPIPE) {}
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 /* Call api[fname](host, a, b) in protected mode.  [-0, +1|0, -] leaves the
  * first result on the stack on success. */
 static int call(mxprobe *h, const char *fname, const char *a, const char *b)
@@ -38,7 +72,11 @@ static int call(mxprobe *h, const char *fname, const char *a, const char *b)
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->host_ref);
     if (a) lua_pushstring(L, a); else lua_pushnil(L);
     if (b) lua_pushstring(L, b); else lua_pushnil(L);
-    if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+    pipe_guard g;
+    pipe_block(&g);
+    int st = lua_pcall(L, 3, 2, 0);
+    pipe_unblock(&g);
+    if (st != LUA_OK) {
         set_err(h, lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
@@ -57,7 +95,6 @@ mxprobe *mxprobe_new(void)
 {
     mxprobe *h = calloc(1, sizeof *h);
     if (!h) return NULL;
-    signal(SIGPIPE, SIG_IGN); /* a peer closing must be an error code, not death */
     h->L = luaL_newstate();
     if (!h->L) {
         free(h);

@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include "bindings.h"
+#include "opts.h"
 #include "dns_decode.h"
 
 #include <ares.h>
@@ -266,47 +267,18 @@ static int l_resolver(lua_State *L)
         lua_settop(L, 0);
         lua_newtable(L);
     }
-    if (!lua_istable(L, 1)) opt_error(L, "table expected, got %s", luaL_typename(L, 1));
     lua_settop(L, 1);
 
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        if (!k || (strcmp(k, "servers") && strcmp(k, "timeout") && strcmp(k, "tries") &&
-                   strcmp(k, "resolv_conf") && strcmp(k, "max_records")))
-            opt_error(L, "unknown option '%s' (expected servers, timeout, tries, resolv_conf, max_records)",
-                      k ? k : luaL_typename(L, -1));
-    }
+    static const char *const keys[] = {"servers", "timeout", "tries", "resolv_conf", "max_records", NULL};
+    mx_opts_check(L, 1, "resolver", keys);
+    timeout = mx_opt_number(L, 1, "resolver", "timeout", DEFAULT_TIMEOUT, 0, 3600);
+    if (timeout <= 0) mx_opt_error(L, 1, "resolver", "timeout", "must be more than 0 seconds");
+    tries = mx_opt_integer(L, 1, "resolver", "tries", DEFAULT_TRIES, 1, 10);
+    max_records = mx_opt_integer(L, 1, "resolver", "max_records", DEFAULT_MAX_RECORDS, 1, 65535);
+    resolv_conf = mx_opt_string(L, 1, "resolver", "resolv_conf", NULL);
+    lua_pushnil(L); /* index 2, kept free (was resolv_conf) */
 
-    int t = lua_getfield(L, 1, "timeout");
-    if (t != LUA_TNIL) {
-        if (t != LUA_TNUMBER) opt_error(L, "timeout: number of seconds expected, got %s", luaL_typename(L, -1));
-        timeout = lua_tonumber(L, -1);
-        if (!(timeout > 0 && timeout <= 3600)) opt_error(L, "timeout: must be > 0 and <= 3600 seconds");
-    }
-    lua_pop(L, 1);
-    t = lua_getfield(L, 1, "tries");
-    if (t != LUA_TNIL) {
-        if (!lua_isinteger(L, -1)) opt_error(L, "tries: integer expected, got %s", luaL_typename(L, -1));
-        tries = lua_tointeger(L, -1);
-        if (tries < 1 || tries > 10) opt_error(L, "tries: must be 1 to 10");
-    }
-    lua_pop(L, 1);
-    t = lua_getfield(L, 1, "max_records");
-    if (t != LUA_TNIL) {
-        if (!lua_isinteger(L, -1)) opt_error(L, "max_records: integer expected, got %s", luaL_typename(L, -1));
-        max_records = lua_tointeger(L, -1);
-        if (max_records < 1 || max_records > 65535) opt_error(L, "max_records: must be 1 to 65535");
-    }
-    lua_pop(L, 1);
-    t = lua_getfield(L, 1, "resolv_conf"); /* stays on the stack (index 2) */
-    if (t != LUA_TNIL) {
-        if (t != LUA_TSTRING) opt_error(L, "resolv_conf: path string expected, got %s", luaL_typename(L, -1));
-        resolv_conf = lua_tostring(L, -1);
-    }
-
-    t = lua_getfield(L, 1, "servers"); /* index 3 */
+    int t = lua_getfield(L, 1, "servers"); /* index 3 */
     luaL_buffinit(L, &csv);            /* may push a box: keep it above everything else */
     if (t != LUA_TNIL) {
         if (t != LUA_TTABLE) opt_error(L, "servers: list of \"ip:port\" strings expected, got %s", luaL_typename(L, 3));
@@ -584,8 +556,9 @@ static void push_hex(lua_State *L, const uint8_t *d, size_t n)
 #define SET_INT(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, (k)))
 #define SET_BOOL(k, v) (lua_pushboolean(L, (v)), lua_setfield(L, -2, (k)))
 
-/* [-0, +1, e] one record as a table */
-static void push_rr(lua_State *L, const mx_dns_rr *rr)
+/* [-0, +1, e] one record as a table (presentation forms: TXT strings,
+ * TLSA data in hex, ...); exported for fuzz/fuzz_dns_present.c */
+void mx_dns_push_rr(lua_State *L, const mx_dns_rr *rr)
 {
     char tb[16];
     lua_createtable(L, 0, 8);
@@ -703,7 +676,7 @@ static int l_result(lua_State *L)
     int nan = 0, nns = 0, r;
     long negative_ttl = -1;
     while ((r = mx_dns_parse_next(&ps, &rr)) > 0) {
-        push_rr(L, &rr);
+        mx_dns_push_rr(L, &rr);
         if (rr.section == MX_DNS_SEC_ANSWER) {
             lua_rawseti(L, base + 2, ++nan);
         } else {

@@ -4,18 +4,15 @@
  * Tokens are the scheduler's task ids.
  */
 #include "bindings.h"
+#include "opts.h"
 
 #include <time.h>
 
 /* [-0, +0, v] a deadline argument.  NaN compares false with everything, so
  * the loop would arm no timer for it and the Lua side would also lose the
- * task's own deadline: the wait would never end.  Refuse it. */
-static double check_deadline(lua_State *L, int idx)
-{
-    double d = luaL_checknumber(L, idx);
-    if (d != d) luaL_argerror(L, idx, "deadline is NaN");
-    return d;
-}
+ * task's own deadline: the wait would never end.  Refuse it, and the
+ * infinities too ("no deadline" is nil, never math.huge). */
+static double check_deadline(lua_State *L, int idx) { return mx_check_finite(L, idx, "deadline"); }
 
 static double opt_deadline(lua_State *L, int idx)
 {
@@ -92,8 +89,8 @@ static int l_disarm(lua_State *L)
  * reason: "ready" | "timeout" | "signal" (token 0) */
 static int l_step(lua_State *L)
 {
-    double max_wait = lua_isnoneornil(L, 1) ? -1.0 : luaL_checknumber(L, 1);
-    luaL_argcheck(L, max_wait == max_wait, 1, "max_wait is NaN"); /* (int)NaN ms is undefined */
+    /* (int)NaN ms is undefined; nil, not math.huge, waits without a bound */
+    double max_wait = lua_isnoneornil(L, 1) ? -1.0 : mx_check_finite(L, 1, "max_wait");
     const mx_wake *w;
     int n = mx_loop_step(mx_get_loop(L), max_wait, &w);
     lua_createtable(L, 2 * n, 0);

@@ -23,6 +23,7 @@
 #include "bindings.h"
 #include "sock.h"
 #include "x509_util.h"
+#include "opts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@
 #include <sys/socket.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -202,66 +204,6 @@ static void tls_free(mx_sock *s)
 
 /* ---- option helpers ---------------------------------------------------- */
 
-/* Raise for option keys not in `known` (a NULL-terminated list). */
-static void check_keys(lua_State *L, int idx, const char *fname, const char *const known[])
-{
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (int i = 0; known[i]; i++)
-                if (strcmp(lua_tostring(L, -1), known[i]) == 0) ok = 1;
-        if (!ok) {
-            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-            luaL_error(L, "bad argument #%d to '%s' (unknown option '%s')", idx, fname, k);
-        }
-    }
-}
-
-/* Field `key` of the options table at idx as a string, or NULL when nil. */
-static const char *opt_string(lua_State *L, int idx, const char *fname, const char *key)
-{
-    int t = lua_getfield(L, idx, key);
-    const char *v = NULL;
-    if (t == LUA_TSTRING) v = lua_tostring(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "bad argument #%d to '%s' (option '%s' must be a string, got %s)", idx, fname, key,
-                   luaL_typename(L, -1));
-    lua_pop(L, 1); /* the string stays alive in the options table */
-    return v;
-}
-
-static lua_Integer opt_integer(lua_State *L, int idx, const char *fname, const char *key, lua_Integer def,
-                               lua_Integer lo, lua_Integer hi)
-{
-    int t = lua_getfield(L, idx, key);
-    lua_Integer v = def;
-    if (t != LUA_TNIL) {
-        if (!lua_isinteger(L, -1))
-            luaL_error(L, "bad argument #%d to '%s' (option '%s' must be an integer, got %s)", idx, fname, key,
-                       luaL_typename(L, -1));
-        v = lua_tointeger(L, -1);
-        if (v < lo || v > hi)
-            luaL_error(L, "bad argument #%d to '%s' (option '%s' must be %d..%d)", idx, fname, key, (int)lo,
-                       (int)hi);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *fname, const char *key, int def)
-{
-    int t = lua_getfield(L, idx, key);
-    int v = def;
-    if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "bad argument #%d to '%s' (option '%s' must be a boolean, got %s)", idx, fname, key,
-                   luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return v;
-}
-
 static const struct {
     const char *name;
     int version;
@@ -272,7 +214,7 @@ static const struct {
 
 static int opt_version(lua_State *L, int idx, const char *key)
 {
-    const char *v = opt_string(L, idx, "context", key);
+    const char *v = mx_opt_string(L, idx, "context", key, NULL);
     if (!v) return 0;
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
         if (strcmp(v, versions[i].name) == 0) return versions[i].version;
@@ -323,17 +265,17 @@ static int l_tls_context(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    check_keys(L, 1, "context", known);
+    mx_opts_check(L, 1, "context", known);
     int min = opt_version(L, 1, "min"), max = opt_version(L, 1, "max");
     if (min && max && min > max)
         return luaL_error(L, "bad argument #1 to 'context' (option 'min' is above option 'max')");
-    int server = opt_bool(L, 1, "context", "server", 0);
-    int level = (int)opt_integer(L, 1, "context", "security_level", 0, 0, 5);
-    const char *ciphers = opt_string(L, 1, "context", "ciphers");
-    const char *suites = opt_string(L, 1, "context", "ciphersuites");
-    const char *cert = opt_string(L, 1, "context", "cert");
-    const char *key = opt_string(L, 1, "context", "key");
-    int max_cert_list = (int)opt_integer(L, 1, "context", "max_cert_list", MAX_CERT_LIST, 1024, 1 << 24);
+    int server = mx_opt_bool(L, 1, "context", "server", 0);
+    int level = (int)mx_opt_integer(L, 1, "context", "security_level", 0, 0, 5);
+    const char *ciphers = mx_opt_string(L, 1, "context", "ciphers", NULL);
+    const char *suites = mx_opt_string(L, 1, "context", "ciphersuites", NULL);
+    const char *cert = mx_opt_string(L, 1, "context", "cert", NULL);
+    const char *key = mx_opt_string(L, 1, "context", "key", NULL);
+    int max_cert_list = (int)mx_opt_integer(L, 1, "context", "max_cert_list", MAX_CERT_LIST, 1024, 1 << 24);
     int ca_type = lua_getfield(L, 1, "ca_file");
     const char *ca_file = NULL;
     int no_anchors = 0;
@@ -369,7 +311,8 @@ static int l_tls_context(lua_State *L)
     if ((min && !SSL_CTX_set_min_proto_version(ctx, min)) || (max && !SSL_CTX_set_max_proto_version(ctx, max)))
         return mx_fail(L, "tls", "cannot set the protocol versions: %s", mx_ssl_errors(d, sizeof d));
     /* a system-wide MinProtocol must not hide a legacy server from a probe */
-    if (!min && level == 0) SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    if (!min && level == 0 && !SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION))
+        return mx_fail(L, "tls", "cannot set the minimum protocol version: %s", mx_ssl_errors(d, sizeof d));
     /* probes never resume sessions: each handshake is observed in full */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -449,18 +392,18 @@ static int l_tls_upgrade(lua_State *L)
     }
     if (!lua_istable(L, 3))
         return luaL_error(L, "bad argument #3 to 'upgrade' (options table expected, got %s)", luaL_typename(L, 3));
-    check_keys(L, 3, "upgrade", known);
+    mx_opts_check(L, 3, "upgrade", known);
     const char *sni = NULL;
     if (lua_getfield(L, 3, "sni") == LUA_TSTRING) sni = lua_tostring(L, -1);
     else if (!lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
         return luaL_error(L, "bad argument #3 to 'upgrade' (option 'sni' must be a string or false, got %s)",
                           luaL_typename(L, -1));
     lua_pop(L, 1);
-    const char *verify_name = opt_string(L, 3, "upgrade", "verify_name");
-    int allow_buffered = opt_bool(L, 3, "upgrade", "allow_buffered", 0);
-    lua_Integer max_chain = opt_integer(L, 3, "upgrade", "max_chain", DEFAULT_MAX_CHAIN, 1, 1000);
+    const char *verify_name = mx_opt_string(L, 3, "upgrade", "verify_name", NULL);
+    int allow_buffered = mx_opt_bool(L, 3, "upgrade", "allow_buffered", 0);
+    lua_Integer max_chain = mx_opt_integer(L, 3, "upgrade", "max_chain", DEFAULT_MAX_CHAIN, 1, 1000);
     lua_Integer max_chain_bytes =
-        opt_integer(L, 3, "upgrade", "max_chain_bytes", DEFAULT_MAX_CHAIN_BYTES, 1024, 1 << 24);
+        mx_opt_integer(L, 3, "upgrade", "max_chain_bytes", DEFAULT_MAX_CHAIN_BYTES, 1024, 1 << 24);
     if (s->tls) return luaL_error(L, "upgrade: the socket already speaks TLS");
     if (s->state == MX_SOCK_CLOSED || s->fd < 0) return mx_fail(L, "closed", "the socket is closed");
 
@@ -509,8 +452,12 @@ static int l_tls_upgrade(lua_State *L)
     } else {
         char name[256];
         SSL_set_connect_state(ssl);
-        if (sni && copy_name(name, sizeof name, sni) && !is_ip_literal(name))
-            SSL_set_tlsext_host_name(ssl, name);
+        if (sni && copy_name(name, sizeof name, sni) && !is_ip_literal(name) && !SSL_set_tlsext_host_name(ssl, name)) {
+            SSL_set_app_data(ssl, NULL);
+            SSL_free(ssl);
+            OPENSSL_free(c);
+            return mx_fail(L, "tls", "cannot send the server name '%s': %s", name, mx_ssl_errors(d, sizeof d));
+        }
         const char *vn = verify_name ? verify_name : sni;
         if (vn) copy_name(c->verify_name, sizeof c->verify_name, vn);
     }
@@ -598,9 +545,12 @@ static void set_bool(lua_State *L, const char *k, int v)
  *              errors_dropped = n },
  *   hostname_match = bool (nil without a verify_name or a peer certificate),
  *   chain = { x509, ... } (leaf first; absent with chain = false),
+ *   chain_truncated = { certificates = sent, bytes = sent, kept = n,
+ *                       kept_bytes = n, cap = { certificates =, bytes = } }
+ *     (only when the peer's chain is longer or larger than the caps given
+ *     to upgrade: chain then holds the first certificates that fit; the
+ *     handshake and its verification are unaffected),
  *   peer_chain_length = n, peer_chain_bytes = n, verified_chain_length = n }
- * | nil, "limit", detail (the peer chain is longer or larger than the caps
- *   given to upgrade; call again with chain = false for the rest)
  * | nil, "tls", detail (the handshake is not complete). */
 static int l_tls_info(lua_State *L)
 {
@@ -610,8 +560,8 @@ static int l_tls_info(lua_State *L)
     if (!lua_isnoneornil(L, 2)) {
         static const char *const known[] = {"chain", NULL};
         luaL_checktype(L, 2, LUA_TTABLE);
-        check_keys(L, 2, "info", known);
-        want_chain = opt_bool(L, 2, "info", "chain", 1);
+        mx_opts_check(L, 2, "info", known);
+        want_chain = mx_opt_bool(L, 2, "info", "chain", 1);
     }
     if (!c->done) return mx_fail(L, "tls", "the TLS handshake is not complete");
     SSL *ssl = c->ssl;
@@ -632,10 +582,9 @@ static int l_tls_info(lua_State *L)
         int len = i2d_X509(leaf, NULL);
         if (len > 0) bytes += (size_t)len;
     }
-    if (want_chain && total > c->max_chain)
-        return mx_fail(L, "limit", "the peer sent %zu certificates (cap %zu)", total, c->max_chain);
-    if (want_chain && bytes > c->max_chain_bytes)
-        return mx_fail(L, "limit", "the peer's certificates take %zu bytes (cap %zu)", bytes, c->max_chain_bytes);
+    /* Over the caps the handshake result stands: the chain is cut to the
+     * first certificates (leaf first) that fit both caps, and
+     * chain_truncated says so. */
 
     lua_createtable(L, 0, 12);
     set_str(L, "protocol", SSL_get_version(ssl));
@@ -682,17 +631,30 @@ static int l_tls_info(lua_State *L)
     }
 
     if (want_chain) {
-        lua_createtable(L, (int)total, 0);
-        int k = 0;
-        if (leaf_apart) {
-            mx_x509_push(L, leaf);
-            lua_rawseti(L, -2, ++k);
-        }
-        for (int i = 0; i < n; i++) {
-            mx_x509_push(L, sk_X509_value(chain, i));
-            lua_rawseti(L, -2, ++k);
+        size_t kept = 0, kept_bytes = 0;
+        lua_createtable(L, (int)(total < c->max_chain ? total : c->max_chain), 0);
+        for (size_t i = 0; i < total; i++) {
+            X509 *x = leaf_apart ? (i == 0 ? leaf : sk_X509_value(chain, (int)i - 1)) : sk_X509_value(chain, (int)i);
+            int len = i2d_X509(x, NULL);
+            size_t sz = len > 0 ? (size_t)len : 0;
+            if (kept == c->max_chain || kept_bytes + sz > c->max_chain_bytes) break;
+            mx_x509_push(L, x);
+            lua_rawseti(L, -2, (lua_Integer)++kept);
+            kept_bytes += sz;
         }
         lua_setfield(L, -2, "chain");
+        if (kept < total) {
+            lua_createtable(L, 0, 5);
+            set_int(L, "certificates", (lua_Integer)total);
+            set_int(L, "bytes", (lua_Integer)bytes);
+            set_int(L, "kept", (lua_Integer)kept);
+            set_int(L, "kept_bytes", (lua_Integer)kept_bytes);
+            lua_createtable(L, 0, 2);
+            set_int(L, "certificates", (lua_Integer)c->max_chain);
+            set_int(L, "bytes", (lua_Integer)c->max_chain_bytes);
+            lua_setfield(L, -2, "cap");
+            lua_setfield(L, -2, "chain_truncated");
+        }
     }
     return 1;
 }
@@ -726,6 +688,61 @@ static int l_tls_shutdown(lua_State *L)
     return mx_fail(L, s->err_code ? s->err_code : "tls", "%s", s->err);
 }
 
+/* int l_tls_load_ca (lua_State *L)  [-1, +1|2, e]
+ * tls.load_ca(path) -> number of certificates | nil, message
+ * Reads a PEM bundle of trust anchors once, as a context would
+ * (ca_file), and says what is wrong with it: "FILE: cannot read: ...",
+ * "FILE: no certificate found" (a readable file that is not a bundle:
+ * OpenSSL would accept it and every server would fail verification),
+ * "FILE: cannot parse certificate #N: ...".  Blocks other than
+ * certificates (CRLs, keys) are skipped. */
+static int l_tls_load_ca(lua_State *L)
+{
+    size_t plen;
+    const char *path = luaL_checklstring(L, 1, &plen);
+    if (strlen(path) != plen) return luaL_argerror(L, 1, "the path contains a NUL byte");
+    ERR_clear_error();
+    errno = 0;
+    BIO *b = BIO_new_file(path, "r");
+    if (!b) {
+        int e = errno;
+        ERR_clear_error();
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: cannot read: %s", path, e ? strerror(e) : "cannot open the file");
+        return 2;
+    }
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL);
+    int e = errno;
+    BIO_free(b);
+    if (!infos) {
+        unsigned long first = ERR_peek_last_error();
+        char d[400];
+        lua_pushnil(L);
+        if (ERR_GET_LIB(first) == ERR_LIB_PEM && ERR_GET_REASON(first) == PEM_R_NO_START_LINE) {
+            ERR_clear_error();
+            lua_pushfstring(L, "%s: no certificate found", path);
+        } else if (ERR_GET_LIB(first) == ERR_LIB_SYS || (first == 0 && e)) {
+            ERR_clear_error();
+            lua_pushfstring(L, "%s: cannot read: %s", path, strerror(e ? e : EIO));
+        } else {
+            lua_pushfstring(L, "%s: cannot parse the certificates: %s", path, mx_ssl_errors(d, sizeof d));
+        }
+        return 2;
+    }
+    int n = 0;
+    for (int i = 0; i < sk_X509_INFO_num(infos); i++)
+        if (sk_X509_INFO_value(infos, i)->x509) n++;
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (n == 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: no certificate found", path);
+        return 2;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 /* int l_tls_is_tls (lua_State *L)  [-1, +1, e]  does the socket speak TLS? */
 static int l_tls_is_tls(lua_State *L)
 {
@@ -743,6 +760,7 @@ static const luaL_Reg tls_funcs[] = {
     {"info", l_tls_info},
     {"shutdown", l_tls_shutdown},
     {"is_tls", l_tls_is_tls},
+    {"load_ca", l_tls_load_ca},
     {NULL, NULL},
 };
 

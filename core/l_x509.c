@@ -64,21 +64,64 @@ X509 *mx_x509_check(lua_State *L, int idx)
     return u->x;
 }
 
-/* [-0, +1, m] push the contents of a memory BIO, then free it */
-static void push_bio(lua_State *L, BIO *b)
+/* ---- guards: OpenSSL objects held across calls that may raise ----------
+ * A guard is a userdata pushed *before* the object is made; its __gc
+ * frees the object if a raise (out of memory in lua_pushlstring, a
+ * lua_rawseti, ...) skips the normal release.  The guard stays on the
+ * stack under the results (the caller returns only the top values). */
+#define GUARD_MT "mxprobe.x509_guard"
+
+typedef struct {
+    void *p;
+    void (*fn)(void *);
+} guard_t;
+
+static void free_gens(void *p) { GENERAL_NAMES_free(p); }
+static void free_bio(void *p) { BIO_free(p); }
+static void free_x509(void *p) { X509_free(p); }
+static void free_ossl(void *p) { OPENSSL_free(p); }
+
+static int guard_gc(lua_State *L)
+{
+    guard_t *g = luaL_checkudata(L, 1, GUARD_MT);
+    if (g->p) g->fn(g->p);
+    g->p = NULL;
+    return 0;
+}
+
+/* [-0, +1, m] a new, empty guard that frees its object with fn */
+static guard_t *push_guard(lua_State *L, void (*fn)(void *))
+{
+    guard_t *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->p = NULL;
+    g->fn = fn;
+    luaL_setmetatable(L, GUARD_MT);
+    return g;
+}
+
+/* free the object now (the guard's __gc then has nothing to do) */
+static void guard_release(guard_t *g)
+{
+    if (g->p) g->fn(g->p);
+    g->p = NULL;
+}
+
+/* [-0, +1, m] push the contents of the guarded memory BIO, then free it */
+static void push_bio(lua_State *L, guard_t *g)
 {
     char *p;
-    long n = BIO_get_mem_data(b, &p);
+    long n = BIO_get_mem_data((BIO *)g->p, &p);
     lua_pushlstring(L, p, n > 0 ? (size_t)n : 0);
-    BIO_free(b);
+    guard_release(g);
 }
 
 static int push_name(lua_State *L, const X509_NAME *name)
 {
-    BIO *b = BIO_new(BIO_s_mem());
+    guard_t *g = push_guard(L, free_bio);
+    BIO *b = g->p = BIO_new(BIO_s_mem());
     if (!b) return luaL_error(L, "x509: out of memory");
     X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
-    push_bio(L, b);
+    push_bio(L, g);
     return 1;
 }
 
@@ -92,12 +135,13 @@ static int l_issuer(lua_State *L) { return push_name(L, X509_get_issuer_name(mx_
 static int l_serial(lua_State *L)
 {
     X509 *x = mx_x509_check(L, 1);
+    guard_t *g = push_guard(L, free_ossl);
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    char *hex = g->p = bn ? BN_bn2hex(bn) : NULL;
     BN_free(bn);
     if (!hex) return luaL_error(L, "x509:serial: cannot convert the serial number");
     lua_pushstring(L, hex);
-    OPENSSL_free(hex);
+    guard_release(g);
     return 1;
 }
 
@@ -121,7 +165,8 @@ static int l_not_after(lua_State *L) { return push_time(L, X509_get0_notAfter(mx
 static int l_sans(lua_State *L)
 {
     X509 *x = mx_x509_check(L, 1);
-    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    guard_t *guard = push_guard(L, free_gens);
+    GENERAL_NAMES *gens = guard->p = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     lua_newtable(L);
     if (!gens) return 1;
     int n = 0;
@@ -143,7 +188,7 @@ static int l_sans(lua_State *L)
         }
         lua_rawseti(L, -2, ++n);
     }
-    GENERAL_NAMES_free(gens);
+    guard_release(guard);
     return 1;
 }
 
@@ -250,12 +295,13 @@ static int l_spki_sha256(lua_State *L)
 static int l_pem(lua_State *L)
 {
     X509 *x = mx_x509_check(L, 1);
-    BIO *b = BIO_new(BIO_s_mem());
+    guard_t *g = push_guard(L, free_bio);
+    BIO *b = g->p = BIO_new(BIO_s_mem());
     if (!b || !PEM_write_bio_X509(b, x)) {
-        BIO_free(b);
+        guard_release(g);
         return luaL_error(L, "x509:pem: cannot encode the certificate");
     }
-    push_bio(L, b);
+    push_bio(L, g);
     return 1;
 }
 
@@ -264,10 +310,12 @@ static int l_der(lua_State *L)
 {
     X509 *x = mx_x509_check(L, 1);
     unsigned char *der = NULL;
+    guard_t *g = push_guard(L, free_ossl);
     int n = i2d_X509(x, &der);
+    g->p = der;
     if (n <= 0) return luaL_error(L, "x509:der: cannot encode the certificate");
     lua_pushlstring(L, (const char *)der, (size_t)n);
-    OPENSSL_free(der);
+    guard_release(g);
     return 1;
 }
 
@@ -376,24 +424,25 @@ static int l_load_pem(lua_State *L)
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
     if (len > MAX_PEM_BYTES) return mx_fail(L, "limit", "PEM text of %zu bytes (cap %u)", len, MAX_PEM_BYTES);
-    BIO *b = BIO_new_mem_buf(text, (int)len);
+    guard_t *gb = push_guard(L, free_bio), *gx = push_guard(L, free_x509);
+    BIO *b = gb->p = BIO_new_mem_buf(text, (int)len);
     if (!b) return luaL_error(L, "x509.load_pem: out of memory");
     lua_newtable(L);
     int n = 0;
     ERR_clear_error();
     for (;;) {
-        X509 *x = PEM_read_bio_X509(b, NULL, no_password, NULL);
+        X509 *x = gx->p = PEM_read_bio_X509(b, NULL, no_password, NULL);
         if (!x) break;
         if (n == MAX_PEM_CERTS) {
-            X509_free(x);
-            BIO_free(b);
+            guard_release(gx);
+            guard_release(gb);
             return mx_fail(L, "limit", "more than %d certificates in the PEM text", MAX_PEM_CERTS);
         }
         mx_x509_push(L, x);
-        X509_free(x);
+        guard_release(gx);
         lua_rawseti(L, -2, ++n);
     }
-    BIO_free(b);
+    guard_release(gb);
     unsigned long e = ERR_peek_last_error();
     if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
         ERR_clear_error(); /* the normal end: no further PEM block */
@@ -416,18 +465,19 @@ static int l_load_der(lua_State *L)
     const unsigned char *p = (const unsigned char *)der;
     if (len > MAX_PEM_BYTES) return mx_fail(L, "limit", "DER of %zu bytes (cap %u)", len, MAX_PEM_BYTES);
     ERR_clear_error();
-    X509 *x = d2i_X509(NULL, &p, (long)len);
+    guard_t *g = push_guard(L, free_x509);
+    X509 *x = g->p = d2i_X509(NULL, &p, (long)len);
     if (!x) {
         char detail[400];
         return mx_fail(L, "x509", "cannot parse the DER certificate: %s", mx_ssl_errors(detail, sizeof detail));
     }
     if ((size_t)(p - (const unsigned char *)der) != len) {
-        X509_free(x);
+        guard_release(g);
         return mx_fail(L, "x509", "%zu trailing bytes after the DER certificate",
                        len - (size_t)(p - (const unsigned char *)der));
     }
     mx_x509_push(L, x);
-    X509_free(x);
+    guard_release(g);
     return 1;
 }
 
@@ -468,6 +518,11 @@ int mx_open_x509(lua_State *L)
         lua_setfield(L, -2, "__tostring");
         lua_pushcfunction(L, l_eq);
         lua_setfield(L, -2, "__eq");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, GUARD_MT)) {
+        lua_pushcfunction(L, guard_gc);
+        lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
     luaL_newlib(L, x509_funcs);

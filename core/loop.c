@@ -46,6 +46,8 @@ struct mx_loop {
     int sigpipe[2];
 };
 
+void *(*mx_loop_realloc)(void *, size_t) = realloc;
+
 double mx_now(void)
 {
     struct timespec ts;
@@ -58,7 +60,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 16;
     while (n < need) n *= 2;
-    void *p = realloc(*arr, n * elem);
+    void *p = mx_loop_realloc(*arr, n * elem);
     if (!p) return -ENOMEM;
     memset((char *)p + *cap * elem, 0, (n - *cap) * elem);
     *arr = p;
@@ -177,15 +179,22 @@ static int arm(mx_loop *l, int token, int kind, double deadline)
     slot_t *s = slot_get(l, token);
     if (!s) return -EINVAL;
     mx_loop_disarm(l, token);
+    /* room in the ready queue for every armed wait, this one and a signal */
+    if (grow((void **)&l->ready, &l->ready_cap, l->ready_n + l->armed + 2, sizeof *l->ready)) return -ENOMEM;
     if (deadline >= 0 && heap_push(l, token, deadline) < 0) return -ENOMEM;
     s->kind = kind;
     l->armed++;
     return 0;
 }
 
+/* The queue never grows here: arm() reserved a place for every armed wait
+ * (and one for a signal), so a wake-up cannot be lost to a failed realloc
+ * after its wait was already disarmed (the task would sleep forever). */
 static void push_ready(mx_loop *l, int token, int reason)
 {
-    if (grow((void **)&l->ready, &l->ready_cap, l->ready_n + 1, sizeof *l->ready)) return;
+    if (l->ready_n >= l->ready_cap &&
+        grow((void **)&l->ready, &l->ready_cap, l->ready_n + 1, sizeof *l->ready))
+        return; /* only a signal wake-up can get here; the pipe stays readable */
     l->ready[l->ready_n++] = (mx_wake){token, reason};
 }
 
@@ -310,12 +319,38 @@ int mx_loop_catch_signals(mx_loop *l)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    int first = sig_write_fd < 0;
-    sig_write_fd = l->sigpipe[1];
+    int first = sig_write_fd < 0, prev_fd = sig_write_fd;
+    struct sigaction old_int, old_term;
     /* an embedding program's own handlers come back when we are done */
-    sigaction(SIGINT, &sa, first ? &sig_saved_int : NULL);
-    sigaction(SIGTERM, &sa, first ? &sig_saved_term : NULL);
-    return mx_loop_watch(l, l->sigpipe[0], MX_READ, on_sigpipe_readable, NULL);
+    if (sigaction(SIGINT, &sa, &old_int) < 0) goto fail;
+    if (sigaction(SIGTERM, &sa, &old_term) < 0) {
+        int e = errno;
+        sigaction(SIGINT, &old_int, NULL);
+        errno = e;
+        goto fail;
+    }
+    if (first) {
+        sig_saved_int = old_int;
+        sig_saved_term = old_term;
+    }
+    sig_write_fd = l->sigpipe[1];
+    int r = mx_loop_watch(l, l->sigpipe[0], MX_READ, on_sigpipe_readable, NULL);
+    if (r < 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        sig_write_fd = prev_fd;
+        close(l->sigpipe[0]);
+        close(l->sigpipe[1]);
+        l->sigpipe[0] = l->sigpipe[1] = -1;
+        return r;
+    }
+    return 0;
+fail:;
+    int e = errno;
+    close(l->sigpipe[0]);
+    close(l->sigpipe[1]);
+    l->sigpipe[0] = l->sigpipe[1] = -1;
+    return -e;
 }
 
 /* ---- life cycle and the step ---- */
@@ -340,8 +375,12 @@ void mx_loop_free(mx_loop *l)
         /* only the owner gives the signals back: another live loop (a second
          * Lua state) that caught them later keeps them */
         if (sig_write_fd == l->sigpipe[1]) {
-            sigaction(SIGINT, &sig_saved_int, NULL);
-            sigaction(SIGTERM, &sig_saved_term, NULL);
+            /* if a handler cannot be given back it stays ours, and with
+             * sig_write_fd -1 it does nothing: the signal is lost, not
+             * written to a closed pipe */
+            int bad = sigaction(SIGINT, &sig_saved_int, NULL) < 0;
+            bad |= sigaction(SIGTERM, &sig_saved_term, NULL) < 0;
+            (void)bad;
             sig_write_fd = -1;
         }
         close(l->sigpipe[0]);

@@ -63,6 +63,10 @@ int mx_loop_catch_signals(mx_loop *loop);
  * Returns 0 at once when nothing at all is armed (nothing to wait for). */
 int mx_loop_step(mx_loop *loop, double max_wait, const mx_wake **out);
 
+/* The allocator of the loop's arrays (realloc); tests replace it to make
+ * allocations fail. */
+extern void *(*mx_loop_realloc)(void *, size_t);
+
 /* How many task waits are armed (for the scheduler's deadlock check). */
 size_t mx_loop_armed(const mx_loop *loop);
 

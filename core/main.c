@@ -2,7 +2,8 @@
  * main.c - the mxprobe executable: a Lua 5.4 host.
  *
  * It only prepares a Lua state (standard libraries, the search path for
- * lua/ and checks/, the core module) and hands argv to lua/mxprobe/main.lua,
+ * lua/ and checks/, the core module) and hands argv to lua/mxprobe/main.lua
+ * as one table { argv[1], ..., n = argc - 1 },
  * which decides between the command line and running a script.  Everything
  * a user may want to change lives on the Lua side.
  */
@@ -58,8 +59,17 @@ int main(int argc, char **argv)
     lua_pushliteral(L, "mxprobe.app.main");
     int status = lua_pcall(L, 1, 1, 1);
     if (status == LUA_OK) {
-        for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
-        status = lua_pcall(L, argc - 1, 1, 1);
+        /* the arguments as one table { argv[1], ..., n = argc - 1 }: pushing
+         * each one would overflow the C stack of Lua (LUA_MINSTACK slots)
+         * with a long command line */
+        lua_createtable(L, argc > 1 ? argc - 1 : 0, 1);
+        for (int i = 1; i < argc; i++) {
+            lua_pushstring(L, argv[i]);
+            lua_rawseti(L, -2, i);
+        }
+        lua_pushinteger(L, argc > 1 ? argc - 1 : 0);
+        lua_setfield(L, -2, "n");
+        status = lua_pcall(L, 1, 1, 1);
     }
     int code;
     if (status != LUA_OK) {

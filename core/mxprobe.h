@@ -26,9 +26,18 @@ typedef struct mxprobe mxprobe;
 mxprobe *mxprobe_new(void);
 
 /* Set a probe option before the first check: "resolver" (ip[:port], may be
- * repeated), "helo", "port", "ca_file", "allow_reserved" (kind), "relay"
- * ("off"), "timeout_connect", "timeout_greeting", "timeout_command",
- * "timeout_tls" (seconds).  0 on success, -1 (see mxprobe_error). */
+ * repeated), "helo" (host name or address literal), "port" (1-65535),
+ * "ca_file" (a PEM bundle; loaded once here), "allow_reserved" (a kind, or
+ * "all"), "relay" ("on" or "off"), "timeout_connect", "timeout_greeting",
+ * "timeout_command", "timeout_tls", "timeout_dns" (seconds, more than 0
+ * and at most 86400).  Values are checked as the command line checks
+ * them: control characters (CR, LF, ...) are refused everywhere.
+ * 0 on success, -1 for an unknown option or a bad value, with the reason
+ * in mxprobe_error ("helo: 'x y' is not a host name or address literal").
+ *
+ * The library never changes the process's signal dispositions: while a
+ * call runs, SIGPIPE is blocked in the calling thread (and a SIGPIPE our
+ * own writes raised is discarded before the call returns). */
 int mxprobe_set_option(mxprobe *h, const char *name, const char *value);
 
 /* Load a Lua policy file (docs/policies.md).  0, or -1 with the reason in

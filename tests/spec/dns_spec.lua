@@ -48,8 +48,17 @@ describe("core.dns without a server", function()
     assert.matches("the list is empty", err_of(function() C.resolver { servers = {} } end))
     assert.matches("servers%[1%]: string expected", err_of(function() C.resolver { servers = { 53 } } end))
     assert.matches("unknown option 'server'", err_of(function() C.resolver { server = "127.0.0.1" } end))
-    assert.matches("timeout: must be > 0", err_of(function() C.resolver { servers = { "127.0.0.1" }, timeout = 0 } end))
-    assert.matches("tries: integer expected", err_of(function() C.resolver { servers = { "127.0.0.1" }, tries = 1.5 } end))
+    assert.matches("option 'timeout' must be more than 0", err_of(function() C.resolver { servers = { "127.0.0.1" }, timeout = 0 } end))
+    assert.matches("option 'tries' must be an integer", err_of(function() C.resolver { servers = { "127.0.0.1" }, tries = 1.5 } end))
+    -- NaN and infinities are refused with a clear message (one shared reader, core/opts.c)
+    assert.matches("bad argument #1 to 'resolver' %(option 'timeout' must be a finite number, got NaN%)",
+      err_of(function() C.resolver { servers = { "127.0.0.1" }, timeout = 0 / 0 } end))
+    assert.matches("option 'timeout' must be a finite number, got inf",
+      err_of(function() C.resolver { servers = { "127.0.0.1" }, timeout = math.huge } end))
+    assert.matches("bad argument #1 to 'resolver' %(unknown option 'dedline'%)",
+      err_of(function() C.resolver { dedline = 1 } end))
+    assert.matches("bad argument #1 to 'resolver' %(options table expected, got string%)",
+      err_of(function() C.resolver "x" end))
     -- the wrapper names itself
     e = err_of(function() dns.new { servers = { "999.0.0.1" } } end)
     assert.matches("bad argument #1 to 'new' %(servers%[1%]: bad server '999.0.0.1': not a numeric IPv4", e)

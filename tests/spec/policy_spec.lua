@@ -173,7 +173,19 @@ describe("policy validation", function()
     assert.is_false(ok)
     assert.equal(path .. ":3: probe.ca_file: cannot read \"/nonexistent/corp-ca.pem\": No such file or directory", err)
     -- --ca-file (an option) overrides it
-    assert.truthy(engine.new { policy = path, dns = fake_dns, installed_checks = false, config = { ca_file = "/etc/hostname" } })
+    assert.truthy(engine.new { policy = path, dns = fake_dns, installed_checks = false,
+                               config = { ca_file = "/etc/ssl/certs/ca-certificates.crt" } })
+  end)
+
+  it("a readable CA file without a certificate is refused, naming the file", function()
+    -- before: accepted, then every server failed TLS verification
+    local ok, err = pcall(engine.new, { dns = fake_dns, installed_checks = false, config = { ca_file = "/etc/hostname" } })
+    assert.is_false(ok)
+    assert.equal("ca_file: /etc/hostname: no certificate found", err)
+    local path = write("ca2.lua", "return {\n  probe = {\n    ca_file = '/etc/hostname',\n  },\n}\n")
+    ok, err = pcall(engine.new, { policy = path, dns = fake_dns, installed_checks = false })
+    assert.is_false(ok)
+    assert.equal(path .. ":3: probe.ca_file: /etc/hostname: no certificate found", err)
   end)
 
   it("the CLI: exit 3, one line on stderr, no packet sent", function()

@@ -15,31 +15,56 @@ function M.new()
     return { config = { timeouts = {}, relay = {} }, policy = nil, run = nil }
 end
 
+local KNOWN = { resolver = true, helo = true, port = true, ca_file = true, allow_reserved = true, relay = true }
+for k in pairs(TIMEOUTS) do KNOWN[k] = true end
+
+-- Values are checked as the command line checks them (mxprobe.cli's
+-- parsers), so an embedding program cannot smuggle CR/LF into the EHLO
+-- line or an infinite timeout into the loop.
 function M.set_option(h, name, value)
-    if h.run then return nil, "set_option: options must be set before the first check" end
-    local c = h.config
-    if name == "resolver" then
-        c.resolvers = c.resolvers or {}
-        c.resolvers[#c.resolvers + 1] = value
-    elseif name == "helo" or name == "ca_file" then
-        c[name] = value
-    elseif name == "port" then
-        local p = tonumber(value)
-        if not p or p < 1 or p > 65535 or p % 1 ~= 0 then return nil, "port: an integer 1-65535 expected" end
-        c.port = math.tointeger(p)
-    elseif name == "allow_reserved" then
-        c.allow_reserved = c.allow_reserved or {}
-        c.allow_reserved[#c.allow_reserved + 1] = value
-    elseif name == "relay" then
-        if value ~= "off" and value ~= "on" then return nil, "relay: \"on\" or \"off\" expected" end
-        c.relay.enabled = value == "on"
-    elseif TIMEOUTS[name] then
-        local s = tonumber(value)
-        if not s or s <= 0 then return nil, name .. ": a positive number of seconds expected" end
-        c.timeouts[TIMEOUTS[name]] = s
-    else
+    if type(name) ~= "string" or not KNOWN[name] then
         return nil, ("unknown option %q"):format(tostring(name))
     end
+    if h.run then return nil, "set_option: options must be set before the first check" end
+    if type(value) ~= "string" then return nil, name .. ": a value is needed" end
+    if value:find("%c") then
+        return nil, ("%s: %q: control characters (CR, LF, NUL, ...) are not allowed"):format(name, value)
+    end
+    local cli = require "mxprobe.app.cli" -- lazy: the option parsers are needed only when an option is set
+    local function parsed(v, err)
+        if v == nil then error({ msg = name .. ": " .. tostring(err) }) end
+        return v
+    end
+    local ok, err = pcall(function()
+        local c = h.config
+        if name == "resolver" then
+            c.resolvers = c.resolvers or {}
+            c.resolvers[#c.resolvers + 1] = parsed(cli.parse_resolver(value))
+        elseif name == "helo" then
+            c.helo = parsed(cli.parse_helo(value))
+        elseif name == "ca_file" then
+            parsed(require("mxprobe.core").tls.load_ca(value))
+            c.ca_file = value
+        elseif name == "port" then
+            c.port = parsed(cli.parse_port(value))
+        elseif name == "allow_reserved" then
+            if value ~= "all" and not cli.RESERVED_KIND_SET[value] then
+                parsed(nil, ("'%s' is not one of all, %s"):format(value, table.concat(cli.RESERVED_KINDS, ", ")))
+            end
+            c.allow_reserved = c.allow_reserved or {}
+            if value == "all" then
+                for _, k in ipairs(cli.RESERVED_KINDS) do c.allow_reserved[#c.allow_reserved + 1] = k end
+            else
+                c.allow_reserved[#c.allow_reserved + 1] = value
+            end
+        elseif name == "relay" then
+            if value ~= "off" and value ~= "on" then parsed(nil, "\"on\" or \"off\" expected") end
+            c.relay.enabled = value == "on"
+        else -- a timeout: finite, more than 0, at most a day
+            c.timeouts[TIMEOUTS[name]] = parsed(cli.parse_seconds(value))
+        end
+    end)
+    if not ok then return nil, type(err) == "table" and err.msg or tostring(err) end
     return true
 end
 

@@ -33,18 +33,21 @@ local function run_script(path, ...)
     return math.type(r) == "integer" and r or 0
 end
 
-return function(first, ...)
+-- argv: the command line as one table { [1] = ..., n = count } (core/main.c)
+return function(argv)
+    local n = argv.n or #argv
+    local first = argv[1]
     if first == "run" then
-        local path = ...
+        local path = argv[2]
         if not path then
             io.stderr:write("mxprobe: run needs a script: mxprobe run SCRIPT [ARGS...]\n")
             return 3
         end
-        return run_script(...)
+        return run_script(table.unpack(argv, 2, n))
     end
     if first and (first:find("/", 1, true) or first:match("%.lua$")) and is_file(first) then
-        return run_script(first, ...)
+        return run_script(table.unpack(argv, 1, n))
     end
     -- lazy: `mxprobe run SCRIPT` must not pay for loading the command line
-    return require("mxprobe.app.cli").main({ first, ... })
+    return require("mxprobe.app.cli").main(table.move(argv, 1, n, 1, {}))
 end

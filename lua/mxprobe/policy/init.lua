@@ -442,6 +442,15 @@ function M.check_config(pol, config)
             error(("ca_file: cannot read %q: %s"):format(ca, why), 0)
         end
         f:close()
+        -- readable is not enough: a file without a certificate would fail
+        -- every server's TLS (core.tls.load_ca names the file)
+        local n, err = require("mxprobe.core").tls.load_ca(ca)
+        if not n then
+            if pol.probe and pol.probe.ca_file == ca then
+                error(("%s: probe.ca_file: %s"):format(M.where(pol, { "probe", "ca_file" }), err), 0)
+            end
+            error(("ca_file: %s"):format(err), 0)
+        end
     end
 end
 
