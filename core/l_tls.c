@@ -32,6 +32,8 @@
 #include <sys/socket.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -259,7 +261,7 @@ static tls_ctx *check_ctx(lua_State *L, int idx, const char *fname)
 static int l_tls_context(lua_State *L)
 {
     static const char *const known[] = {"min", "max", "ca_file", "security_level", "ciphers", "ciphersuites",
-                                        "server", "cert", "key", "max_cert_list", NULL};
+                                        "server", "cert", "key", "max_cert_list", "sigalgs", "groups", NULL};
     if (lua_isnoneornil(L, 1)) {
         lua_settop(L, 0);
         lua_newtable(L);
@@ -273,6 +275,10 @@ static int l_tls_context(lua_State *L)
     int level = (int)mx_opt_integer(L, 1, "context", "security_level", 0, 0, 5);
     const char *ciphers = mx_opt_string(L, 1, "context", "ciphers", NULL);
     const char *suites = mx_opt_string(L, 1, "context", "ciphersuites", NULL);
+    /* what a client offers: signature algorithms ("ECDSA+SHA256:...", to
+     * find a server's second certificate) and key-exchange groups */
+    const char *sigalgs = mx_opt_string(L, 1, "context", "sigalgs", NULL);
+    const char *groups = mx_opt_string(L, 1, "context", "groups", NULL);
     const char *cert = mx_opt_string(L, 1, "context", "cert", NULL);
     const char *key = mx_opt_string(L, 1, "context", "key", NULL);
     int max_cert_list = (int)mx_opt_integer(L, 1, "context", "max_cert_list", MAX_CERT_LIST, 1024, 1 << 24);
@@ -308,6 +314,10 @@ static int l_tls_context(lua_State *L)
     if (suites && !SSL_CTX_set_ciphersuites(ctx, suites))
         return mx_fail(L, "tls", "TLS 1.3 cipher suites '%s': %s", suites, mx_ssl_errors(d, sizeof d));
     SSL_CTX_set_security_level(ctx, level); /* after the cipher list: @SECLEVEL also sets it */
+    if (sigalgs && !SSL_CTX_set1_sigalgs_list(ctx, sigalgs))
+        return mx_fail(L, "tls", "signature algorithms '%s': %s", sigalgs, mx_ssl_errors(d, sizeof d));
+    if (groups && !SSL_CTX_set1_groups_list(ctx, groups))
+        return mx_fail(L, "tls", "groups '%s': %s", groups, mx_ssl_errors(d, sizeof d));
     if ((min && !SSL_CTX_set_min_proto_version(ctx, min)) || (max && !SSL_CTX_set_max_proto_version(ctx, max)))
         return mx_fail(L, "tls", "cannot set the protocol versions: %s", mx_ssl_errors(d, sizeof d));
     /* a system-wide MinProtocol must not hide a legacy server from a probe */
@@ -597,6 +607,27 @@ static int l_tls_info(lua_State *L)
     if (group > 0) {
         const char *gname = SSL_group_to_name(ssl, group);
         set_str(L, "group", gname);
+    }
+    if (!c->server) {
+        /* the server's ephemeral key (ECDHE curve or FFDHE size) and the
+         * signature it made with its certificate: what graders report */
+        EVP_PKEY *tmp = NULL;
+        if (SSL_get_peer_tmp_key(ssl, &tmp) && tmp) {
+            const char *tname = EVP_PKEY_get0_type_name(tmp);
+            if (tname) set_str(L, "kx_type", tname);
+            set_int(L, "kx_bits", EVP_PKEY_get_bits(tmp));
+            EVP_PKEY_free(tmp);
+        }
+        int sig_type = NID_undef, sig_md = NID_undef;
+        if (SSL_get_peer_signature_type_nid(ssl, &sig_type) && sig_type != NID_undef) {
+            const char *sn = OBJ_nid2sn(sig_type);
+            if (sn) set_str(L, "peer_signature_type", sn);
+        }
+        if (SSL_get_peer_signature_nid(ssl, &sig_md) && sig_md != NID_undef) {
+            const char *sn = OBJ_nid2sn(sig_md);
+            if (sn) set_str(L, "peer_signature_digest", sn);
+        }
+        ERR_clear_error();
     }
     set_str(L, "sni", SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
     set_bool(L, "server", c->server);

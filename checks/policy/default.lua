@@ -46,6 +46,11 @@ return {
     limits = { sessions_per_address = 2, connects_per_second_per_address = 0, max_sessions = 0,
                max_dns_queries = 128 },
     relay = { enabled = true, from = "mxprobe@mxprobe.example", to = "relay-test@example.com" },
+    -- TLS offer (checks/tls_offer.lua): "versions" (one handshake per
+    -- version), "grades" (+ cipher classes, key exchange, preference, both
+    -- certificates, modern client: about 13 handshakes), "suites" (+ every
+    -- accepted suite), or false (only the negotiated version and cipher)
+    tls = { enumerate = "grades" },
     -- kinds of non-global addresses to probe anyway, for test networks:
     -- "documentation", "loopback", "private", ... (--allow-reserved)
     allow_reserved = {},

@@ -76,6 +76,16 @@ EOF
       -in "$c/$n.csr" -out "$c/$n.crt" 2>/dev/null
   }
 
+  # leaf_rsa NAME "DNS:a,...": the same with an RSA 2048 key.
+  leaf_rsa() {
+    local n=$1 san=$2 cn=${2%%,*}
+    openssl req -new -newkey rsa:2048 -nodes -config "$cnf" -keyout "$c/$n.key" -out "$c/$n.csr" \
+      -subj "/O=mxlab/CN=${cn#DNS:}" 2>/dev/null
+    SAN=$san openssl ca "${q[@]}" -cert "$ca/intermediate.pem" -keyfile "$ca/int.key" \
+      -extensions leaf_ext -startdate "$now" -enddate "$year" \
+      -in "$c/$n.csr" -out "$c/$n.crt" 2>/dev/null
+  }
+
   local many='DNS:*.many-mx.lab.test'   # the 12 many-mx names point at the good servers
   leaf good        "DNS:good.mx.lab.test,DNS:implicit.lab.test,$many"
   leaf good2       "DNS:good2.mx.lab.test,$many"
@@ -86,6 +96,12 @@ EOF
   leaf open-relay  "DNS:open-relay.mx.lab.test"
   leaf greylist    "DNS:greylist.mx.lab.test"
   leaf tls10       "DNS:tls10.mx.lab.test"
+  # TLS-offer servers (issue 11): an RSA leaf is needed for static-RSA and
+  # DHE-RSA suites; dualcert has an ECDSA and an RSA certificate at once.
+  leaf_rsa legacy       "DNS:legacy.mx.lab.test"
+  leaf dualcert         "DNS:dualcert.mx.lab.test"
+  leaf_rsa dualcert-rsa "DNS:dualcert.mx.lab.test"
+  leaf mixed            "DNS:mixed.mx.lab.test"
   leaf wrong-name  "DNS:somebody-else.lab.test"                # valid chain, wrong name
   leaf expired     "DNS:expired.mx.lab.test" "$past1" "$past2" # ended 30 days ago
   leaf expiring    "DNS:expiring.mx.lab.test" "$now" "$soon"  # ends in 10 days

@@ -38,6 +38,10 @@ POSTFIX_SERVERS=(
   "greylist    198.51.100.25 -             greylist.mx.lab.test     greylist    greylist"
   "expiring    198.51.100.26 -             expiring.mx.lab.test     expiring    good"
   "tls10       198.51.100.27 -             tls10.mx.lab.test        tls10       tls10"
+  "legacy      198.51.100.60 -             legacy.mx.lab.test       legacy      legacy"
+  "dualcert    198.51.100.61 -             dualcert.mx.lab.test     dualcert    dualcert"
+  "mixed-new   198.51.100.62 -             mixed.mx.lab.test        mixed       good"
+  "mixed-old   198.51.100.63 -             mixed.mx.lab.test        mixed       mixed-old"
 )
 
 # Scripted servers (fakesmtp.py): mode  ipv4  hostname

@@ -33,7 +33,7 @@ M.openssl_version = C.openssl_version
 M.MAX_ESCAPED = 512
 
 local CTX_KEYS = { "min", "max", "ca_file", "security_level", "ciphers", "ciphersuites", "server", "cert", "key",
-                   "max_cert_list" }
+                   "max_cert_list", "sigalgs", "groups" }
 local UPGRADE_KEYS = { "sni", "verify_name", "allow_buffered", "max_chain", "max_chain_bytes" }
 local KNOWN = { ctx = true, chain = true, server_name = true }
 for _, k in ipairs(CTX_KEYS) do KNOWN[k] = true end

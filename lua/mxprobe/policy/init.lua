@@ -45,6 +45,7 @@ M.SCHEMA = {
         port = "number", helo = "string", families = "list:number",
         timeouts = { connect = "number", greeting = "number", command = "number", tls = "number", dns = "number" },
         relay = { enabled = "boolean", from = "string", to = "string" },
+        tls = { enumerate = "@tls_enumerate" },
         allow_reserved = "list:string", ca_file = "string", resolvers = "list:string",
         limits = { sessions_per_address = "number", connects_per_second_per_address = "number", max_sessions = "number",
                    max_domains = "number", max_dns_queries = "number" }, -- the last two: mxprobe audit
@@ -234,6 +235,14 @@ function V:options(segments, v)
 end
 
 local set_of = vocab.set_of
+-- probe.tls.enumerate: how deep checks/tls_offer.lua grades the TLS offer
+function V:tls_enumerate(segments, v)
+    local modes = { versions = true, grades = true, suites = true }
+    if v ~= false and not modes[v] then
+        self:fail(segments, "\"versions\", \"grades\", \"suites\" or false expected, got %s", type(v) == "string" and ("%q"):format(v) or type(v))
+    end
+end
+
 local TLS_SET, KIND_SET = set_of(vocab.TLS_VERSIONS), set_of(vocab.RESERVED_KINDS)
 
 -- Checks beyond types: ranges, known names, ids and categories.
