@@ -26,6 +26,9 @@ local MODES = { versions = 1, grades = 2, suites = 3 }
 local ECDSA_SIGALGS = "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512"
 local RSA_SIGALGS = "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:RSA+SHA256:RSA+SHA384:RSA+SHA512"
 local BUDGET_S = 120 -- the whole enumeration of one address, at most
+-- X509_V_ERR_* codes the certificate check already reports: not yet valid,
+-- expired, self-signed, untrusted issuer, unverifiable leaf, hostname
+local CERT_CHECK_REPORTS = { [9] = true, [10] = true, [18] = true, [19] = true, [20] = true, [21] = true, [62] = true }
 
 -- Can the linked OpenSSL make a context for this version at all?
 local function speakable(version)
@@ -173,12 +176,20 @@ local function probe_strict(p)
   end
   local v = info.verify or {}
   if not v.ok then
-    local e = (v.errors or {})[1]
-    return { ok = false, handshake = true, version = info.protocol, cipher = info.cipher,
+    -- errors the certificate check reports already (expiry, trust, name)
+    -- are not news; those only security level 2 finds (small keys, weak
+    -- digests) are
+    local new
+    for _, e in ipairs(v.errors or {}) do
+      if not CERT_CHECK_REPORTS[e.code] then new = new or e end
+    end
+    local e = new or (v.errors or {})[1]
+    return { ok = false, handshake = true, known = new == nil, version = info.protocol, cipher = info.cipher,
              reason = e and ("certificate at depth %d: %s"):format(e.depth, e.reason) or (v.result or "the certificate is not trusted") }
   end
   if info.hostname_match == false then
-    return { ok = false, handshake = true, version = info.protocol, cipher = info.cipher, reason = "the certificate does not name " .. p.ctx.host }
+    return { ok = false, handshake = true, known = true, version = info.protocol, cipher = info.cipher,
+             reason = "the certificate does not name " .. p.ctx.host }
   end
   return { ok = true, version = info.protocol, cipher = info.cipher }
 end
@@ -268,6 +279,7 @@ return {
     TLS_STRICT_CLIENT_OK = { severity = "ok", message = "A client with OpenSSL 3 defaults (TLS 1.2+, security level 2, verified) completes the handshake ({version} {cipher})" },
     TLS_STRICT_CLIENT_FAILS = { severity = "warning", message = "A client with OpenSSL 3 defaults (TLS 1.2+, security level 2, verified) fails: {reason}",
       hint = "Senders that verify certificates or use current defaults cannot deliver over TLS; fix what the reason names." },
+    TLS_STRICT_CLIENT_CERT = { severity = "info", message = "A client with OpenSSL 3 defaults completes the handshake but refuses the certificate ({reason}): see the certificate findings" },
     TLS_ADDRESSES_DIFFER = { severity = "warning", message = "The addresses of {host} differ: {differences}",
       hint = "Senders reach any of the addresses: configure them alike." },
   },
@@ -328,6 +340,10 @@ return {
             if c.days_left and c.days_left < 0 then problem = "has expired"
             elseif not c.name_match then problem = "does not name " .. ctx.host
             elseif not c.verified then problem = "does not chain to a trusted root"
+            elseif c.key_type == "RSA" and c.key_bits and c.key_bits < (ctx:threshold("min_rsa_bits") or 2048) then
+              problem = ("has an RSA key of %d bits"):format(c.key_bits)
+            elseif c.key_type == "EC" and c.key_bits and c.key_bits < (ctx:threshold("min_ec_bits") or 256) then
+              problem = ("has an EC key of %d bits"):format(c.key_bits)
             elseif c.days_left and c.days_left < (ctx:threshold("expiry_warning_days") or 14) then
               problem = ("expires in %d days"):format(math.floor(c.days_left)) end
             if problem then ctx:finding("TLS_SECOND_CERT_PROBLEM", { type = c.key_type or "other", problem = problem }) end
@@ -338,9 +354,18 @@ return {
       fact.strict_client = strict
       if strict then
         if strict.ok then ctx:finding("TLS_STRICT_CLIENT_OK", strict)
+        elseif strict.known then ctx:finding("TLS_STRICT_CLIENT_CERT", { reason = strict.reason })
         else ctx:finding("TLS_STRICT_CLIENT_FAILS", { reason = strict.reason }) end
       end
     end
+    -- the server's signature algorithms seen over every handshake
+    local sigs, seen = {}, {}
+    for _, info in ipairs(p.infos) do
+      local sname = info.peer_signature_type and (info.peer_signature_type .. (info.peer_signature_digest and ("+" .. info.peer_signature_digest) or ""))
+      if sname and not seen[sname] then seen[sname] = true; sigs[#sigs + 1] = sname end
+    end
+    table.sort(sigs)
+    fact.signatures = sigs
     fact.seconds = math.floor((loop.now() - t0) * 1000 + 0.5) / 1000
     if p.stopped then ctx:finding("TLS_OFFER_INCOMPLETE", { done = fact.handshakes, reason = p.stopped }) end
   end,
