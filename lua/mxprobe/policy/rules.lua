@@ -20,6 +20,7 @@
 
 local vocab = require "mxprobe.runtime.vocab"
 local iputil = require "mxprobe.net.iputil"
+local findings = require "mxprobe.runtime.findings"
 
 local M = {}
 
@@ -44,23 +45,7 @@ local function is_server(result, srv)
 end
 
 -- Every finding of the result, with its server (nil for DNS and domain ones).
-local function each(result, code)
-    local lists = { { result.dns.findings }, { result.findings } }
-    for _, srv in ipairs(result.servers) do lists[#lists + 1] = { srv.findings, srv } end
-    local li, fi = 1, 0
-    return function()
-        while lists[li] do
-            local list, srv = lists[li][1], lists[li][2]
-            fi = fi + 1
-            local f = list[fi]
-            if f == nil then
-                li, fi = li + 1, 0
-            elseif code == nil or f.code == code then
-                return f, srv
-            end
-        end
-    end
-end
+local each = findings.each
 M.each = each
 
 --- Does a host name match a pattern (or any pattern of a list)?  "*"

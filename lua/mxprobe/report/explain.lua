@@ -8,7 +8,7 @@ local json = require "mxprobe.report.json"
 
 local M = {}
 
-local escape = text.escape
+local escape = require("mxprobe.runtime.escape").for_display
 
 M.SEVERITY_ORDER = { ok = 1, info = 2, warning = 3, critical = 4, inconclusive = 5, error = 6 }
 

@@ -9,49 +9,19 @@
 -- not ok.  verbose adds each server's facts and SMTP transcript.
 --
 -- Everything that may come from the network (banner, host names, messages
--- with evidence, transcript) goes through M.escape before display, even
+-- with evidence, transcript) goes through M.escape (runtime.escape.for_display) before display, even
 -- though the engine escapes already: a terminal must never receive a
 -- control sequence from a remote server.
 local vocab = require "mxprobe.runtime.vocab"
+local escape = require "mxprobe.runtime.escape"
 
 local M = {}
 
 ----------------------------------------------------------------- escaping
 
-local function escape_cp(cp)
-    if cp == 9 then return "\\t" end
-    if cp == 10 then return "\\n" end
-    if cp == 13 then return "\\r" end
-    if cp < 0x20 or cp == 0x7f then return ("\\x%02X"):format(cp) end
-    if cp >= 0x80 and cp <= 0x9f then return ("\\u%04X"):format(cp) end -- C1 controls
-    -- bidirectional overrides and isolates can make text display as
-    -- something else than it is
-    if (cp >= 0x202a and cp <= 0x202e) or (cp >= 0x2066 and cp <= 0x2069) or cp == 0x200e or cp == 0x200f then
-        return ("\\u%04X"):format(cp)
-    end
-    return nil
-end
-
---- Make s safe for a terminal: control characters (C0, DEL, C1), bidi
--- controls and invalid UTF-8 bytes become visible escapes (\xNN, \uNNNN,
--- \t, \n, \r).  Printable text, including non-ASCII, is kept.
-function M.escape(s)
-    s = tostring(s)
-    if not s:find("[%z\1-\31\127-\255]") then return s end
-    local out, i, n = {}, 1, #s
-    while i <= n do
-        local ok, cp = pcall(utf8.codepoint, s, i)
-        if ok then
-            local len = #utf8.char(cp)
-            out[#out + 1] = escape_cp(cp) or s:sub(i, i + len - 1)
-            i = i + len
-        else
-            out[#out + 1] = ("\\x%02X"):format(s:byte(i))
-            i = i + 1
-        end
-    end
-    return table.concat(out)
-end
+--- The project's display escaping (mxprobe.runtime.escape.for_display),
+-- here too because every report module prints through it.
+M.escape = escape.for_display
 
 --- Display width of an (escaped) string: code points, not bytes.
 function M.width(s)
