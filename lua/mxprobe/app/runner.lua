@@ -79,88 +79,100 @@ local function source_of(opts)
     end
 end
 
+-- One run of the runner: its options, counters and what waits to be written.
+local Job = {}
+Job.__index = Job
+
+function Job:stop()
+    if self.stopping then return end
+    self.stopping = true
+    for _, w in ipairs(self.workers) do loop.cancel(w) end
+end
+
+function Job:write(r, target)
+    local ok, err = self.opts.write(r, target)
+    if ok then
+        self.st.written = self.st.written + 1
+    elseif not self.st.write_error then
+        self.st.write_error = tostring(err or "write failed")
+        self:stop()
+    end
+end
+
+-- ordered: write what is done, up to the first that is not
+function Job:flush()
+    while self.waiting[self.next_out] and not self.st.write_error do
+        local w = self.waiting[self.next_out]
+        self.waiting[self.next_out] = nil -- thousands of targets: keep no result once written
+        self.next_out = self.next_out + 1
+        if w.result then self:write(w.result, w.target) end
+    end
+end
+
+-- The seq-th target is done: r its result, or nil (cancelled: no record).
+function Job:finished(seq, target, r)
+    if self.opts.ordered then
+        self.waiting[seq] = { result = r, target = target }
+        self:flush()
+    elseif r then
+        self:write(r, target)
+    end
+end
+
+function Job:one(seq, target)
+    local r, msg
+    if target.error then
+        r = M.error_record(target, target.error)
+    else
+        r, msg = M.check(self.run, target, self.opts.verbose)
+    end
+    if self.stopping then return self:finished(seq, target, nil) end -- cancelled mid-way: no record
+    if not r then
+        self.notice(("mxprobe: %s: internal error: %s\n"):format(target.name, msg))
+        r = M.error_record(target, "internal error: " .. msg)
+    end
+    self:finished(seq, target, r)
+end
+
+function Job:worker()
+    while not self.stopping do
+        local target = self.next_target()
+        if target == nil then return end
+        self.st.started = self.st.started + 1
+        self:one(self.st.started, target)
+    end
+end
+
+-- Ctrl-C: stop; a second one while stopping exits at once.
+function Job:on_signal()
+    if self.stopping then
+        self.notice("mxprobe: interrupted again; exiting now\n")
+        os.exit(3, false)
+    end
+    self.st.interrupted = true
+    self:stop()
+end
+
 --- Run the targets; see the top of this file.
 function M.run(run, opts)
-    local next_target = source_of(opts)
-    local notice = opts.notice or function(line) io.stderr:write(line) end
-    local st = { started = 0, written = 0, interrupted = false, write_error = nil }
-    local stopping, workers = false, {}
-    local waiting, next_out = {}, 1 -- ordered: results by sequence number, the next to write
-
-    local function stop()
-        if stopping then return end
-        stopping = true
-        for _, w in ipairs(workers) do loop.cancel(w) end
-    end
-    local function write(r, target)
-        local ok, err = opts.write(r, target)
-        if ok then
-            st.written = st.written + 1
-        elseif not st.write_error then
-            st.write_error = tostring(err or "write failed")
-            stop()
-        end
-    end
-    local function flush_ordered()
-        while waiting[next_out] and not st.write_error do
-            local w = waiting[next_out]
-            waiting[next_out] = nil -- thousands of targets: keep no result once written
-            next_out = next_out + 1
-            if w.result then write(w.result, w.target) end
-        end
-    end
-    local function finished(seq, target, r)
-        if opts.ordered then
-            waiting[seq] = { result = r, target = target }
-            flush_ordered()
-        elseif r then
-            write(r, target)
-        end
-    end
-    local function one(seq, target)
-        local r, msg
-        if target.error then
-            r = M.error_record(target, target.error)
-        else
-            r, msg = M.check(run, target, opts.verbose)
-        end
-        if stopping then return finished(seq, target, nil) end -- cancelled mid-way: no record
-        if not r then
-            notice(("mxprobe: %s: internal error: %s\n"):format(target.name, msg))
-            r = M.error_record(target, "internal error: " .. msg)
-        end
-        finished(seq, target, r)
-    end
-    local function worker()
-        while not stopping do
-            local target = next_target()
-            if target == nil then return end
-            st.started = st.started + 1
-            one(st.started, target)
-        end
-    end
-
-    if opts.signals then
-        loop.on_signal(function()
-            if stopping then
-                notice("mxprobe: interrupted again; exiting now\n")
-                os.exit(3, false)
-            end
-            st.interrupted = true
-            stop()
-        end)
-    end
-    for i = 1, opts.parallel or M.DEFAULT_PARALLEL do workers[i] = loop.spawn(worker) end
-    for _, w in ipairs(workers) do loop.join(w) end
+    local job = setmetatable({
+        run = run, opts = opts, next_target = source_of(opts), workers = {}, stopping = false,
+        notice = opts.notice or function(line) io.stderr:write(line) end,
+        st = { started = 0, written = 0, interrupted = false, write_error = nil },
+        waiting = {}, next_out = 1, -- ordered: results by sequence number, the next to write
+    }, Job)
+    if opts.signals then loop.on_signal(function() job:on_signal() end) end
+    local n = opts.parallel or M.DEFAULT_PARALLEL
+    if opts.targets then n = math.max(1, math.min(n, #opts.targets)) end
+    for i = 1, n do job.workers[i] = loop.spawn(Job.worker, job) end
+    for _, w in ipairs(job.workers) do loop.join(w) end
     if opts.signals then loop.on_signal(nil) end
-    if opts.ordered and not st.write_error then
+    if opts.ordered and not job.st.write_error then
         -- after a stop: what did finish, in order, skipping the cancelled
-        for seq = next_out, st.started do
-            waiting[seq] = waiting[seq] or {}
-        end
-        flush_ordered()
+        for seq = job.next_out, job.st.started do job.waiting[seq] = job.waiting[seq] or {} end
+        job:flush()
     end
-    return st
+    return job.st
 end
 
 return M

@@ -21,6 +21,7 @@
 local vocab = require "mxprobe.runtime.vocab"
 local iputil = require "mxprobe.net.iputil"
 local findings = require "mxprobe.runtime.findings"
+local loop = require "mxprobe.runtime.loop"
 
 local M = {}
 
@@ -154,6 +155,11 @@ function M.api(run, result, r)
         return f
     end
 
+    return M.add_readers(api, run, result)
+end
+
+--- What a rule reads: the findings, the MX list, DNS.  Part of M.api.
+function M.add_readers(api, run, result)
     function api.each(code) return each(result, code) end
     function api.find(code, server)
         for f, srv in each(result, code) do
@@ -181,7 +187,6 @@ function M.api(run, result, r)
     function api.weight(f) return M.weight(run.policy, f) end
     --- A DNS query (yields; the probe's DNS timeout).  Answer table, or nil, code, detail.
     function api.query(name, qtype)
-        local loop = require "mxprobe.runtime.loop"
         return run.dns:query(name, qtype, loop.now() + ((run.config.timeouts or {}).dns or 5))
     end
     return api
