@@ -5,6 +5,7 @@
 local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 local json = require "mxprobe.report.json"
+local runner = require "mxprobe.app.runner"
 
 local M = {}
 
@@ -58,12 +59,31 @@ function M.load_policy(h, path)
     return true
 end
 
+-- One domain through the runner the command line and audits use.  The
+-- host program owns its signals (signals = false); an internal error of
+-- the engine is the API's error, not a record.
+local function check(run, domain)
+    local got, failure
+    runner.run(run, {
+        targets = { { kind = "domain", name = domain } }, parallel = 1, signals = false,
+        notice = function() end,
+        write = function(r)
+            if r.error and not got then failure = r.error else got = r end
+            return true
+        end,
+    })
+    if not got then return nil, failure or "no result" end
+    return got
+end
+
 function M.check_domain(h, domain)
-    local ok, res = pcall(function()
+    if type(domain) ~= "string" then return nil, "check_domain: a domain name (string) expected" end
+    local ok, res, err = pcall(function()
         local run = get_run(h)
-        return loop.run(function() return run:check_domain(domain) end)
+        return loop.run(check, run, domain)
     end)
     if not ok then return nil, tostring(res) end
+    if not res then return nil, err end
     return json.encode(res)
 end
 
