@@ -1,7 +1,7 @@
 --- mxprobe.net.tls: the TLS handshake on a raw core.net socket, as a task.
 --
 -- core.tls does one non-blocking step per call; this module loops them with
--- loop.wait (the only yield point).  The cosocket wrapper's sslhandshake
+-- loop.wait (the only yield point).  The cosocket wrapper's tls_handshake
 -- calls handshake(raw_sock, opts, deadline).
 --
 --   local info, code, detail, injected = tls.handshake(sock, {
