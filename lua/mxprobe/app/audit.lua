@@ -22,6 +22,7 @@
 --
 -- Everything here is also what `mxprobe audit` (mxprobe.app.cli) runs.
 local loop = require "mxprobe.runtime.loop"
+local vocab = require "mxprobe.runtime.vocab"
 local core = require "mxprobe.core"
 local json = require "mxprobe.report.json"
 local csv = require "mxprobe.report.csv"
@@ -37,7 +38,7 @@ M.DEFAULT_PARALLEL = 1000      -- domains in flight (limits.max_domains)
 M.DEFAULT_DNS_QUERIES = 128    -- DNS queries in flight: the default policy's limits.max_dns_queries
 M.PROGRESS_INTERVAL = 0.5      -- seconds between progress line updates
 
-local VERDICTS = { "ok", "warning", "critical", "inconclusive" }
+local VERDICTS = vocab.VERDICTS
 
 ----------------------------------------------------------------- input
 

@@ -327,7 +327,7 @@ end
 
 --- One line summing up several results, e.g. "3 domains: 1 ok, 2 warning".
 function M.summary(results)
-    local counts, order = {}, { "ok", "warning", "critical", "inconclusive" }
+    local counts, order = {}, { table.unpack(vocab.VERDICTS) }
     for _, r in ipairs(results) do
         local v = r.verdict or "inconclusive"
         counts[v] = (counts[v] or 0) + 1

@@ -2,6 +2,7 @@
 -- errors, the engine, the event loop, the terminal and exit codes.
 local core = require "mxprobe.core"
 local escape = require "mxprobe.runtime.escape"
+local vocab = require "mxprobe.runtime.vocab"
 local default_loop = require "mxprobe.runtime.loop"
 
 local M = {}
@@ -75,7 +76,7 @@ function M.want_color(args, env)
     return tty and true or false
 end
 
-local VERDICT_EXIT = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
+local VERDICT_EXIT = vocab.VERDICT_EXIT
 -- the monitoring convention's "worst": critical, then could not test, then warning
 local EXIT_RANK = { [0] = 0, [1] = 1, [3] = 2, [2] = 3 }
 

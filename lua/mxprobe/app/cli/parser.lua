@@ -9,6 +9,7 @@
 -- both; each group is a list of rows { kind, names, help, argname, count }
 -- so that adding an option is one row here and one in cli/options.lua.
 local argparse = require "argparse"
+local vocab = require "mxprobe.runtime.vocab"
 
 local M = {}
 
@@ -72,7 +73,7 @@ local WHAT = {
     { "option", "--relay-from", "MAIL FROM address of the relay probe.", "<addr>" },
     { "option", "--relay-to", "RCPT TO address (an external domain) of the relay probe.", "<addr>" },
     { "option", "--allow-reserved", "Probe these non-global address kinds anyway (test networks), comma-separated: "
-        .. "documentation, private, loopback, linklocal, shared, reserved, or all.", "<kind,...>" },
+        .. table.concat(vocab.RESERVED_KINDS, ", ") .. ", or all.", "<kind,...>" },
     { "option", "--parallel", ("Test at most this many targets at once (default %d)."):format(M.DEFAULT_PARALLEL),
         "<n>", probe = true },
 }
