@@ -276,3 +276,15 @@ describe("no shell for the file system", function()
     end
   end)
 end)
+
+describe("cli.common.plain", function()
+  local plain = require("mxprobe.app.cli.common").plain
+  it("drops what a Lua error inside mxprobe adds, keeps a user's file and line", function()
+    assert.equal("servers: more than 16 servers",
+      plain("/work/x/lua/mxprobe/engine/init.lua:108: bad argument #1 to 'new' (servers: more than 16 servers)"))
+    assert.equal("Is a directory", plain("/usr/share/lua/5.4/mxprobe/app/audit.lua:95: Is a directory\nstack traceback:\n..."))
+    assert.equal("/home/u/mxprobe/site.lua:3: weights.tls: number expected",
+      plain("/home/u/mxprobe/site.lua:3: weights.tls: number expected"))
+    assert.equal("a\\x1B[31m", plain("a\27[31m"))
+  end)
+end)

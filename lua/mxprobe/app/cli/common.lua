@@ -15,7 +15,10 @@ local M = {}
 function M.plain(msg)
     msg = tostring(msg):gsub("^%s+", ""):gsub("\n.*", ""):gsub(":%s*$", "")
     for _ = 1, 3 do
-        local rest = msg:match("^[^:]-mxprobe/[%w_/]+%.lua:%d+: (.*)$") or msg:match("^%[C%]: (.*)$")
+        -- our modules: .../lua/mxprobe/... (a source tree) or .../lua/5.4/mxprobe/... (an install)
+        local rest = msg:match("^[^:\n]-lua/mxprobe/[%w_/]+%.lua:%d+: (.*)$")
+            or msg:match("^[^:\n]-lua/5%.%d/mxprobe/[%w_/]+%.lua:%d+: (.*)$")
+            or msg:match("^%[C%]: (.*)$")
         if not rest then break end
         msg = rest
     end
