@@ -288,3 +288,36 @@ describe("cli.common.plain", function()
     assert.equal("a\\x1B[31m", plain("a\27[31m"))
   end)
 end)
+
+describe("app.main", function()
+  local main = require "mxprobe.app.main"
+  -- main writes to io.stdout/io.stderr: swap them for buffers during the call
+  local function call(argv)
+    local out, err = buffer(), buffer()
+    local so, se = io.stdout, io.stderr
+    io.stdout, io.stderr = out, err
+    local ok, code = pcall(main, argv)
+    io.stdout, io.stderr = so, se
+    assert(ok, code)
+    return code, out:text(), err:text()
+  end
+
+  it("takes argv as one table (how core/main.c passes it), of any length", function()
+    local dir = tmpdir()
+    local argv = { "--explain", "MX_OK", "--json" }
+    for _ = 1, 1000 do argv[#argv + 1] = "--checks-dir"; argv[#argv + 1] = dir end
+    local code, out, err = call(argv)
+    os.remove(dir)
+    assert.equal(0, code, err)
+    assert.equal("MX_OK", cjson.decode(out).code)
+    local code2, _, err2 = call({ "audit" })
+    assert.equal(3, code2)
+    assert.equal("mxprobe: audit: missing argument 'file' (see mxprobe audit --help)\n", err2)
+  end)
+
+  it("still takes the strings themselves", function()
+    local code, _, err = call("audit")
+    assert.equal(3, code)
+    assert.matches("missing argument 'file'", err, 1, true)
+  end)
+end)

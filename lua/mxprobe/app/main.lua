@@ -33,18 +33,29 @@ local function run_script(path, ...)
     return math.type(r) == "integer" and r or 0
 end
 
-return function(first, ...)
+-- argv: the arguments without the program name, as a list (argv.n may
+-- give its length).
+local function main(argv)
+    local n = argv.n or #argv
+    local first = argv[1]
     if first == "run" then
-        local path = ...
-        if not path then
+        if not argv[2] then
             io.stderr:write("mxprobe: run needs a script: mxprobe run SCRIPT [ARGS...]\n")
             return 3
         end
-        return run_script(...)
+        return run_script(table.unpack(argv, 2, n))
     end
     if first and (first:find("/", 1, true) or first:match("%.lua$")) and is_file(first) then
-        return run_script(first, ...)
+        return run_script(table.unpack(argv, 1, n))
     end
     -- lazy: `mxprobe run SCRIPT` must not pay for loading the command line
-    return require("mxprobe.app.cli").main({ first, ... })
+    return require("mxprobe.app.cli").main({ table.unpack(argv, 1, n) })
+end
+
+-- core/main.c passes argv as one table (any number of arguments: the Lua
+-- stack has a limit, a table has not); a host that passes the strings
+-- themselves works too.
+return function(first, ...)
+    if type(first) == "table" then return main(first) end
+    return main(table.pack(first, ...))
 end
