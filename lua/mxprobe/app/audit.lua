@@ -498,7 +498,7 @@ local function write_summary(opts, summary, stderr)
     if type(sdest) == "string" then
         local f, err = io.open(sdest, "w")
         if f then f:write(M.summary_json(summary)); f:close()
-        else stderr:write(("mxprobe: audit: cannot write the summary to '%s': %s\n"):format(sdest, err)) end
+        else stderr:write(("mxprobe: audit: cannot write the summary to '%s': %s\n"):format(sdest, (tostring(err):gsub("^[^:]*: ", "")))) end
     elseif sdest then
         sdest:write(M.summary_text(summary))
         if sdest.flush then sdest:flush() end
