@@ -10,11 +10,12 @@
 
 local rules = require "mxprobe.policy.rules"
 local findings = require "mxprobe.runtime.findings"
+local vocab = require "mxprobe.runtime.vocab"
 
 local M = {}
 
 local RANK = { ok = 0, info = 0, warning = 1, critical = 2 }
-local EXIT = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
+local EXIT = vocab.VERDICT_EXIT
 M.EXIT = EXIT
 
 --- Score a server: 100 minus the weights of its findings, floored at 0.

@@ -3,6 +3,7 @@
 -- Everything here reads the engine's own data (run.checks and
 -- engine.catalog(run)), so `mxprobe --explain`, `mxprobe --list-checks`
 -- and docs/codes.md (scripts/gen-codes-doc) cannot drift from the checks.
+local vocab = require "mxprobe.runtime.vocab"
 local text = require "mxprobe.report.text"
 local json = require "mxprobe.report.json"
 
@@ -10,7 +11,7 @@ local M = {}
 
 local escape = require("mxprobe.runtime.escape").for_display
 
-M.SEVERITY_ORDER = { ok = 1, info = 2, warning = 3, critical = 4, inconclusive = 5, error = 6 }
+M.SEVERITY_ORDER = vocab.SEVERITIES
 
 local function sorted_keys(t)
     local keys = {}
