@@ -124,6 +124,8 @@ describe("runner", function()
   it("mxprobe a b c shares probes of common MX addresses, as audits do", function()
     local _, _, _, engine = run_cli({ "--json", "a.test", "b.test" })
     assert.is_true(engine.spec.share)
+    local _, _, _, one = run_cli({ "--json", "a.test" })
+    assert.is_false(one.spec.share) -- nothing to share: the servers stay unmarked
   end)
 
   it("runs 1000 domains from the command line, in order", function()

@@ -44,7 +44,10 @@ end
 -- named in our words, whether the engine raised about it or not (it knows
 -- the ids once loaded).
 local function start(engine, plan, config)
-    local spec = { checks_dirs = plan.checks_dirs, policy = plan.policy, config = config, share = true }
+    -- several targets share the probes of common MX addresses, as audits do
+    -- (one target has nothing to share, and its servers stay unmarked)
+    local spec = { checks_dirs = plan.checks_dirs, policy = plan.policy, config = config,
+                   share = #plan.targets > 1 }
     local ok, run = pcall(engine.new, spec)
     local all = ok and type(run) == "table" and (run.all_checks or run.checks)
     if config.only and not all then
