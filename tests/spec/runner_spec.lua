@@ -323,3 +323,33 @@ describe("app.main", function()
     assert.matches("missing argument 'file'", err, 1, true)
   end)
 end)
+
+describe("Ctrl-C in a real process", function()
+  local H = require "tests.helpers.dns_server"
+  it("mxprobe a b: stops, says how many were not checked, exits 3", function()
+    local fake, why = H.start_fake() -- its 'silent' names never get an answer
+    assert(fake, why)
+    local pid = assert(io.open("/proc/self/stat")):read("n")
+    local exe = io.popen(("readlink /proc/%d/exe"):format(math.tointeger(pid))):read("l")
+    local dir = tmpdir()
+    os.execute(("sh -c '%s --json --resolver 127.0.0.1:%d --timeout-dns 20 silent.a.test silent.b.test >%s/out 2>%s/err & "
+      .. "echo $! >%s/pid; wait $!; echo $? >%s/rc' &"):format(exe, fake.port, dir, dir, dir, dir))
+    loop.sleep(0.1)
+    local child = math.tointeger(tonumber(assert(io.open(dir .. "/pid")):read("a"):match("%d+")))
+    loop.sleep(0.5)
+    local t0 = loop.now()
+    os.execute(("kill -INT %d"):format(child))
+    -- it is not our child (the shell's): wait for the shell to write its status
+    while not io.open(dir .. "/rc") and loop.now() - t0 < 5 do loop.sleep(0.05) end
+    local rc = assert(io.open(dir .. "/rc")):read("a")
+    local err = assert(io.open(dir .. "/err")):read("a")
+    local out = assert(io.open(dir .. "/out")):read("a")
+    H.stop_fake(fake)
+    for _, f in ipairs { "out", "err", "pid", "rc" } do os.remove(dir .. "/" .. f) end
+    os.remove(dir)
+    assert.is_true(loop.now() - t0 < 5, "still running 5 s after SIGINT")
+    assert.equal("3\n", rc)
+    assert.equal("", out)
+    assert.equal("mxprobe: interrupted; 2 of 2 targets not checked\n", err)
+  end)
+end)
