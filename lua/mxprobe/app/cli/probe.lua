@@ -25,19 +25,19 @@ local escape = require "mxprobe.runtime.escape"
 
 local M = {}
 
--- The output format a command line asks for; one flag per format.
+-- The output formats a flag asks for (app/formats.lua has the formats):
+-- { args field, format name }; none of them: text.
 M.FORMAT_FLAGS = { { "json", "json" }, { "csv", "csv" } }
 
 local function format_of(args)
     local chosen
     for _, f in ipairs(M.FORMAT_FLAGS) do
         if args[f[1]] then
-            if chosen then return nil, ("--%s and --%s: choose one"):format(chosen, f[1]) end
-            chosen = f[1]
+            if chosen then return nil, ("--%s and --%s: choose one"):format(chosen[1], f[1]) end
+            chosen = f
         end
     end
-    for _, f in ipairs(M.FORMAT_FLAGS) do if f[1] == chosen then return f[2] end end
-    return "text"
+    return chosen and chosen[2] or "text"
 end
 
 -- The engine run, or nil and a message.  An unknown id in --checks is
