@@ -7,7 +7,8 @@
 --   fmt.header(opts)              -> string | nil   before the first record
 --   fmt.record(result, opts, n)   -> string | nil   the n-th record (1, 2, ...)
 --   fmt.footer(seen, opts)        -> string | nil   after the last; seen: the
---                                    { verdict =, exit_code = } of every record
+--                                    { domain =, verdict =, exit_code =, decided_by = }
+--                                    of every record written
 --
 -- opts: { color = bool, verbose = bool, columns = CSV columns }.
 local json = require "mxprobe.report.json"

@@ -119,7 +119,9 @@ local function test_targets(run, plan, args, env, fmt)
             notice = function(line) stderr:write(line) end,
             write = function(r)
                 local wok, e = emit(fmt.record(r, fopts, #seen + 1))
-                seen[#seen + 1] = { verdict = r.verdict, exit_code = r.exit_code }
+                -- what a footer may sum up (a summary line, a monitoring status)
+                seen[#seen + 1] = { domain = r.domain, verdict = r.verdict, exit_code = r.exit_code,
+                                    decided_by = r.decided_by }
                 worst = common.worst(worst, common.exit_code_of(r))
                 return wok, e
             end,
