@@ -2,6 +2,7 @@
 -- address is tested on its own later; addresses senders on the internet
 -- cannot reach are reported and not probed.
 local iputil = require "mxprobe.net.iputil"
+local dns = require "mxprobe.net.dns"
 local loop = require "mxprobe.runtime.loop"
 
 local KIND_CODE = {
@@ -13,30 +14,25 @@ local KIND_CODE = {
 local function resolve(ctx, tgt)
   local res = { addresses = {}, cnames = {}, errors = {} }
   local fams = {}
-  for _, f in ipairs(ctx.config.families) do fams[f] = true end
-  local tasks = {}
-  for fam, qtype in pairs { [4] = "A", [6] = "AAAA" } do
-    if fams[fam] then
-      tasks[#tasks + 1] = loop.spawn(function()
-        local ans, code, detail = ctx.dns:query(tgt.host, qtype, ctx:deadline("dns"))
-        if not ans then
-          res.errors[#res.errors + 1] = ("%s: %s %s"):format(qtype, code, detail or "")
-          return
-        end
-        if ans.rcode ~= "NOERROR" and ans.rcode ~= "NXDOMAIN" then
-          res.errors[#res.errors + 1] = ("%s: %s"):format(qtype, ans.rcode)
-        end
-        for _, rr in ipairs(ans.answers or {}) do
-          if rr.type == qtype then
-            res.addresses[#res.addresses + 1] = { address = rr.address, family = fam }
-          elseif rr.type == "CNAME" then
-            res.cnames[(rr.target or ""):lower():gsub("%.$", "")] = true
-          end
-        end
-      end)
+  for _, f in ipairs(ctx.config.families) do fams[#fams + 1] = f == 6 and "ipv6" or "ipv4" end
+  local list, info, detail = dns.addresses(ctx.dns, tgt.host, fams, ctx:deadline("dns"))
+  if not list then -- every family failed
+    for _, fam in ipairs(fams) do
+      res.errors[#res.errors + 1] = ("%s: %s %s"):format(fam == "ipv6" and "AAAA" or "A", info, detail or "")
+    end
+    return res
+  end
+  for fam, qtype in pairs { ipv4 = "A", ipv6 = "AAAA" } do
+    local e, ans = (info.errors or {})[fam], info.answers[fam]
+    if e then res.errors[#res.errors + 1] = ("%s: %s %s"):format(qtype, e.code, e.detail or "") end
+    if ans and ans.rcode ~= "NOERROR" and ans.rcode ~= "NXDOMAIN" then
+      res.errors[#res.errors + 1] = ("%s: %s"):format(qtype, ans.rcode)
     end
   end
-  for _, t in ipairs(tasks) do loop.join(t) end
+  for _, a in ipairs(list) do
+    res.addresses[#res.addresses + 1] = { address = a.address, family = a.family == "ipv6" and 6 or 4 }
+  end
+  for _, c in ipairs(info.cname) do res.cnames[c] = true end
   -- IPv4 first, then IPv6, each in answer order made stable
   table.sort(res.addresses, function(a, b)
     if a.family ~= b.family then return a.family < b.family end

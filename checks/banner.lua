@@ -3,6 +3,7 @@
 -- come back later": inconclusive, never "broken".
 local loop = require "mxprobe.runtime.loop"
 local iputil = require "mxprobe.net.iputil"
+local dns = require "mxprobe.net.dns"
 local core = require "mxprobe.core"
 
 -- The first word of the greeting when it is a host name, or an address
@@ -55,8 +56,7 @@ return {
     local t0 = loop.now()
     -- the PTR lookup runs while we wait for the greeting
     local ptr_task = loop.spawn(function()
-      local name = core.dns.reverse_name(ctx.address)
-      return ctx.dns:query(name, "PTR", ctx:deadline("dns"))
+      return dns.ptr(ctx.dns, ctx.address, ctx:deadline("dns"))
     end)
     local r, code, detail = sess:read_reply(t0 + timeout)
     local seconds = math.floor((loop.now() - t0) * 1000 + 0.5) / 1000
@@ -94,13 +94,10 @@ return {
       ev.banner_host = bhost
       ctx:finding("BANNER_HOSTNAME_MISMATCH", ev)
     end
-    local ans = loop.join(ptr_task)
-    local ptrs = {}
-    for _, rr in ipairs(ans and ans.answers or {}) do
-      if rr.type == "PTR" then ptrs[#ptrs + 1] = (rr.host or ""):lower():gsub("%.$", "") end
-    end
+    local hosts = loop.join(ptr_task)
+    local ptrs = type(hosts) == "table" and hosts or {}
     fact.ptr = ptrs[1]
-    if ans and #ptrs == 0 then
+    if type(hosts) == "table" and #ptrs == 0 then
       ctx:finding("BANNER_PTR_MISSING", ev)
     elseif #ptrs > 0 and (bhost or not iputil.is_literal(ctx.host)) then
       -- with --mx ADDRESS there is no MX name to compare the PTR with

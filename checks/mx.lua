@@ -1,25 +1,17 @@
 -- Step 1 of the seed: resolve the MX records, sorted by preference.
 -- Every MX is tested later, not just the primary.
 local iputil = require "mxprobe.net.iputil"
-local loop = require "mxprobe.runtime.loop"
+local dns = require "mxprobe.net.dns"
 
 local function strip(name) return (name or ""):lower():gsub("%.$", "") end
 
 local function has_address(ctx, name)
   -- implicit MX: does the domain itself have A or AAAA? (RFC 5321 5.1)
-  local found, failed = false, nil
-  local tasks = {}
-  for _, qtype in ipairs { "A", "AAAA" } do
-    tasks[#tasks + 1] = loop.spawn(function()
-      local ans, code, detail = ctx.dns:query(name, qtype, ctx:deadline("dns"))
-      if not ans then failed = code .. ": " .. tostring(detail); return end
-      for _, rr in ipairs(ans.answers or {}) do
-        if rr.type == qtype then found = true end
-      end
-    end)
-  end
-  for _, t in ipairs(tasks) do loop.join(t) end
-  return found, failed
+  local addrs, info, detail = dns.addresses(ctx.dns, name, "both", ctx:deadline("dns"))
+  if not addrs then return false, info .. ": " .. tostring(detail) end
+  if #addrs > 0 then return true, nil end
+  local _, e = next(info.errors or {})
+  return false, e and (e.code .. ": " .. tostring(e.detail)) or nil
 end
 
 return {
@@ -50,19 +42,18 @@ return {
   run = function(ctx)
     local d = ctx.domain
     ctx.targets = {}
-    local ans, code, detail = ctx.dns:query(d, "MX", ctx:deadline("dns"))
-    if not ans then
+    local records, ans, detail = dns.mx(ctx.dns, d, ctx:deadline("dns"))
+    if not records then
+      local code = ans
       return ctx:finding("MX_DNS_FAIL", { domain = d, reason = ("%s: %s"):format(code, detail or "") })
     end
     if ans.rcode == "NXDOMAIN" then return ctx:finding("MX_NXDOMAIN", { domain = d }) end
     if ans.rcode ~= "NOERROR" then return ctx:finding("MX_DNS_FAIL", { domain = d, reason = ans.rcode }) end
 
     local mx, null = {}, false
-    for _, rr in ipairs(ans.answers or {}) do
-      if rr.type == "MX" then
-        local host = strip(rr.host)
-        if host == "" then null = true else mx[#mx + 1] = { preference = rr.preference, host = host } end
-      end
+    for _, rr in ipairs(records) do
+      local host = strip(rr.host)
+      if host == "" then null = true else mx[#mx + 1] = { preference = rr.preference, host = host } end
     end
 
     if #mx == 0 and null then return ctx:finding("MX_NULL", { domain = d }) end

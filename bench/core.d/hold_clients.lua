@@ -37,7 +37,7 @@ for i = 1, n do
     local r = s:receive_reply(nil, loop.now() + 30)
     if r and r.code == 220 then greeted = greeted + 1 end
     -- hold: wait for a line that never comes, until released
-    s:receive("*l", loop.now() + 120)
+    s:read_line(loop.now() + 120)
     s:close()
   end)
 end

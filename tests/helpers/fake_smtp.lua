@@ -47,7 +47,7 @@ local function play(self, c, script, i, deadline)
       ok, code, detail = c:send(step.send)
     elseif step.expect or step.read then
       local line
-      line, code, detail = c:receive("*l")
+      line, code, detail = c:read_line()
       if line then
         got[#got + 1] = line
         if step.expect and not line:find(step.expect) then

@@ -313,7 +313,7 @@ describe("example checks (examples/checks) on loopback", function()
         "220 mx.test ESMTP\r\n", { expect = "^EHLO" }, "250-mx.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n",
         { expect = "^STARTTLS" }, "220 2.0.0 ready\r\n",
         function(c)
-          local info, code, detail = c:sslhandshake({ server = true, cert = certs.leaf.valid.chain, key = certs.leaf.valid.key }, loop.now() + 3)
+          local info, code, detail = c:tls_handshake({ server = true, cert = certs.leaf.valid.chain, key = certs.leaf.valid.key }, loop.now() + 3)
           if not info then return nil, code, detail end
           return true
         end,

@@ -125,7 +125,7 @@ local function permissive_server()
   local function converse(c)
     c:send("220 mx.test ESMTP Postfix\r\n")
     while true do
-      local line = c:receive("*l")
+      local line = c:read_line()
       if not line then return true end
       local verb = line:match("^(%a+)") or ""
       verb = verb:upper()

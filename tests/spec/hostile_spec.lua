@@ -101,7 +101,7 @@ describe("certificates a hostile or odd server presents", function()
       GREETING, { expect = "^EHLO" }, "250-mx.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n",
       { expect = "^STARTTLS" }, "220 2.0.0 ready\r\n",
       function(c)
-        local info, code, detail = c:sslhandshake({ server = true, cert = chain_file, key = key_file }, loop.now() + 3)
+        local info, code, detail = c:tls_handshake({ server = true, cert = chain_file, key = key_file }, loop.now() + 3)
         if not info then return nil, code, detail end
       end,
       { expect = "^EHLO" }, EHLO_REPLY, { expect = "^QUIT" }, "221 bye\r\n",

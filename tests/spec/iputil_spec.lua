@@ -27,3 +27,36 @@ describe("mxprobe.net.iputil.classify", function()
     end
   end)
 end)
+
+-- One parser for the whole program (the command line used to have its
+-- own, which disagreed with this one about leading zeros).
+describe("mxprobe.net.iputil: what is an address literal", function()
+  it("refuses octets with a leading zero: 010 is 8 to inet_aton and 10 to others", function()
+    for _, s in ipairs { "010.0.0.1", "192.0.2.01", "00.0.0.0", "::ffff:192.0.2.010" } do
+      assert.is_nil(ip.parse4(s) or ip.parse6(s), s)
+      assert.is_nil(ip.family(s), s)
+      assert.is_false(ip.is_literal(s), s)
+    end
+    assert.same({ 0, 0, 0, 0 }, ip.parse4("0.0.0.0"))
+    assert.same({ 192, 0, 2, 10 }, ip.parse4("192.0.2.10"))
+  end)
+  it("takes an IPv4 tail only as the last 32 bits of an IPv6 address", function()
+    assert.same({ 0, 0, 0, 0, 0, 0xffff, 0xc000, 0x020a }, ip.parse6("::ffff:192.0.2.10"))
+    assert.is_nil(ip.parse6("192.0.2.10::"))
+    assert.is_nil(ip.parse6("::192.0.2.10:1"))
+  end)
+  it("says which family, and takes brackets only in is_literal", function()
+    assert.equal(4, ip.family("192.0.2.1"))
+    assert.equal(6, ip.family("2001:db8::1"))
+    assert.is_nil(ip.family("[2001:db8::1]"))
+    assert.is_true(ip.is_literal("[2001:db8::1]"))
+    assert.is_nil(ip.family("0001.2.3.4"))
+    assert.is_nil(ip.family(nil))
+  end)
+  it("is the parser the command line uses (--mx, --resolver)", function()
+    local options = require "mxprobe.app.cli.options"
+    assert.is_nil(options.parse_host("010.0.0.1"))
+    assert.equal("192.0.2.1:53", options.parse_resolver("192.0.2.1"))
+    assert.is_nil(options.parse_resolver("010.0.0.1"))
+  end)
+end)

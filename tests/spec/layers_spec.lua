@@ -2,7 +2,11 @@
 -- require only its own layer or a lower one (docs/design.md, "Layers").
 -- The stock checks sit beside the engine: they may use the runtime, the
 -- network and SMTP layers, never the engine, the policy, reports or the app.
--- No module may be part of a require cycle, lazy or not.
+-- No module may be part of a require cycle, lazy or not.  A lazy require
+-- (one inside a function, not at the top level of its file) says why on
+-- the line before it, in a comment starting "-- lazy:".
+package.path = "tests/helpers/?.lua;" .. package.path
+local source = require "lua_source"
 
 local LAYERS = { runtime = 1, net = 2, smtp = 3, policy = 4, engine = 5, report = 6, app = 7 }
 local CHECKS_MAY_USE = { runtime = true, net = true, smtp = true }
@@ -102,7 +106,36 @@ local function cycles(g)
     return found
 end
 
+-- "path:line" of every lazy require without a "-- lazy:" reason on the line before.
+local function unexplained_lazy(path, src)
+  local bad = {}
+  local _, lazy, comments = source.scan(src)
+  for _, l in ipairs(lazy) do
+    if not (comments[l.line - 1] or ""):find("%-%- lazy:") then bad[#bad + 1] = ("%s:%d"):format(path, l.line) end
+  end
+  return bad
+end
+
 describe("layers", function()
+  it("the checker sees a lazy require without a reason, and not one with a reason", function()
+    local src = 'local top = require "mxprobe.net.dns"\n'
+      .. "local function f()\n  return require('mxprobe.engine')\nend\n"
+      .. "local function g()\n  -- lazy: only --list-checks needs it\n  return require('mxprobe.engine')\nend\n"
+      .. "local function h() return pcall(require, 'x') end\n"
+      .. "local t = { require = 1 }; local function k() return t.require end\n"
+    assert.same({ "x.lua:3", "x.lua:9" }, unexplained_lazy("x.lua", src))
+  end)
+
+  it("every lazy require says why on the line before (-- lazy: ...)", function()
+    local bad = {}
+    for _, root in ipairs { "lua/mxprobe", "checks" } do
+      for _, path in ipairs(source.files(root)) do
+        for _, b in ipairs(unexplained_lazy(path, source.read(path))) do bad[#bad + 1] = b end
+      end
+    end
+    assert.same({}, bad)
+  end)
+
     it("the checker itself sees an upward edge and a cycle", function()
         local g = {
             ["mxprobe.net.dns"] = { "mxprobe.engine" },

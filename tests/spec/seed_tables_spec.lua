@@ -35,7 +35,7 @@ local function starttls_as(leaf, tls_opts)
   return function(c)
     local o = { server = true, cert = certs.leaf[leaf].chain, key = certs.leaf[leaf].key }
     for k, v in pairs(tls_opts or {}) do o[k] = v end
-    local info, code, detail = c:sslhandshake(o, loop.now() + 3)
+    local info, code, detail = c:tls_handshake(o, loop.now() + 3)
     if not info then return nil, code, detail end
     return true
   end

@@ -164,7 +164,7 @@ describe("mxprobe.smtp.session (the engine's SMTP session)", function()
       "220-mx.lab.test ESMTP\r\n",
       function(c)
         -- the client must not talk before the greeting is complete
-        local line = c:receive("*l", loop.now() + 0.3)
+        local line = c:read_line(loop.now() + 0.3)
         early = line
       end,
       "220 ready\r\n",

@@ -21,11 +21,11 @@ local function server(behave)
     local how = behave(i)
     if how == "tarpit" then loop.sleep(30); return end
     c:send("220 mx.test ESMTP\r\n")
-    local line = c:receive("*l")
+    local line = c:read_line()
     if not line then return end
     c:send(EHLO_TLS)
     while true do
-      line = c:receive("*l")
+      line = c:read_line()
       if not line then return end
       if line:match("^STARTTLS") then break end
       if line:match("^QUIT") then c:send("221 bye\r\n"); return end
@@ -35,10 +35,10 @@ local function server(behave)
     if how == "454" then c:send("454 4.7.0 TLS not available due to local problem\r\n"); return end
     c:send("220 go ahead\r\n")
     if how == "reset" then c:abort(); return end
-    local ok = c:sslhandshake({ server = true, cert = C.leaf.valid.chain, key = C.leaf.valid.key, min = "TLSv1.2" }, loop.now() + 3)
+    local ok = c:tls_handshake({ server = true, cert = C.leaf.valid.chain, key = C.leaf.valid.key, min = "TLSv1.2" }, loop.now() + 3)
     if not ok then return end
     while true do
-      line = c:receive("*l")
+      line = c:read_line()
       if not line then return end
       if line:match("^QUIT") then c:send("221 bye\r\n"); return end
       c:send("250 mx.test\r\n")

@@ -40,7 +40,7 @@ local function serve(o)
     if not c then r.code, r.detail = code, detail; return r end
     if not o.implicit then
       c:send("220 mx.test ESMTP test\r\n", dl)
-      r.command = c:receive("*l", dl)
+      r.command = c:read_line(dl)
       c:send(o.reply or "220 2.0.0 ready\r\n", dl)
       if o.late then loop.sleep(0.05); c:send(o.late, dl) end
     end
@@ -64,11 +64,11 @@ local function serve(o)
     local leaf = certs.leaf[o.leaf or "valid"]
     local sopts = { server = true, cert = leaf.chain, key = leaf.key }
     for k, v in pairs(o.tls or {}) do sopts[k] = v end
-    r.info, r.code, r.detail = c:sslhandshake(sopts, dl)
+    r.info, r.code, r.detail = c:tls_handshake(sopts, dl)
     if r.info then
-      r.line = c:receive("*l", dl)
+      r.line = c:read_line(dl)
       if r.line then c:send("250 got " .. r.line .. "\r\n", dl) end
-      c:receive("*l", dl) -- until the client closes
+      c:read_line(dl) -- until the client closes
     end
     c:close()
     return r
@@ -83,9 +83,9 @@ local function probe(port, opts, o)
   local dl = loop.now() + (o.time or 5)
   local s = assert(socket.connect(o.ip or "127.0.0.1", port, { deadline = dl }))
   s:set_deadline(dl)
-  assert.matches("^220 ", s:receive("*l"))
+  assert.matches("^220 ", s:read_line())
   assert(s:send("STARTTLS\r\n"))
-  assert.equal("220 2.0.0 ready", s:receive("*l"))
+  assert.equal("220 2.0.0 ready", s:read_line())
   if o.pause then loop.sleep(o.pause) end
   local t0 = loop.now()
   local info, code, detail, extra = tls.handshake(s:raw(), opts, o.deadline or dl)
@@ -99,7 +99,7 @@ local function session(server_opts, client_opts, o)
   local info, code, detail, extra, s = probe(port, client_opts, o)
   if info then
     assert(s:send("EHLO client.test\r\n"))
-    info.echo = s:receive("*l")
+    info.echo = s:read_line()
   end
   s:close()
   local r = loop.join(task)
@@ -352,9 +352,9 @@ describe("mxprobe.net.tls", function()
       local dl = loop.now() + 5
       local s = assert(socket.connect("127.0.0.1", port, { deadline = dl }))
       s:set_deadline(dl)
-      s:receive("*l")
+      s:read_line()
       s:send("STARTTLS\r\n")
-      assert.equal("220 2.0.0 ready", s:receive("*l"))
+      assert.equal("220 2.0.0 ready", s:read_line())
       local info, code, detail, shown = tls.handshake(s:raw(), client(), dl)
       assert.is_nil(info)
       assert.equal("injection", code)
@@ -367,15 +367,15 @@ describe("mxprobe.net.tls", function()
       loop.join(task)
     end)
 
-    it("is refused through the socket wrapper's sslhandshake too", function()
+    it("is refused through the socket wrapper's tls_handshake too", function()
       local port, task = serve({ reply = "220 2.0.0 ready\r\n250 injected\r\n" })
       local dl = loop.now() + 5
       local s = assert(socket.connect("127.0.0.1", port, { deadline = dl }))
       s:set_deadline(dl)
-      s:receive("*l")
+      s:read_line()
       s:send("STARTTLS\r\n")
-      s:receive("*l")
-      local ok, code, detail = s:sslhandshake(client())
+      s:read_line()
+      local ok, code, detail = s:tls_handshake(client())
       assert.is_nil(ok)
       assert.equal("injection", code)
       assert.matches("14 bytes", detail)
@@ -400,9 +400,9 @@ describe("mxprobe.net.tls", function()
       local dl = loop.now() + 5
       local s = assert(socket.connect("127.0.0.1", port, { deadline = dl }))
       s:set_deadline(dl)
-      s:receive("*l")
+      s:read_line()
       s:send("STARTTLS\r\n")
-      s:receive("*l")
+      s:read_line()
       local info, code, detail = tls.handshake(s:raw(), client({ allow_buffered = true }), dl)
       assert(info, tostring(code) .. ": " .. tostring(detail))
       assert.equal(0, s:buffered())
@@ -473,18 +473,18 @@ describe("mxprobe.net.tls", function()
           local c = assert(srv:accept(dl))
           srv:close()
           c:send("220 mx.test ESMTP\r\n", dl)
-          c:receive("*l", dl)
+          c:read_line(dl)
           c:send("220 2.0.0 ready\r\n", dl)
           local leaf = certs.leaf.valid
-          assert(c:sslhandshake({ server = true, cert = leaf.chain, key = leaf.key }, dl))
+          assert(c:tls_handshake({ server = true, cert = leaf.chain, key = leaf.key }, dl))
           c:send("250 one line over TLS\r\n", dl)
           if polite then assert(tls.shutdown(c:raw(), dl)) end
           c:close()
         end)
         local info, code, detail, _, s = probe(port, client())
         assert(info, tostring(code) .. ": " .. tostring(detail))
-        assert.equal("250 one line over TLS", s:receive("*l"))
-        local line, rcode = s:receive("*l")
+        assert.equal("250 one line over TLS", s:read_line())
+        local line, rcode = s:read_line()
         assert.is_nil(line)
         assert.equal("closed", rcode)
         tls.shutdown(s:raw(), loop.now() + 1) -- must neither raise nor hang

@@ -22,9 +22,14 @@
 --
 -- Everything here is also what `mxprobe audit` (mxprobe.app.cli) runs.
 local loop = require "mxprobe.runtime.loop"
+local vocab = require "mxprobe.runtime.vocab"
+local core = require "mxprobe.core"
 local json = require "mxprobe.report.json"
 local csv = require "mxprobe.report.csv"
 local domain = require "mxprobe.net.domain"
+local runner = require "mxprobe.app.runner"
+local sink = require "mxprobe.app.sink"
+local formats = require "mxprobe.app.formats"
 local cjson = require "cjson"
 
 local M = {}
@@ -33,7 +38,7 @@ M.DEFAULT_PARALLEL = 1000      -- domains in flight (limits.max_domains)
 M.DEFAULT_DNS_QUERIES = 128    -- DNS queries in flight: the default policy's limits.max_dns_queries
 M.PROGRESS_INTERVAL = 0.5      -- seconds between progress line updates
 
-local VERDICTS = { "ok", "warning", "critical", "inconclusive" }
+local VERDICTS = vocab.VERDICTS
 
 ----------------------------------------------------------------- input
 
@@ -221,15 +226,15 @@ end
 
 ----------------------------------------------------------------- records
 
---- The record of an entry that got no result: same shape as a result
--- (schema 1), verdict inconclusive, and `error` saying why.
+--- The record of an entry that got no result: the one shape of error
+-- records (mxprobe.app.runner.error_record, docs/json-schema.md).
 function M.error_record(e, message)
-    return {
-        schema = 1, domain = M.key(e), input = e.name and e.input or nil,
-        verdict = "inconclusive", exit_code = 3, error = message,
-        dns = { mx = json.array(), findings = json.array() },
-        servers = json.array(), findings = json.array(),
-    }
+    return runner.error_record(M.target(e), message)
+end
+
+--- An input entry as a target of mxprobe.app.runner.
+function M.target(e)
+    return { kind = "domain", name = e.name, input = e.name and e.input or e.input, error = e.error, entry = e }
 end
 
 ----------------------------------------------------------------- summary
@@ -304,27 +309,13 @@ end
 
 ----------------------------------------------------------------- output
 
-local function is_tty(fd)
-    return os.execute(("test -t %d"):format(fd)) == true
-end
-
--- A sink: write(line) -> true | nil, err  (flushes every call).
-local function file_sink(f)
-    return function(s)
-        local ok, err = f:write(s)
-        if ok then ok, err = f:flush() end
-        if not ok then return nil, err or "write failed" end
-        return true
-    end
-end
-
 local function open_output(opts)
     local out = opts.output
     if out == nil then out = io.stdout end
-    if out == false then return function() return true end, nil, true end
+    if out == false then return sink.null, nil, true end
     if type(out) == "function" then return out, nil, true end
     if io.type(out) == "file" then
-        return file_sink(out), nil, true
+        return sink.of(out), nil, true
     end
     if type(out) ~= "string" then
         error(("audit: output: a path, a file, a function or false expected, got %s"):format(type(out)), 3)
@@ -334,10 +325,10 @@ local function open_output(opts)
         local ok, err = drop_partial_line(out, opts.resume_info)
         if not ok then return nil, ("cannot repair '%s': %s"):format(out, tostring(err)) end
     end
-    local f, err = io.open(out, append and "ab" or "wb")
-    if not f then return nil, ("cannot write '%s': %s"):format(out, (err:gsub("^[^:]*: ", ""))) end
+    local write, f = sink.open(out, append and "a" or "w")
+    if not write then return nil, f end
     local fresh = not append or (f:seek("end") == 0)
-    return file_sink(f), f, fresh
+    return write, f, fresh
 end
 
 ----------------------------------------------------------------- the run
@@ -390,23 +381,13 @@ local RUN_KEYS = {
 --   stderr     where progress and messages go (default io.stderr)
 -- @return summary (exit_code inside: 0 every domain has a record, 3 not)
 --   | nil, "io", detail (an input or output that cannot be opened)
-function M.run(opts)
-    if type(opts) ~= "table" then error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 2) end
-    for k in pairs(opts) do
-        if not RUN_KEYS[k] then error(("audit.run: unknown option '%s'"):format(tostring(k)), 2) end
-    end
-    if not loop.current() then
-        loop.catch_signals()
-        return loop.run(M.run, opts)
-    end
-    local stderr = opts.stderr or io.stderr
-    local t_start = loop.now()
-
-    -- what to check
+-- What to check: the entries of this shard, first occurrences, minus what
+-- `resume` already has.  @return todo, counts, resume_info | nil, "io", detail
+local function plan_input(opts)
     local entries, lines = opts.entries, nil
     if not entries then
         local src = opts.input or opts.domains
-        if src == nil then error("audit.run: give input (a path, '-' or a file) or domains (a list)", 2) end
+        if src == nil then error("audit.run: give input (a path, '-' or a file) or domains (a list)", 3) end
         local code, detail
         entries, code, detail = M.read(src)
         if not entries then return nil, code, detail end
@@ -418,7 +399,7 @@ function M.run(opts)
         if type(opts.shard) == "table" then k, n = opts.shard[1], opts.shard[2]
         else k, n = M.parse_shard(opts.shard) end
         if not k or math.type(k) ~= "integer" or math.type(n) ~= "integer" or k < 1 or k > n then
-            error(("audit.run: shard: %s"):format(n or "{ K, N } with 1 <= K <= N expected"), 2)
+            error(("audit.run: shard: %s"):format(n or "{ K, N } with 1 <= K <= N expected"), 3)
         end
         shard = { k, n }
     end
@@ -433,76 +414,47 @@ function M.run(opts)
     end
     local todo, counts = M.select(entries, { shard = shard, done = done })
     counts.lines = lines or #entries
+    counts.shard = shard
+    return todo, counts, resume_info
+end
 
-    -- the engine
+-- The engine run and how many domains it may have in flight.
+local function engine_run(opts)
     local run = opts.run
     if not run then
+        -- lazy: a caller that brings its own run (opts.run) or engine need not load the stock one
         local engine = opts.engine or require "mxprobe.engine"
-        local cfg = run_config(opts)
-        run = engine.new { policy = opts.policy, checks_dirs = opts.checks_dirs, config = cfg,
+        run = engine.new { policy = opts.policy, checks_dirs = opts.checks_dirs, config = run_config(opts),
                            share = opts.share ~= false }
     end
     local limits = type(run.config) == "table" and run.config.limits or opts.limits or {}
     local parallel = opts.parallel or limits.max_domains or M.DEFAULT_PARALLEL
     if math.type(parallel) ~= "integer" or parallel < 1 then
-        error("audit.run: parallel (limits.max_domains): an integer >= 1 expected", 2)
+        error("audit.run: parallel (limits.max_domains): an integer >= 1 expected", 3)
     end
+    return run, parallel
+end
 
-    -- the output
-    local format = opts.format or "jsonl"
-    if format ~= "jsonl" and format ~= "csv" then
-        error(("audit.run: format: 'jsonl' or 'csv' expected, got %q"):format(tostring(format)), 2)
-    end
-    local write, out_file, fresh = open_output {
-        output = opts.output, resume_path = type(opts.resume) == "string" and opts.resume or nil,
-        resume_info = resume_info,
-    }
-    if not write then return nil, "io", out_file end
-    local function encode(v)
-        if type(v) == "string" then return v:sub(-1) == "\n" and v or v .. "\n" end
-        if format == "csv" then return csv.render(v, opts.columns) end
-        return json.render(v)
-    end
-
-    local summary = new_summary()
-    summary.domains = #todo
-    summary.input = counts
-    summary.shard = shard and ("%d/%d"):format(shard[1], shard[2]) or nil
-    summary.output = type(opts.output) == "string" and opts.output or nil
-    summary.share = run.share
-
-    local state = { stopping = false, next = 1 }
-    local function stop(why)
-        if state.stopping then return end
-        state.stopping = true
-        summary[why] = summary[why] or true
-        for _, t in ipairs(state.workers or {}) do loop.cancel(t) end
-    end
-
-    if format == "csv" and fresh and not opts.map then
-        local ok, err = write(csv.header(opts.columns))
-        if not ok then
-            if out_file then out_file:close() end
-            return nil, "io", "cannot write the output: " .. tostring(err)
-        end
-    end
-
-    -- progress line: only on a terminal, unless asked
+-- The progress line on stderr: only on a terminal, unless asked.
+local function progress_line(opts, stderr, summary, total, t_start)
     local progress = opts.progress
-    if progress == nil then progress = stderr == io.stderr and is_tty(2) end
-    local function progress_line(final)
+    if progress == nil then progress = stderr == io.stderr and core.term.isatty(io.stderr) end
+    if not progress then return nil end
+    return function(final)
         local el = loop.now() - t_start
         local rate = el > 0 and summary.records / el or 0
-        local left = #todo - summary.records
+        local left = total - summary.records
         local eta = rate > 0 and ("ETA %ds"):format(math.ceil(left / rate)) or "ETA ?"
-        stderr:write(("\r\27[K%d/%d domains  %.0f/s  %s"):format(summary.records, #todo, rate, eta),
+        stderr:write(("\r\27[K%d/%d domains  %.0f/s  %s"):format(summary.records, total, rate, eta),
                      final and "\r\27[K" or "")
         if stderr.flush then stderr:flush() end
     end
+end
 
-    local to_stdout = opts.output == nil or opts.output == io.stdout
-    local function emit(e, r)
-        if state.stopping then return end
+-- write(result, target) for the runner: map, encode, write, count, on_result.
+local function record_writer(opts, write, encode, summary, stderr, clear_line)
+    return function(r, target)
+        local e = target.entry
         local v = r
         if opts.map then
             local ok, m = pcall(opts.map, r, e)
@@ -513,72 +465,21 @@ function M.run(opts)
             v = m
         end
         if v ~= nil then
-            -- records on the same terminal as the progress line: clear it first
-            if progress and to_stdout then stderr:write("\r\27[K") end
+            if clear_line then stderr:write("\r\27[K") end
             local ok, err = write(encode(v))
-            if not ok then
-                summary.write_error = tostring(err)
-                stop("write_error")
-                return
-            end
+            if not ok then return nil, err end
         end
         count(summary, r)
         if opts.on_result then
             local ok, err = pcall(opts.on_result, r, e)
             if not ok then stderr:write(("mxprobe: audit: on_result failed for %s: %s\n"):format(M.key(e), tostring(err))) end
         end
+        return true
     end
+end
 
-    local function check(e)
-        if e.error then return emit(e, M.error_record(e, e.error)) end
-        local ok, r = pcall(run.check_domain, run, e.name)
-        if state.stopping then return end -- cancelled mid-way: no record, resume redoes it
-        if not ok or type(r) ~= "table" then
-            local msg = not ok and tostring(r) or ("the engine returned a %s, not a result"):format(type(r))
-            msg = msg:gsub("\nstack traceback:.*", "")
-            stderr:write(("mxprobe: %s: internal error: %s\n"):format(M.key(e), msg))
-            r = M.error_record(e, "internal error: " .. msg)
-        elseif e.input then
-            r.input = e.input
-        end
-        emit(e, r)
-    end
-
-    local function worker()
-        while not state.stopping do
-            local i = state.next
-            if i > #todo then return end
-            state.next = i + 1
-            check(todo[i])
-        end
-    end
-
-    local signals = opts.signals ~= false
-    if signals then
-        loop.on_signal(function()
-            if state.stopping then
-                stderr:write("\nmxprobe: interrupted again; exiting now\n")
-                os.exit(3, false)
-            end
-            stop("interrupted")
-        end)
-    end
-    state.workers = {}
-    for i = 1, math.min(parallel, #todo) do state.workers[i] = loop.spawn(worker) end
-    local ticker
-    if progress and #todo > 0 then
-        ticker = loop.spawn(function()
-            while loop.sleep(M.PROGRESS_INTERVAL) do progress_line(false) end
-        end)
-    end
-    for _, t in ipairs(state.workers) do loop.join(t) end
-    if ticker then loop.cancel(ticker); progress_line(true) end
-    if signals then loop.on_signal(nil) end
-    if out_file and out_file ~= io.stdout then out_file:close() end
-
-    summary.not_checked = #todo - summary.records
-    summary.elapsed_s = math.floor((loop.now() - t_start) * 1000 + 0.5) / 1000
-    summary.rate = summary.elapsed_s > 0 and summary.records / summary.elapsed_s or 0
+-- Counters of the run and the DNS into the summary.
+local function run_stats(summary, run)
     if type(run.stats) == "function" then
         local ok, st = pcall(run.stats, run)
         if ok and type(st) == "table" then
@@ -589,18 +490,98 @@ function M.run(opts)
         local ok, st = pcall(run.dns.stats, run.dns)
         if ok and type(st) == "table" then summary.dns = { sent = st.sent, cached = st.cached, coalesced = st.coalesced } end
     end
-    summary.exit_code = (summary.not_checked == 0 and not summary.interrupted and not summary.write_error) and 0 or 3
+end
 
+local function write_summary(opts, summary, stderr)
     local sdest = opts.summary
     if sdest == nil then sdest = stderr end
     if type(sdest) == "string" then
         local f, err = io.open(sdest, "w")
         if f then f:write(M.summary_json(summary)); f:close()
-        else stderr:write(("mxprobe: audit: cannot write the summary to '%s': %s\n"):format(sdest, err)) end
+        else stderr:write(("mxprobe: audit: cannot write the summary to '%s': %s\n"):format(sdest, (tostring(err):gsub("^[^:]*: ", "")))) end
     elseif sdest then
         sdest:write(M.summary_text(summary))
         if sdest.flush then sdest:flush() end
     end
+end
+
+function M.run(opts)
+    if type(opts) ~= "table" then error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 2) end
+    for k in pairs(opts) do
+        if not RUN_KEYS[k] then error(("audit.run: unknown option '%s'"):format(tostring(k)), 2) end
+    end
+    if not loop.current() then
+        loop.catch_signals()
+        return loop.run(M.run, opts)
+    end
+    local stderr = opts.stderr or io.stderr
+    local t_start = loop.now()
+    local todo, counts, resume_info = plan_input(opts)
+    if not todo then return nil, counts, resume_info end
+    local run, parallel = engine_run(opts)
+
+    local format = opts.format or "jsonl"
+    if format ~= "jsonl" and format ~= "csv" then
+        error(("audit.run: format: 'jsonl' or 'csv' expected, got %q"):format(tostring(format)), 2)
+    end
+    local fmt, fopts = formats.get(format), { columns = opts.columns }
+    local write, out_file, fresh = open_output {
+        output = opts.output, resume_path = type(opts.resume) == "string" and opts.resume or nil,
+        resume_info = resume_info,
+    }
+    if not write then return nil, "io", out_file end
+    local function encode(v)
+        if type(v) == "string" then return v:sub(-1) == "\n" and v or v .. "\n" end
+        return fmt.record(v, fopts, 1)
+    end
+
+    local summary = new_summary()
+    summary.domains = #todo
+    summary.input = counts
+    summary.shard = counts.shard and ("%d/%d"):format(counts.shard[1], counts.shard[2]) or nil
+    counts.shard = nil
+    summary.output = type(opts.output) == "string" and opts.output or nil
+    summary.share = run.share
+
+    local header = fresh and not opts.map and fmt.header(fopts)
+    if header then
+        local ok, err = write(header)
+        if not ok then
+            if out_file then out_file:close() end
+            return nil, "io", "cannot write the output: " .. tostring(err)
+        end
+    end
+
+    local progress = progress_line(opts, stderr, summary, #todo, t_start)
+    local to_stdout = opts.output == nil or opts.output == io.stdout
+    local ticker
+    if progress and #todo > 0 then
+        ticker = loop.spawn(function()
+            while loop.sleep(M.PROGRESS_INTERVAL) do progress(false) end
+        end)
+    end
+    local i = 0
+    local outcome = runner.run(run, {
+        next = function()
+            i = i + 1
+            return todo[i] and M.target(todo[i])
+        end,
+        parallel = math.min(parallel, math.max(#todo, 1)), ordered = false,
+        signals = opts.signals ~= false,
+        notice = function(line) stderr:write(progress and "\r\27[K" or "", line) end,
+        write = record_writer(opts, write, encode, summary, stderr, progress and to_stdout),
+    })
+    if ticker then loop.cancel(ticker); progress(true) end
+    if out_file and out_file ~= io.stdout then out_file:close() end
+
+    summary.interrupted = outcome.interrupted
+    if outcome.write_error then summary.write_error = outcome.write_error end
+    summary.not_checked = #todo - summary.records
+    summary.elapsed_s = math.floor((loop.now() - t_start) * 1000 + 0.5) / 1000
+    summary.rate = summary.elapsed_s > 0 and summary.records / summary.elapsed_s or 0
+    run_stats(summary, run)
+    summary.exit_code = (summary.not_checked == 0 and not summary.interrupted and not summary.write_error) and 0 or 3
+    write_summary(opts, summary, stderr)
     return summary
 end
 

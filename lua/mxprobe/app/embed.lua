@@ -5,6 +5,9 @@
 local loop = require "mxprobe.runtime.loop"
 local engine = require "mxprobe.engine"
 local json = require "mxprobe.report.json"
+local runner = require "mxprobe.app.runner"
+local cli = require "mxprobe.app.cli.options"
+local core = require "mxprobe.core"
 
 local M = {}
 
@@ -30,7 +33,6 @@ function M.set_option(h, name, value)
     if value:find("%c") then
         return nil, ("%s: %q: control characters (CR, LF, NUL, ...) are not allowed"):format(name, value)
     end
-    local cli = require "mxprobe.app.cli" -- lazy: the option parsers are needed only when an option is set
     local function parsed(v, err)
         if v == nil then error({ msg = name .. ": " .. tostring(err) }) end
         return v
@@ -43,7 +45,7 @@ function M.set_option(h, name, value)
         elseif name == "helo" then
             c.helo = parsed(cli.parse_helo(value))
         elseif name == "ca_file" then
-            parsed(require("mxprobe.core").tls.load_ca(value))
+            parsed(core.tls.load_ca(value))
             c.ca_file = value
         elseif name == "port" then
             c.port = parsed(cli.parse_port(value))
@@ -83,12 +85,31 @@ function M.load_policy(h, path)
     return true
 end
 
+-- One domain through the runner the command line and audits use.  The
+-- host program owns its signals (signals = false); an internal error of
+-- the engine is the API's error, not a record.
+local function check(run, domain)
+    local got, failure
+    runner.run(run, {
+        targets = { { kind = "domain", name = domain } }, parallel = 1, signals = false,
+        notice = function() end,
+        write = function(r)
+            if r.error and not got then failure = r.error else got = r end
+            return true
+        end,
+    })
+    if not got then return nil, failure or "no result" end
+    return got
+end
+
 function M.check_domain(h, domain)
-    local ok, res = pcall(function()
+    if type(domain) ~= "string" then return nil, "check_domain: a domain name (string) expected" end
+    local ok, res, err = pcall(function()
         local run = get_run(h)
-        return loop.run(function() return run:check_domain(domain) end)
+        return loop.run(check, run, domain)
     end)
     if not ok then return nil, tostring(res) end
+    if not res then return nil, err end
     return json.encode(res)
 end
 

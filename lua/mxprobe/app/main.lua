@@ -33,13 +33,13 @@ local function run_script(path, ...)
     return math.type(r) == "integer" and r or 0
 end
 
--- argv: the command line as one table { [1] = ..., n = count } (core/main.c)
-return function(argv)
+-- argv: the arguments without the program name, as a list (argv.n may
+-- give its length).
+local function main(argv)
     local n = argv.n or #argv
     local first = argv[1]
     if first == "run" then
-        local path = argv[2]
-        if not path then
+        if not argv[2] then
             io.stderr:write("mxprobe: run needs a script: mxprobe run SCRIPT [ARGS...]\n")
             return 3
         end
@@ -50,4 +50,12 @@ return function(argv)
     end
     -- lazy: `mxprobe run SCRIPT` must not pay for loading the command line
     return require("mxprobe.app.cli").main(table.move(argv, 1, n, 1, {}))
+end
+
+-- core/main.c passes argv as one table (any number of arguments: the Lua
+-- stack has a limit, a table has not); a host that passes the strings
+-- themselves works too.
+return function(first, ...)
+    if type(first) == "table" then return main(first) end
+    return main(table.pack(first, ...))
 end

@@ -25,6 +25,7 @@
 local vocab = require "mxprobe.runtime.vocab"
 local config_errors = require "mxprobe.runtime.config_errors"
 local paths = require "mxprobe.runtime.paths"
+local lfs = require "lfs"
 
 local M = {}
 
@@ -143,14 +144,15 @@ function M.load_file(path)
     return M.validate(def, path)
 end
 
+-- The *.lua files of dir, sorted; none when it cannot be read.  Listed
+-- with lua-filesystem, never a shell: a directory named "$(...)" is a name.
 local function list_lua_files(dir)
-    local p = io.popen(("ls -1 %q 2>/dev/null"):format(dir))
     local files = {}
-    if p then
-        for name in p:lines() do
+    local ok, iter, state = pcall(lfs.dir, dir)
+    if ok then
+        for name in iter, state do
             if name:match("^[%w_%-]+%.lua$") then files[#files + 1] = dir .. "/" .. name end
         end
-        p:close()
     end
     table.sort(files)
     return files

@@ -40,6 +40,7 @@ local NEW_KEYS = {
 -- answers worth remembering for the run; SERVFAIL, REFUSED... are asked again
 local CACHEABLE = { NOERROR = true, NXDOMAIN = true }
 local FAMILY_TYPE = { ipv4 = "A", ipv6 = "AAAA" }
+local DEFAULT_CNAME_DEPTH = 8 -- CNAMEs addresses() follows, unless the resolver says
 
 local Resolver = {}
 Resolver.__index = Resolver
@@ -86,7 +87,7 @@ function M.new(opts)
     if math.type(max_inflight) ~= "integer" or max_inflight < 1 then
         argerror(1, "new", "max_inflight: integer >= 1 expected")
     end
-    local depth = opts.max_cname_depth or 8
+    local depth = opts.max_cname_depth or DEFAULT_CNAME_DEPTH
     if math.type(depth) ~= "integer" or depth < 0 or depth > 64 then
         argerror(1, "new", "max_cname_depth: integer 0 to 64 expected")
     end
@@ -221,7 +222,7 @@ local function resolve_family(self, name, family, deadline)
         if not res then return nil, code, detail end
         local cnames, found = {}, {}
         for _, rr in ipairs(res.answers) do
-            local owner = norm(rr.name)
+            local owner = norm(rr.name or cur) -- a record without its name (a stand-in's) answers the question
             if rr.type == "CNAME" then
                 cnames[owner] = rr.target
             elseif rr.type == qtype then
@@ -232,8 +233,9 @@ local function resolve_family(self, name, family, deadline)
         local n = norm(cur)
         while cnames[n] do
             hops = hops + 1
-            if hops > self.max_cname_depth then
-                return nil, "limit", ("%s: CNAME chain longer than %d"):format(name, self.max_cname_depth)
+            local max_depth = self.max_cname_depth or DEFAULT_CNAME_DEPTH
+            if hops > max_depth then
+                return nil, "limit", ("%s: CNAME chain longer than %d"):format(name, max_depth)
             end
             local target = norm(cnames[n])
             chain[#chain + 1] = target
@@ -346,5 +348,14 @@ Resolver.__close = Resolver.close
 function Resolver:__tostring()
     return ("mxprobe.net.dns resolver (%s)"):format(self.closed and "closed" or "open")
 end
+
+--- The helpers as functions of any object with a :query method (the
+-- run's resolver, or a spec's stand-in): what checks call, so that a check
+-- reads MX, A/AAAA and PTR answers one way.
+--   dns.mx(r, domain, deadline), dns.addresses(r, name, families, deadline),
+--   dns.ptr(r, ip, deadline): as the methods above.
+M.mx = Resolver.mx
+M.addresses = Resolver.addresses
+M.ptr = Resolver.ptr
 
 return M

@@ -4,6 +4,8 @@
 --   domain.problem(name)  -> nil, or why name (A-labels) is not a host name
 --   domain.parse(s)       -> name without its trailing dot [, s as given when
 --                            it was converted from a U-label] | nil, message
+--                            (an IP address is refused with a hint to --mx;
+--                            the message echoes at most 256 bytes of s)
 --
 -- Labels are letters, digits, '-' and '_' ('_' for service names such as
 -- _mta-sts), 63 octets at most, not starting or ending with '-'; the name
@@ -13,10 +15,13 @@
 -- "xn--bcher-kva.example".
 
 local core = require "mxprobe.core"
+local iputil = require "mxprobe.net.iputil"
+local escape = require "mxprobe.runtime.escape"
 
 local M = {}
 
-local escape = core.smtp.escape
+-- what a message echoes of the input: escaped, at most MAX_ECHO bytes
+local function shown(s) return escape.for_display(s, escape.MAX_ECHO) end
 
 function M.problem(name)
     if name == "" then return "empty" end
@@ -30,8 +35,13 @@ function M.problem(name)
 end
 
 function M.parse(s)
-    local what = ("'%s' is not a domain name"):format(escape(s))
+    local what = ("'%s' is not a domain name"):format(shown(s))
     if s == "" then return nil, "an empty domain name" end
+    local bare = s:match("^%[(.*)%]$") or s
+    if iputil.family(bare) then
+        return nil, ("'%s' is an IP address, not a domain name (to test the server at that address: --mx %s)")
+            :format(shown(s), shown(bare))
+    end
     if s:find("[%c%s]") then return nil, what .. " (it contains spaces or control characters)" end
     local given
     if s:find("[\128-\255]") then
@@ -42,6 +52,11 @@ function M.parse(s)
     local name = s:gsub("%.$", "")
     if name == "" then return nil, what end
     local why = M.problem(name)
+    -- no top-level domain is all digits (RFC 3696 2): "010.0.0.1" is a
+    -- mistyped address, and resolving it as a name would ask the DNS about it
+    if not why and name:match("[^.]*$"):match("^%d+$") then
+        why = "the last label is all digits; to test a server by address: --mx ADDRESS"
+    end
     if why then return nil, ("%s (%s)"):format(what, why) end
     return name, given
 end

@@ -1,28 +1,55 @@
---- mxprobe.net.iputil: parse and classify IP address literals.
--- classify(ip) -> kind, family where kind is one of "global", "loopback",
--- "private", "linklocal", "documentation", "shared", "multicast",
--- "unspecified", "reserved"; nil when ip is not an address literal.
+--- mxprobe.net.iputil: the one parser and classifier of IP address
+-- literals (the command line, the checks and the policy use it).
+--
+--   parse4(s)   -> { a, b, c, d } | nil     dotted quad, decimal only
+--   parse6(s)   -> eight 16-bit groups | nil (an IPv4 tail allowed: ::ffff:192.0.2.1)
+--   family(s)   -> 4 | 6 | nil
+--   classify(s) -> kind, family | nil, kind one of "global", "loopback",
+--                  "private", "linklocal", "documentation", "shared",
+--                  "multicast", "unspecified", "reserved"
+--   is_literal(s) -> bool (also in brackets: "[2001:db8::1]")
+--
+-- What counts as an address is what inet_pton(3) accepts, which is what
+-- the core (core/l_net.c) connects to: four decimal octets 0-255 without
+-- leading zeros.  So "010.0.0.1" is not an address: inet_aton(3) and
+-- many tools read 010 as octal (8), others as decimal (10), and a
+-- literal whose meaning depends on the reader must not be guessed at.
 
 local M = {}
 
+-- One octet: 0-255, no leading zero ("0" itself is fine).
+local function octet(p)
+    if #p > 1 and p:sub(1, 1) == "0" then return nil end
+    local n = tonumber(p)
+    if n > 255 then return nil end
+    return n
+end
+
 function M.parse4(s)
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if type(s) ~= "string" then return nil end
+    local a, b, c, d = s:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
     if not a then return nil end
-    local o = { tonumber(a), tonumber(b), tonumber(c), tonumber(d) }
-    for _, x in ipairs(o) do if x > 255 then return nil end end
+    local o = {}
+    for i, p in ipairs { a, b, c, d } do
+        o[i] = octet(p)
+        if not o[i] then return nil end
+    end
     return o
 end
 
---- Eight 16-bit groups, or nil.
+--- Eight 16-bit groups, or nil.  An embedded IPv4 address may only be
+-- the last 32 bits ("::ffff:192.0.2.1", not "192.0.2.1::").
 function M.parse6(s)
-    if not s:find(":", 1, true) or s:find("[^%x:%.]") then return nil end
+    if type(s) ~= "string" or not s:find(":", 1, true) or s:find("[^%x:%.]") then return nil end
     local head, tail = s:match("^(.-)::(.*)$")
-    local function groups(part)
+    local function groups(part, last)
         local g = {}
         if part == "" then return g end
-        for x in (part .. ":"):gmatch("([^:]*):") do
-            if x:find(".", 1, true) then -- embedded IPv4 at the end
-                local o = M.parse4(x)
+        local items = {}
+        for x in (part .. ":"):gmatch("([^:]*):") do items[#items + 1] = x end
+        for i, x in ipairs(items) do
+            if x:find(".", 1, true) then -- embedded IPv4: only at the very end
+                local o = last and i == #items and M.parse4(x)
                 if not o then return nil end
                 g[#g + 1] = o[1] * 256 + o[2]
                 g[#g + 1] = o[3] * 256 + o[4]
@@ -35,16 +62,23 @@ function M.parse6(s)
     end
     local out
     if head then
-        local h, t = groups(head), groups(tail)
+        local h, t = groups(head, false), groups(tail, true)
         if not h or not t or #h + #t > 7 then return nil end
         out = h
         for _ = 1, 8 - #h - #t do out[#out + 1] = 0 end
         for _, x in ipairs(t) do out[#out + 1] = x end
     else
-        out = groups(s)
+        out = groups(s, true)
         if not out or #out ~= 8 then return nil end
     end
     return out
+end
+
+--- 4 or 6 when s is an IPv4 or IPv6 literal (no brackets), else nil.
+function M.family(s)
+    if M.parse4(s) then return 4 end
+    if M.parse6(s) then return 6 end
+    return nil
 end
 
 local function class4(o)
@@ -88,6 +122,7 @@ function M.classify(ip)
 end
 
 function M.is_literal(s)
+    if type(s) ~= "string" then return false end
     local v = s:gsub("^%[", ""):gsub("%]$", "")
     return M.classify(v) ~= nil
 end

@@ -1,4 +1,17 @@
---- mxprobe.net.socket: cosockets over core.net (OpenResty-style names).
+--- mxprobe.net.socket: cosockets over core.net.
+--
+-- Names: where a name is OpenResty's or LuaSocket's, it means what it
+-- means there; where our meaning differs, the name is our own.
+--   connect, send, close, getfd, listen, accept  as there, except that
+--     a deadline (absolute) may follow the usual arguments and errors are
+--     nil, code, detail (code: "timeout", "closed", "refused", ...)
+--   read_line, read_bytes  not OpenResty's receive: data a failed read got
+--     stays in the buffer (OpenResty hands it back as `partial` and drops it)
+--   tls_handshake(opts)  not sslhandshake(reused_session, server_name,
+--     verify): one options table, and it returns the TLS info table
+--   set_deadline  our own: one absolute deadline for every later operation
+--     (OpenResty's settimeouts takes milliseconds per operation; there is
+--     no equivalent here, so there is no such name)
 --
 -- Each method loops over a one-step C binding and parks the task with
 -- loop.wait(sock, events, deadline) when it answers nil, "again", events.
@@ -12,7 +25,7 @@
 --
 --   local s, code, detail = socket.connect("192.0.2.10", 25, { timeout = 10 })
 --   s:set_deadline(loop.now() + 30)
---   local line = s:receive("*l")
+--   local line = s:read_line()
 --   s:send("EHLO probe.example\r\n")
 --   local reply = s:receive_reply()        -- { code=, lines=, text=, enhanced=, raw= }
 local loop = require "mxprobe.runtime.loop"
@@ -90,7 +103,7 @@ end
 
 --- Connect to a numeric address.
 -- opts: deadline (absolute) or timeout (seconds) for the connect;
---       limit (input buffer cap, bytes), line_max (receive("*l") cap).
+--       limit (input buffer cap, bytes), line_max (read_line cap).
 -- @return socket | nil, code, detail  (refused, unreachable, timeout, reset, limit, ...)
 function M.connect(ip, port, opts)
   if type(ip) ~= "string" then argerr(1, "connect", "numeric IPv4 or IPv6 address expected, got " .. type(ip)) end
@@ -144,20 +157,8 @@ function Socket:set_deadline(deadline)
   return true
 end
 
---- settimeouts(connect, send, read) in seconds (OpenResty's, but seconds):
--- each later send/receive gets at most that long, within the deadlines.
-function Socket:settimeouts(_, send_s, read_s)
-  check_self(self, "settimeouts")
-  if send_s ~= nil and type(send_s) ~= "number" then argerr(2, "settimeouts", "send timeout: seconds or nil") end
-  if read_s ~= nil and type(read_s) ~= "number" then argerr(3, "settimeouts", "read timeout: seconds or nil") end
-  self._send_timeout, self._read_timeout = send_s, read_s
-  return true
-end
-
-function Socket:_dl(explicit, per_op)
-  local d = earliest(self._deadline, explicit)
-  if per_op then d = earliest(d, loop.now() + per_op) end
-  return d
+function Socket:_dl(explicit)
+  return earliest(self._deadline, explicit)
 end
 
 --- Send all of data.
@@ -168,7 +169,7 @@ function Socket:send(data, deadline)
   check_deadline(deadline, 2, "send")
   check_io("send")
   local raw = self._sock
-  local dl = self:_dl(deadline, self._send_timeout)
+  local dl = self:_dl(deadline)
   local i, n = 1, #data
   while i <= n do
     local sent, code, detail = raw:send(data, i)
@@ -196,20 +197,26 @@ local function read_loop(self, what, dl, step, ...)
   end
 end
 
---- receive("*l") -> a line without CRLF; receive(n) -> n bytes.
--- @return data | nil, code, detail ("closed": detail holds the partial data)
-function Socket:receive(pattern, deadline)
-  check_self(self, "receive")
-  check_deadline(deadline, 2, "receive")
-  pattern = pattern or "*l"
-  check_io("receive")
-  local dl = self:_dl(deadline, self._read_timeout)
-  if pattern == "*l" or pattern == "l" then
-    return read_loop(self, "receive a line", dl, self._sock.read_line, self._line_max)
-  elseif math.type(pattern) == "integer" and pattern >= 0 then
-    return read_loop(self, ("receive %d bytes"):format(pattern), dl, self._sock.read_bytes, pattern)
+--- One line, without its CRLF (or bare LF), at most line_max bytes.
+-- @return line | nil, code, detail ("closed": detail holds the partial
+--   line; "limit": the line is longer than line_max)
+function Socket:read_line(deadline)
+  check_self(self, "read_line")
+  check_deadline(deadline, 1, "read_line")
+  check_io("read_line")
+  return read_loop(self, "read a line", self:_dl(deadline), self._sock.read_line, self._line_max)
+end
+
+--- Exactly n bytes.
+-- @return data | nil, code, detail ("closed": detail holds what came)
+function Socket:read_bytes(n, deadline)
+  check_self(self, "read_bytes")
+  if math.type(n) ~= "integer" or n < 0 then
+    argerr(1, "read_bytes", "a byte count expected, got " .. tostring(n))
   end
-  argerr(1, "receive", "\"*l\" or a byte count expected, got " .. tostring(pattern))
+  check_deadline(deadline, 2, "read_bytes")
+  check_io("read_bytes")
+  return read_loop(self, ("read %d bytes"):format(n), self:_dl(deadline), self._sock.read_bytes, n)
 end
 
 --- Read one complete SMTP reply (multi-line aware, capped).
@@ -220,15 +227,15 @@ function Socket:receive_reply(limits, deadline)
   if limits ~= nil and type(limits) ~= "table" then argerr(1, "receive_reply", "limits table or nil expected, got " .. type(limits)) end
   check_deadline(deadline, 2, "receive_reply")
   check_io("receive_reply")
-  return read_loop(self, "receive a reply", self:_dl(deadline, self._read_timeout), csmtp.read_reply, limits)
+  return read_loop(self, "receive a reply", self:_dl(deadline), csmtp.read_reply, limits)
 end
 
 --- STARTTLS: delegate to mxprobe.net.tls, which swaps the socket's io to TLS.
 -- @return tls info | nil, code, detail[, injected]
-function Socket:sslhandshake(opts, deadline)
-  check_self(self, "sslhandshake")
-  check_deadline(deadline, 2, "sslhandshake")
-  check_io("sslhandshake")
+function Socket:tls_handshake(opts, deadline)
+  check_self(self, "tls_handshake")
+  check_deadline(deadline, 2, "tls_handshake")
+  check_io("tls_handshake")
   local t0 = loop.now()
   -- every value passes through (for "injection" a 4th carries the bytes)
   local r = table.pack(tls.handshake(self._sock, opts, self:_dl(deadline)))

@@ -1,7 +1,7 @@
 --- mxprobe.net.tls: the TLS handshake on a raw core.net socket, as a task.
 --
 -- core.tls does one non-blocking step per call; this module loops them with
--- loop.wait (the only yield point).  The cosocket wrapper's sslhandshake
+-- loop.wait (the only yield point).  The cosocket wrapper's tls_handshake
 -- calls handshake(raw_sock, opts, deadline).
 --
 --   local info, code, detail, injected = tls.handshake(sock, {
@@ -25,6 +25,7 @@
 -- in the socket's buffer (sock:take_buffered()).
 local core = require "mxprobe.core"
 local loop = require "mxprobe.runtime.loop"
+local escape = require "mxprobe.runtime.escape"
 local C = core.tls
 
 local M = {}
@@ -42,14 +43,10 @@ for _, k in ipairs(UPGRADE_KEYS) do KNOWN[k] = true end
 local cache = {}  -- option key -> context (a handful per process)
 
 --- Printable form of bytes a peer sent, cut at max bytes of input
--- (default MAX_ESCAPED) with "..." appended.  The escaping is the one rule
--- of the whole project, core.smtp.escape (valid UTF-8 kept, the rest \xNN).
+-- (default MAX_ESCAPED) with "..." appended: the transcript escaping
+-- (mxprobe.runtime.escape.for_transcript).
 function M.escape(bytes, max)
-    max = max or M.MAX_ESCAPED
-    local cut = #bytes > max
-    if cut then bytes = bytes:sub(1, max) end
-    local s = core.smtp.escape(bytes)
-    return cut and (s .. "...") or s
+    return escape.for_transcript(bytes, max or M.MAX_ESCAPED)
 end
 
 --- A context for these options, made once per distinct set and kept.

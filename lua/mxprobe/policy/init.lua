@@ -18,6 +18,7 @@
 -- field never half-applies.
 
 local paths = require "mxprobe.runtime.paths"
+local core = require "mxprobe.core"
 local vocab = require "mxprobe.runtime.vocab"
 local config_errors = require "mxprobe.runtime.config_errors"
 
@@ -453,7 +454,7 @@ function M.check_config(pol, config)
         f:close()
         -- readable is not enough: a file without a certificate would fail
         -- every server's TLS (core.tls.load_ca names the file)
-        local n, err = require("mxprobe.core").tls.load_ca(ca)
+        local n, err = core.tls.load_ca(ca)
         if not n then
             if pol.probe and pol.probe.ca_file == ca then
                 error(("%s: probe.ca_file: %s"):format(M.where(pol, { "probe", "ca_file" }), err), 0)

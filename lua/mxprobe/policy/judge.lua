@@ -9,11 +9,13 @@
 --      behind its severity.
 
 local rules = require "mxprobe.policy.rules"
+local findings = require "mxprobe.runtime.findings"
+local vocab = require "mxprobe.runtime.vocab"
 
 local M = {}
 
 local RANK = { ok = 0, info = 0, warning = 1, critical = 2 }
-local EXIT = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
+local EXIT = vocab.VERDICT_EXIT
 M.EXIT = EXIT
 
 --- Score a server: 100 minus the weights of its findings, floored at 0.
@@ -36,11 +38,7 @@ function M.grade(pol, score)
 end
 
 local function each_finding(result, fn)
-    for _, f in ipairs(result.dns.findings) do fn(f, nil) end
-    for _, f in ipairs(result.findings) do fn(f, nil) end
-    for _, srv in ipairs(result.servers) do
-        for _, f in ipairs(srv.findings) do fn(f, srv) end
-    end
+    for f, srv in findings.each(result) do fn(f, srv) end
 end
 M.each_finding = each_finding
 
@@ -66,11 +64,7 @@ function M.verdict(result)
     return "ok", nil, nil
 end
 
-local function server_of(result, f)
-    for _, srv in ipairs(result.servers) do
-        for _, x in ipairs(srv.findings) do if x == f then return srv end end
-    end
-end
+local server_of = findings.server_of
 
 -- A function of the policy (score, grade, verdict) as a pseudo-rule, for
 -- error messages and decided_by.

@@ -20,6 +20,8 @@
 
 local vocab = require "mxprobe.runtime.vocab"
 local iputil = require "mxprobe.net.iputil"
+local findings = require "mxprobe.runtime.findings"
+local loop = require "mxprobe.runtime.loop"
 
 local M = {}
 
@@ -44,23 +46,7 @@ local function is_server(result, srv)
 end
 
 -- Every finding of the result, with its server (nil for DNS and domain ones).
-local function each(result, code)
-    local lists = { { result.dns.findings }, { result.findings } }
-    for _, srv in ipairs(result.servers) do lists[#lists + 1] = { srv.findings, srv } end
-    local li, fi = 1, 0
-    return function()
-        while lists[li] do
-            local list, srv = lists[li][1], lists[li][2]
-            fi = fi + 1
-            local f = list[fi]
-            if f == nil then
-                li, fi = li + 1, 0
-            elseif code == nil or f.code == code then
-                return f, srv
-            end
-        end
-    end
-end
+local each = findings.each
 M.each = each
 
 --- Does a host name match a pattern (or any pattern of a list)?  "*"
@@ -169,6 +155,11 @@ function M.api(run, result, r)
         return f
     end
 
+    return M.add_readers(api, run, result)
+end
+
+--- What a rule reads: the findings, the MX list, DNS.  Part of M.api.
+function M.add_readers(api, run, result)
     function api.each(code) return each(result, code) end
     function api.find(code, server)
         for f, srv in each(result, code) do
@@ -196,7 +187,6 @@ function M.api(run, result, r)
     function api.weight(f) return M.weight(run.policy, f) end
     --- A DNS query (yields; the probe's DNS timeout).  Answer table, or nil, code, detail.
     function api.query(name, qtype)
-        local loop = require "mxprobe.runtime.loop"
         return run.dns:query(name, qtype, loop.now() + ((run.config.timeouts or {}).dns or 5))
     end
     return api

@@ -14,30 +14,22 @@
 -- plus the header.  Bytes that are not UTF-8 are written as \xNN, like the
 -- JSON output.
 local json = require "mxprobe.report.json"
+local findings = require "mxprobe.runtime.findings"
 
 local M = {}
 
 -- Severities that do not make a code worth listing in the `codes` column.
 local QUIET = { ok = true }
 
-local function each_finding(r, fn)
-    local dns = type(r.dns) == "table" and r.dns or {}
-    for _, f in ipairs(type(dns.findings) == "table" and dns.findings or {}) do fn(f) end
-    for _, f in ipairs(type(r.findings) == "table" and r.findings or {}) do fn(f) end
-    for _, s in ipairs(type(r.servers) == "table" and r.servers or {}) do
-        for _, f in ipairs(type(s.findings) == "table" and s.findings or {}) do fn(f) end
-    end
-end
-
 --- The codes of a result's findings that are not "ok", sorted, each once.
 function M.codes(r)
     local set, list = {}, {}
-    each_finding(r, function(f)
+    for f in findings.each(r) do
         if type(f) == "table" and type(f.code) == "string" and not QUIET[f.severity] and not set[f.code] then
             set[f.code] = true
             list[#list + 1] = f.code
         end
-    end)
+    end
     table.sort(list)
     return list
 end

@@ -3,14 +3,15 @@
 -- Everything here reads the engine's own data (run.checks and
 -- engine.catalog(run)), so `mxprobe --explain`, `mxprobe --list-checks`
 -- and docs/codes.md (scripts/gen-codes-doc) cannot drift from the checks.
+local vocab = require "mxprobe.runtime.vocab"
 local text = require "mxprobe.report.text"
 local json = require "mxprobe.report.json"
 
 local M = {}
 
-local escape = text.escape
+local escape = require("mxprobe.runtime.escape").for_display
 
-M.SEVERITY_ORDER = { ok = 1, info = 2, warning = 3, critical = 4, inconclusive = 5, error = 6 }
+M.SEVERITY_ORDER = vocab.SEVERITIES
 
 local function sorted_keys(t)
     local keys = {}

@@ -16,6 +16,7 @@ function M.render(result, format, opts)
     if not name then
         error(("report.render: unknown format %q (text, json or csv)"):format(tostring(format)), 2)
     end
+    -- lazy: the module is chosen by name at run time; a script asking for json loads only json
     return require(name).render(result, opts)
 end
 

@@ -9,49 +9,19 @@
 -- not ok.  verbose adds each server's facts and SMTP transcript.
 --
 -- Everything that may come from the network (banner, host names, messages
--- with evidence, transcript) goes through M.escape before display, even
+-- with evidence, transcript) goes through M.escape (runtime.escape.for_display) before display, even
 -- though the engine escapes already: a terminal must never receive a
 -- control sequence from a remote server.
 local vocab = require "mxprobe.runtime.vocab"
+local escape = require "mxprobe.runtime.escape"
 
 local M = {}
 
 ----------------------------------------------------------------- escaping
 
-local function escape_cp(cp)
-    if cp == 9 then return "\\t" end
-    if cp == 10 then return "\\n" end
-    if cp == 13 then return "\\r" end
-    if cp < 0x20 or cp == 0x7f then return ("\\x%02X"):format(cp) end
-    if cp >= 0x80 and cp <= 0x9f then return ("\\u%04X"):format(cp) end -- C1 controls
-    -- bidirectional overrides and isolates can make text display as
-    -- something else than it is
-    if (cp >= 0x202a and cp <= 0x202e) or (cp >= 0x2066 and cp <= 0x2069) or cp == 0x200e or cp == 0x200f then
-        return ("\\u%04X"):format(cp)
-    end
-    return nil
-end
-
---- Make s safe for a terminal: control characters (C0, DEL, C1), bidi
--- controls and invalid UTF-8 bytes become visible escapes (\xNN, \uNNNN,
--- \t, \n, \r).  Printable text, including non-ASCII, is kept.
-function M.escape(s)
-    s = tostring(s)
-    if not s:find("[%z\1-\31\127-\255]") then return s end
-    local out, i, n = {}, 1, #s
-    while i <= n do
-        local ok, cp = pcall(utf8.codepoint, s, i)
-        if ok then
-            local len = #utf8.char(cp)
-            out[#out + 1] = escape_cp(cp) or s:sub(i, i + len - 1)
-            i = i + len
-        else
-            out[#out + 1] = ("\\x%02X"):format(s:byte(i))
-            i = i + 1
-        end
-    end
-    return table.concat(out)
-end
+--- The project's display escaping (mxprobe.runtime.escape.for_display),
+-- here too because every report module prints through it.
+M.escape = escape.for_display
 
 --- Display width of an (escaped) string: code points, not bytes.
 function M.width(s)
@@ -244,14 +214,37 @@ end
 
 ------------------------------------------------------------------- report
 
---- The report of one result as a string (ending in a newline).
-function M.render(result, opts)
-    opts = opts or {}
-    local paint = painter(opts.color)
-    local lines = {}
-    local function add(s) lines[#lines + 1] = s end
+-- "decided by ..." for the header, or nil.
+local function decided_line(d)
+    if type(d) ~= "table" or not (d.code or d.rule) then return nil end
+    local what = M.escape(d.code or "?")
+    if d.host or d.address then
+        what = what .. " on " .. M.escape(d.host or d.address)
+        if d.host and d.address then what = what .. " (" .. M.escape(d.address) .. ")" end
+    end
+    local o = type(d.override) == "table" and d.override or nil
+    local s
+    if d.rule and d.rule_source and not d.code then
+        -- the policy's verdict function, without a finding
+        s = "  decided by the policy's " .. M.escape(d.rule) .. " function (" .. M.escape(d.rule_source) .. ")"
+        if d.reason then s = s .. ": " .. M.escape(d.reason) end
+    elseif d.rule and d.rule_source then
+        s = "  decided by rule " .. M.rule_name(d.rule, d.rule_source) .. ": " .. what
+        if o and o.from and d.severity then
+            s = s .. (" (%s instead of %s)"):format(M.escape(d.severity), M.escape(o.from))
+        end
+    elseif o and o.policy then
+        s = ("  decided by %s (%s instead of %s: policy %s%s)"):format(what, M.escape(d.severity or "?"),
+            M.escape(o.from or "?"), M.escape(o.policy), o.source and (", " .. M.escape(o.source)) or "")
+    else
+        s = "  decided by " .. what
+        if d.rule then s = s .. " (rule: " .. M.escape(d.rule) .. ")" end
+    end
+    return s
+end
 
-    -- header
+local function header_block(lines, result, paint)
+    local function add(s) lines[#lines + 1] = s end
     local name = M.escape(result.domain or result.host or "?")
     local verdict = M.escape(result.verdict or "inconclusive")
     add(paint("bold", name) .. "  " .. paint(SEVERITY_RANK[verdict] and verdict or "bold", verdict:upper()))
@@ -260,98 +253,81 @@ function M.render(result, opts)
     if result.started then meta[#meta + 1] = "started " .. M.escape(result.started) end
     if result.duration_s then meta[#meta + 1] = "took " .. seconds(result.duration_s) end
     if #meta > 0 then add("  " .. table.concat(meta, ", ")) end
-    local d = result.decided_by
-    if type(d) == "table" and (d.code or d.rule) then
-        local what = M.escape(d.code or "?")
-        if d.host or d.address then
-            what = what .. " on " .. M.escape(d.host or d.address)
-            if d.host and d.address then what = what .. " (" .. M.escape(d.address) .. ")" end
-        end
-        local o = type(d.override) == "table" and d.override or nil
-        local s
-        if d.rule and d.rule_source and not d.code then
-            -- the policy's verdict function, without a finding
-            s = "  decided by the policy's " .. M.escape(d.rule) .. " function (" .. M.escape(d.rule_source) .. ")"
-            if d.reason then s = s .. ": " .. M.escape(d.reason) end
-        elseif d.rule and d.rule_source then
-            s = "  decided by rule " .. M.rule_name(d.rule, d.rule_source) .. ": " .. what
-            if o and o.from and d.severity then
-                s = s .. (" (%s instead of %s)"):format(M.escape(d.severity), M.escape(o.from))
-            end
-        elseif o and o.policy then
-            s = ("  decided by %s (%s instead of %s: policy %s%s)"):format(what, M.escape(d.severity or "?"),
-                M.escape(o.from or "?"), M.escape(o.policy), o.source and (", " .. M.escape(o.source)) or "")
-        else
-            s = "  decided by " .. what
-            if d.rule then s = s .. " (rule: " .. M.escape(d.rule) .. ")" end
-        end
-        add(s)
-    end
+    local decided = decided_line(result.decided_by)
+    if decided then add(decided) end
     if result.error then add("  error: " .. M.escape(result.error)) end
+end
 
-    -- DNS
-    local dns = type(result.dns) == "table" and result.dns or nil
-    if dns then
-        add("")
-        add(paint("heading", "DNS"))
-        local mx = list_of(dns.mx)
-        if #mx > 0 then
-            local rows = { { { "PREF", "heading" }, { "MX", "heading" }, { "ADDRESSES", "heading" } } }
-            local implicit = false
-            for _, m in ipairs(mx) do
-                local addrs = {}
-                for _, a in ipairs(list_of(m.addresses)) do addrs[#addrs + 1] = M.escape(a) end
-                local host = M.escape(m.host or "?")
-                if m.implicit then host = host .. " (implicit)"; implicit = true end
-                rows[#rows + 1] = { m.preference ~= nil and M.escape(m.preference) or "-", host,
-                                    #addrs > 0 and table.concat(addrs, ", ") or "(no addresses)" }
-            end
-            for _, l in ipairs(format_table(rows, "  ", paint)) do add(l) end
-            if implicit then add("  (no MX record: mail goes to the domain's own addresses, RFC 5321 section 5.1)") end
-        else
-            add("  no MX hosts")
+local function dns_block(lines, dns, paint)
+    local function add(s) lines[#lines + 1] = s end
+    add("")
+    add(paint("heading", "DNS"))
+    local mx = list_of(dns.mx)
+    if #mx > 0 then
+        local rows = { { { "PREF", "heading" }, { "MX", "heading" }, { "ADDRESSES", "heading" } } }
+        local implicit = false
+        for _, m in ipairs(mx) do
+            local addrs = {}
+            for _, a in ipairs(list_of(m.addresses)) do addrs[#addrs + 1] = M.escape(a) end
+            local host = M.escape(m.host or "?")
+            if m.implicit then host = host .. " (implicit)"; implicit = true end
+            rows[#rows + 1] = { m.preference ~= nil and M.escape(m.preference) or "-", host,
+                                #addrs > 0 and table.concat(addrs, ", ") or "(no addresses)" }
         end
-        local df = list_of(dns.findings)
-        if #df > 0 then add(""); findings_block(lines, df, "  ", paint) end
+        for _, l in ipairs(format_table(rows, "  ", paint)) do add(l) end
+        if implicit then add("  (no MX record: mail goes to the domain's own addresses, RFC 5321 section 5.1)") end
+    else
+        add("  no MX hosts")
     end
+    local df = list_of(dns.findings)
+    if #df > 0 then add(""); findings_block(lines, df, "  ", paint) end
+end
 
-    -- domain-level findings
+local function server_block(lines, s, paint, verbose)
+    local function add(x) lines[#lines + 1] = x end
+    add("")
+    local head = { paint("bold", M.escape(s.host or "?")), endpoint(s.address, s.port) }
+    if s.preference ~= nil then head[#head + 1] = "preference " .. M.escape(s.preference) end
+    if s.score ~= nil then head[#head + 1] = "score " .. M.escape(s.score) end
+    if s.grade ~= nil then head[#head + 1] = "grade " .. paint("bold", M.escape(s.grade)) end
+    add(table.concat(head, "  "))
+    local sf = list_of(s.findings)
+    if #sf > 0 then
+        findings_block(lines, sf, "  ", paint)
+    else
+        add("  no findings")
+    end
+    if verbose then
+        facts_block(lines, s.facts, "  ", paint)
+        transcript_block(lines, s.transcript, "  ", paint)
+    end
+end
+
+--- The report of one result as a string (ending in a newline): the
+-- header, DNS, the domain's findings, then each server.
+function M.render(result, opts)
+    opts = opts or {}
+    local paint = painter(opts.color)
+    local lines = {}
+    header_block(lines, result, paint)
+    if type(result.dns) == "table" then dns_block(lines, result.dns, paint) end
     local rf = list_of(result.findings)
     if #rf > 0 then
-        add("")
-        add(paint("heading", "Domain"))
+        lines[#lines + 1] = ""
+        lines[#lines + 1] = paint("heading", "Domain")
         findings_block(lines, rf, "  ", paint)
     end
-
-    -- servers
-    for _, s in ipairs(list_of(result.servers)) do
-        add("")
-        local head = { paint("bold", M.escape(s.host or "?")), endpoint(s.address, s.port) }
-        if s.preference ~= nil then head[#head + 1] = "preference " .. M.escape(s.preference) end
-        if s.score ~= nil then head[#head + 1] = "score " .. M.escape(s.score) end
-        if s.grade ~= nil then head[#head + 1] = "grade " .. paint("bold", M.escape(s.grade)) end
-        add(table.concat(head, "  "))
-        local sf = list_of(s.findings)
-        if #sf > 0 then
-            findings_block(lines, sf, "  ", paint)
-        else
-            add("  no findings")
-        end
-        if opts.verbose then
-            facts_block(lines, s.facts, "  ", paint)
-            transcript_block(lines, s.transcript, "  ", paint)
-        end
-    end
+    for _, s in ipairs(list_of(result.servers)) do server_block(lines, s, paint, opts.verbose) end
     if #list_of(result.servers) == 0 and not result.error then
-        add("")
-        add("  no server was tested")
+        lines[#lines + 1] = ""
+        lines[#lines + 1] = "  no server was tested"
     end
     return table.concat(lines, "\n") .. "\n"
 end
 
 --- One line summing up several results, e.g. "3 domains: 1 ok, 2 warning".
 function M.summary(results)
-    local counts, order = {}, { "ok", "warning", "critical", "inconclusive" }
+    local counts, order = {}, { table.unpack(vocab.VERDICTS) }
     for _, r in ipairs(results) do
         local v = r.verdict or "inconclusive"
         counts[v] = (counts[v] or 0) + 1

@@ -8,6 +8,8 @@
 --   vocab.TLS_RANK        name -> rank (SSLv3 = 0 ... TLSv1.3 = 4)
 --   vocab.RESERVED_KINDS  kinds of address not routed on the internet
 --                         (mxprobe.net.iputil.classify returns these)
+--   vocab.VERDICTS        a result's verdicts, best first
+--   vocab.VERDICT_EXIT    verdict -> exit code (the monitoring-plugin statuses)
 --   vocab.set_of(list)    { [v] = true } for a list
 
 local M = {}
@@ -21,6 +23,9 @@ M.TLS_RANK = {}
 for i, v in ipairs(M.TLS_VERSIONS) do M.TLS_RANK[v] = i - 1 end
 
 M.RESERVED_KINDS = { "documentation", "private", "loopback", "linklocal", "shared", "reserved", "multicast", "unspecified" }
+
+M.VERDICTS = { "ok", "warning", "critical", "inconclusive" }
+M.VERDICT_EXIT = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
 
 function M.set_of(list)
     local s = {}

@@ -91,7 +91,7 @@ end
 --- Upgrade to TLS (after a 220 to STARTTLS).  Returns the TLS info or
 -- nil, code, detail ("injection" when plaintext was buffered).
 function Session:starttls(opts, deadline)
-    local info, code, detail, extra = self.sock:sslhandshake(opts, deadline)
+    local info, code, detail, extra = self.sock:tls_handshake(opts, deadline)
     if not info then
         self:note("!", ("TLS %s: %s"):format(code, detail or ""))
         return nil, code, detail, extra

@@ -1,0 +1,50 @@
+--- mxprobe.app.cli: the command line (docs/cli.md).
+--
+--   cli.main(argv [, env]) -> exit code
+--
+-- argv: the arguments without the program name.  The first one may name a
+-- subcommand (cli.COMMANDS); anything else is `mxprobe [OPTIONS]
+-- DOMAIN...` (mxprobe.app.cli.probe).  env: see mxprobe.app.cli.probe.
+--
+-- The pieces: cli/parser.lua (the argparse parsers), cli/options.lua (the
+-- validators shared by every command, the engine's config), cli/common.lua
+-- (one-line errors, the loop, exit codes), cli/probe.lua and cli/audit.lua
+-- (the commands), app/runner.lua (targets through the engine).
+local probe = require "mxprobe.app.cli.probe"
+local audit = require "mxprobe.app.cli.audit"
+local options = require "mxprobe.app.cli.options"
+local parser = require "mxprobe.app.cli.parser"
+local common = require "mxprobe.app.cli.common"
+
+local M = {}
+
+--- Subcommands: name -> function(argv after the name, env) -> exit code.
+-- A new subcommand is one entry (and a module of its own).
+M.COMMANDS = {
+    audit = audit.main,
+}
+
+function M.main(argv, env)
+    env = env or {}
+    argv = argv or {}
+    local command = M.COMMANDS[argv[1]]
+    if command then return command({ table.unpack(argv, 2) }, env) end
+    return probe.main(argv, env)
+end
+
+-- For specs and scripts that read the pieces through this module.
+M.DEFAULT_PARALLEL = parser.DEFAULT_PARALLEL
+M.RESERVED_KINDS = options.RESERVED_KINDS
+M.parse = parser.parse
+M.parser = parser.build
+M.config = options.config
+M.exit_code_of = common.exit_code_of
+M.worst = common.worst
+M.want_color = common.want_color
+for _, k in ipairs { "parse_port", "parse_seconds", "parse_positive_integer", "parse_resolver",
+                     "parse_domain", "parse_host", "parse_helo", "parse_mailbox" } do
+    M[k] = options[k]
+end
+function M.audit_main(argv, env) return audit.main(argv, env or {}) end
+
+return M
