@@ -23,7 +23,9 @@ return {
   },
 
   applies = function(ctx)
-    return ctx.facts.banner and ctx.facts.banner.ok and ctx:session() ~= nil
+    if not (ctx.facts.banner and ctx.facts.banner.ok) then return false, "no 220 greeting" end
+    if ctx:session() == nil then return false, "the session was closed" end
+    return true
   end,
 
   run = function(ctx)

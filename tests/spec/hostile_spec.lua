@@ -21,7 +21,7 @@ local function run_case(script, only)
   local srv = fake.start(script, { lifetime = 10 })
   local run = engine.new { dns = fake_dns, config = {
     only = only, allow_reserved = { "loopback" }, helo = "tester.test",
-    relay = { enabled = true, from = "probe@sender.test", to = "someone@external.test" },
+    options = { relay = { from = "probe@sender.test", to = "someone@external.test" } },
     timeouts = { connect = 2, greeting = 3, command = 3, tls = 3 },
   } }
   local result = run:check_host("127.0.0.1", srv.port)

@@ -279,6 +279,7 @@ local function build_parser(name, mode)
         p:option("--helo", "EHLO name to announce."):argname("<name>"),
         p:option("--resolver", "DNS server to ask instead of the system's (repeatable)."):argname("<ip[:port]>"):count("*"),
         p:option("--ca-file", "Trust anchors (PEM) for certificate verification."):argname("<path>"),
+        p:option("--vantage-check", "Connect to this reference host first, to tell a blocked port 25 here from servers that time out."):argname("<host[:port]>"),
         p:option("--timeout-connect", "TCP connect timeout, seconds."):argname("<s>"),
         p:option("--timeout-greeting", "Wait for the 220 greeting, seconds."):argname("<s>"),
         p:option("--timeout-command", "Wait for the reply to each command, seconds."):argname("<s>"),
@@ -344,6 +345,11 @@ function M.config(args)
             config.resolver = { servers = servers }
         end
         if args.ca_file then config.ca_file = need(opt("--ca-file", args.ca_file, readable_file)) end
+        if args.vantage_check then
+            local ok_spec, why = require("mxprobe.engine.vantage").parse(args.vantage_check)
+            if not ok_spec then need(nil, "--vantage-check: " .. why) end
+            config.vantage_check = args.vantage_check
+        end
         if args.checks then
             local only = {}
             for item in (args.checks .. ","):gmatch("([^,]*),") do
@@ -373,11 +379,14 @@ function M.config(args)
         if args.no_relay and (args.relay_from or args.relay_to) then
             need(nil, "--no-relay: cannot be combined with " .. (args.relay_from and "--relay-from" or "--relay-to"))
         end
-        -- only --no-relay says anything about enabling: a policy may turn the probe off
-        config.relay = {}
-        if args.no_relay then config.relay.enabled = false end
-        if args.relay_from then config.relay.from = need(opt("--relay-from", args.relay_from, M.parse_mailbox)) end
-        if args.relay_to then config.relay.to = need(opt("--relay-to", args.relay_to, M.parse_mailbox)) end
+        -- the relay flags are the relay check's switch and options (one place maps them)
+        if args.no_relay then config.disable = { "relay" } end
+        if args.relay_from or args.relay_to then
+            local relay = {}
+            if args.relay_from then relay.from = need(opt("--relay-from", args.relay_from, M.parse_mailbox)) end
+            if args.relay_to then relay.to = need(opt("--relay-to", args.relay_to, M.parse_mailbox)) end
+            config.options = { relay = relay }
+        end
         config.verbose = args.verbose and true or false
     end)
     if not ok then

@@ -12,7 +12,7 @@ local TIMEOUTS = { timeout_connect = "connect", timeout_greeting = "greeting",
                    timeout_command = "command", timeout_tls = "tls", timeout_dns = "dns" }
 
 function M.new()
-    return { config = { timeouts = {}, relay = {} }, policy = nil, run = nil }
+    return { config = { timeouts = {} }, policy = nil, run = nil }
 end
 
 function M.set_option(h, name, value)
@@ -32,7 +32,8 @@ function M.set_option(h, name, value)
         c.allow_reserved[#c.allow_reserved + 1] = value
     elseif name == "relay" then
         if value ~= "off" and value ~= "on" then return nil, "relay: \"on\" or \"off\" expected" end
-        c.relay.enabled = value == "on"
+        -- the relay check's switch: turned off like any check
+        c.disable = value == "off" and { "relay" } or nil
     elseif TIMEOUTS[name] then
         local s = tonumber(value)
         if not s or s <= 0 then return nil, name .. ": a positive number of seconds expected" end

@@ -149,6 +149,7 @@ local function findings_block(lines, findings, indent, paint)
         local o = type(f.override) == "table" and f.override or nil
         if o and o.from then
             local by = o.rule and ("rule " .. M.rule_name(o.rule, o.source)) or
+                       o.check and ("check " .. M.escape(o.check)) or
                        ("policy " .. M.escape(o.policy or "?") .. (o.source and (" (" .. M.escape(o.source) .. ")") or ""))
             lines[#lines + 1] = hint_indent .. paint("dim", ("severity: %s instead of %s, by %s%s"):format(
                 M.escape(f.severity or "?"), M.escape(o.from), by, o.why and (": " .. M.escape(o.why)) or ""))
@@ -162,6 +163,26 @@ local function findings_block(lines, findings, indent, paint)
             end
         end
     end
+end
+
+-- The checks that did not run, one line each: "not run: starttls_injection (the greeting was slow)".
+local function not_run_block(lines, list, indent, paint)
+    for _, n in ipairs(list) do
+        if type(n) == "table" then
+            lines[#lines + 1] = indent .. paint("dim", ("not run: %s (%s)"):format(M.escape(n.check or "?"), M.escape(n.reason or "?")))
+        end
+    end
+end
+
+--- The vantage evidence of a result in one line (docs/json-schema.md).
+function M.vantage_line(v)
+    local c = type(v.check) == "table" and v.check or nil
+    local parts = { ("%s server(s) answered on port %s in this run"):format(M.escape(v.answered or 0), M.escape(v.port or "?")) }
+    if c then
+        parts[#parts + 1] = ("reference host %s: %s"):format(M.escape(c.target or "?"), M.escape(c.state or "?"))
+    end
+    return ("vantage: port %s %s (%s)"):format(M.escape(v.port or "?"),
+        v.state == "open" and "reachable" or v.state == "blocked" and "blocked here" or "unknown", table.concat(parts, "; "))
 end
 
 --- 'name' (file:line), or file:line alone when the rule is named by it.
@@ -315,13 +336,16 @@ function M.render(result, opts)
         if #df > 0 then add(""); findings_block(lines, df, "  ", paint) end
     end
 
-    -- domain-level findings
-    local rf = list_of(result.findings)
-    if #rf > 0 then
+    -- domain-level findings, and the checks that did not run for the domain
+    local rf, rn = list_of(result.findings), list_of(result.not_run)
+    if #rf > 0 or #rn > 0 then
         add("")
         add(paint("heading", "Domain"))
-        findings_block(lines, rf, "  ", paint)
+        if #rf > 0 then findings_block(lines, rf, "  ", paint) end
+        not_run_block(lines, rn, "  ", paint)
     end
+    local v = type(result.vantage) == "table" and result.vantage or nil
+    if v and opts.verbose then add(""); add("  " .. M.vantage_line(v)) end
 
     -- servers
     for _, s in ipairs(list_of(result.servers)) do
@@ -330,6 +354,9 @@ function M.render(result, opts)
         if s.preference ~= nil then head[#head + 1] = "preference " .. M.escape(s.preference) end
         if s.score ~= nil then head[#head + 1] = "score " .. M.escape(s.score) end
         if s.grade ~= nil then head[#head + 1] = "grade " .. paint("bold", M.escape(s.grade)) end
+        if s.score == nil and s.score_reason ~= nil then
+            head[#head + 1] = "score - (" .. M.escape(s.score_reason) .. ")"
+        end
         add(table.concat(head, "  "))
         local sf = list_of(s.findings)
         if #sf > 0 then
@@ -337,6 +364,7 @@ function M.render(result, opts)
         else
             add("  no findings")
         end
+        not_run_block(lines, list_of(s.not_run), "  ", paint)
         if opts.verbose then
             facts_block(lines, s.facts, "  ", paint)
             transcript_block(lines, s.transcript, "  ", paint)

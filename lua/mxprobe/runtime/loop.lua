@@ -212,6 +212,7 @@ local function resume(t, ...)
     local prev = current
     current = t
     t.status = "running"
+    t.resumed_at = C.now() -- mxprobe.runtime.budget measures the slice from here
     local r = table.pack(co_resume(t.co, ...))
     current = prev
     if co_status(t.co) == "dead" then
