@@ -231,6 +231,8 @@ function M.run(fn, ...)
     if running then error("loop.run: the loop is already running (use loop.spawn inside tasks)", 2) end
     running = true
     M.interrupted = false
+    -- signals up to here are old news (mxprobe.runtime.budget compares)
+    M.signals_handled = C.signals_caught and C.signals_caught() or 0
     local root = M.spawn(fn, ...)
     local ok, err = pcall(function()
         while root.status ~= "done" do
@@ -250,6 +252,7 @@ function M.run(fn, ...)
                 local tok, reason = w[i], w[i + 1]
                 if tok == 0 then
                     M.interrupted = true
+                    M.signals_handled = C.signals_caught and C.signals_caught() or 0
                     if signal_handler then signal_handler() else M.cancel(root) end
                 else
                     local t = tasks[tok]
@@ -269,6 +272,7 @@ function M.run(fn, ...)
     end
     runq, runq_head, runq_tail = {}, 1, 0
     running = false
+    M.signals_handled = nil
     if not ok then error(err, 0) end
     if not root.ok then error(root.err, 0) end
     return table.unpack(root.results, 1, root.results.n)
