@@ -195,10 +195,12 @@ function Run:_server_task(result, srv)
     return entry.task, entry.probe
 end
 
---- Counters of the run: probes made, probes shared, peak open sessions.
+--- Counters of the run: probes made, probes shared, peak open sessions,
+-- and the vantage evidence (docs/json-schema.md).
 function Run:stats()
     return { probes = self.counters.probes, shared = self.counters.shared,
-             sessions_open_peak = self.limits.peak, sessions_open = self.limits.open }
+             sessions_open_peak = self.limits.peak, sessions_open = self.limits.open,
+             vantage = self.vantage:evidence() }
 end
 
 function Run:_probe(result, dctx)
