@@ -280,6 +280,26 @@ describe("whose timeout is it (vantage evidence)", function()
     assert.equal("unknown", run:check_domain("a.test").vantage.state)
   end)
 
+  it("--vantage-check maps to the config; the audit summary states the evidence", function()
+    local cli = require "mxprobe.app.cli"
+    assert.equal("ref.test:2525", cli.config(assert(cli.parse({ "--vantage-check", "ref.test:2525", "a.test" }))).vantage_check)
+    local cfg, err = cli.config(assert(cli.parse({ "--vantage-check", "ref.test:0", "a.test" })))
+    assert.is_nil(cfg)
+    assert.matches("--vantage-check: the port must be 1-65535", err, 1, true)
+    local audit = require "mxprobe.app.audit"
+    local summary = { domains = 1, records = 1, errors = 0, verdicts = {}, codes = {},
+                      vantage = { port = 25, answered = 3, state = "open" } }
+    assert.matches("vantage: port 25 reachable (3 server(s) answered on port 25 in this run)", audit.summary_text(summary), 1, true)
+    summary.vantage = { port = 25, answered = 0, state = "blocked", check = { target = "ref.test:25", state = "timeout" } }
+    assert.matches("vantage: port 25 blocked here (0 server(s) answered on port 25 in this run; reference host ref.test:25: timeout)",
+      audit.summary_text(summary), 1, true)
+    assert.equal("open", (function()
+      local run = new_run()
+      run:saw_answer(run.config.port)
+      return run:stats().vantage.state
+    end)())
+  end)
+
   it("a bad --vantage-check or probe.vantage_check is refused before probing", function()
     local ok, err = pcall(new_run, { vantage_check = "host:99999" })
     assert.is_false(ok)
