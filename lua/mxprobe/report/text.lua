@@ -165,12 +165,22 @@ local function findings_block(lines, findings, indent, paint)
     end
 end
 
--- The checks that did not run, one line each: "not run: starttls_injection (the greeting was slow)".
+-- The checks that did not run: "not run: banner (no connection)", one line
+-- each, and those that only follow from another one on a line of their own
+-- ("not run because of that: ehlo, starttls, ...").
 local function not_run_block(lines, list, indent, paint)
+    local follow = {}
     for _, n in ipairs(list) do
         if type(n) == "table" then
-            lines[#lines + 1] = indent .. paint("dim", ("not run: %s (%s)"):format(M.escape(n.check or "?"), M.escape(n.reason or "?")))
+            if type(n.reason) == "string" and n.reason:match("^requires [%w_]+, which did not run$") then
+                follow[#follow + 1] = M.escape(n.check or "?")
+            else
+                lines[#lines + 1] = indent .. paint("dim", ("not run: %s (%s)"):format(M.escape(n.check or "?"), M.escape(n.reason or "?")))
+            end
         end
+    end
+    if #follow > 0 then
+        lines[#lines + 1] = indent .. paint("dim", "not run, as they require one of those: " .. table.concat(follow, ", "))
     end
 end
 
