@@ -309,6 +309,9 @@ function M.render(result, opts)
             if o and o.from and d.severity then
                 s = s .. (" (%s instead of %s)"):format(M.escape(d.severity), M.escape(o.from))
             end
+        elseif o and o.check and o.from then
+            s = ("  decided by %s (%s instead of %s: check %s)"):format(what, M.escape(d.severity or "?"),
+                M.escape(o.from), M.escape(o.check))
         elseif o and o.policy then
             s = ("  decided by %s (%s instead of %s: policy %s%s)"):format(what, M.escape(d.severity or "?"),
                 M.escape(o.from or "?"), M.escape(o.policy), o.source and (", " .. M.escape(o.source)) or "")
