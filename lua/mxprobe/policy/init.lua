@@ -108,21 +108,12 @@ function V:list(segments, elem, v, check_elem)
     end
 end
 
--- Fields that moved: where they are now (an old policy gets told).
-local MOVED = {
-    ["probe.relay"] = "the relay probe's addresses are options.relay.from/.to; turn it off with checks.disable = { \"relay\" }",
-}
-
 function V:value(segments, want, v)
     if type(want) == "table" then
         self:type(segments, "table", v)
         for k, sub in pairs(v) do
             local seg = push(segments, tostring(k))
             if type(k) ~= "string" or not want[k] then
-                local path = {}
-                for _, s in ipairs(seg) do if type(s) == "string" then path[#path + 1] = s end end
-                local moved = MOVED[table.concat(path, ".")]
-                if moved then self:fail(seg, "unknown field: %s", moved) end
                 local known = sorted_keys(want)
                 self:fail(seg, "unknown field (known: %s)%s", table.concat(known, ", "), config_errors.suggest(k, known))
             end
