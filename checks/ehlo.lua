@@ -51,6 +51,7 @@ return {
     local ehlo_code, ehlo_text = r.code, table.concat(r.lines or {}, " ")
     if ehlo_code == 421 then
       ctx:fact { failed = true, throttled = true }
+      ctx:not_tested("421 to EHLO: the server is throttling the tester")
       return ctx:finding("EHLO_421", { code = ehlo_code, text = ehlo_text })
     end
     local h = sess:command("HELO " .. helo, ctx:deadline("command"))
@@ -60,6 +61,7 @@ return {
     end
     if h and h.code == 421 then
       ctx:fact { failed = true, throttled = true }
+      ctx:not_tested("421 to HELO: the server is throttling the tester")
       return ctx:finding("EHLO_421", { code = 421, text = table.concat(h.lines or {}, " ") })
     end
     ctx:fact { failed = true }

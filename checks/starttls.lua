@@ -57,6 +57,7 @@ return {
     if r and r.code == 421 then
       fact.throttled = true
       sess:close()
+      ctx:not_tested("421 to STARTTLS: TLS could not be tested")
       return ctx:finding("STARTTLS_421", { command = "STARTTLS", text = table.concat(r.lines or {}, " ") })
     end
     if not r or r.code ~= 220 then

@@ -164,6 +164,25 @@ describe("nothing skipped in silence; no grade without a test", function()
     assert.not_matches("grade A", t, 1, true)
   end)
 
+  it("a server that throttles before TLS (421 to EHLO or STARTTLS) gets no grade either", function()
+    local fake = require "tests.helpers.fake_smtp"
+    local function case(script, only, reason)
+      local srv = fake.start(script, { lifetime = 5 })
+      local r = new_run({ only = only }):check_host("127.0.0.1", srv.port)
+      srv:wait()
+      assert.is_nil(r.servers[1].score)
+      assert.equal(reason, r.servers[1].score_reason)
+    end
+    case({ "220 mx.test ESMTP\r\n", { expect = "^EHLO" }, "421 4.7.0 closing\r\n" }, { "ehlo" },
+      "not tested: 421 to EHLO: the server is throttling the tester")
+    case({ "220 mx.test ESMTP\r\n", { expect = "^EHLO" }, "250-mx.test\r\n250 STARTTLS\r\n",
+           { expect = "^STARTTLS" }, "421 4.7.0 closing\r\n" }, { "starttls" },
+      "not tested: 421 to STARTTLS: TLS could not be tested")
+    -- 554 greeting: the session ended before anything was tested
+    case({ "554 5.3.2 mx.test no SMTP service here\r\n", { read = true }, "221 bye\r\n" }, { "banner" },
+      "not tested: greeting 554: the session ended")
+  end)
+
   it("checks the options turn off are listed for the domain", function()
     local r = new_run({ disable = { "relay" } }):check_domain("a.test")
     assert.equal("turned off: the options (--no-relay, disable)", not_run(r.not_run, "relay"))
@@ -298,6 +317,15 @@ describe("whose timeout is it (vantage evidence)", function()
       run:saw_answer(run.config.port)
       return run:stats().vantage.state
     end)())
+  end)
+
+  it("every server that answers on the probe port is evidence (also with check_host's port)", function()
+    local fake = require "tests.helpers.fake_smtp"
+    local srv = fake.start({ "220 mx.test ESMTP\r\n", { expect = "^QUIT" }, "221 bye\r\n" }, { lifetime = 5 })
+    local run = new_run({ only = { "banner" } })
+    local r = run:check_host("127.0.0.1", srv.port)
+    srv:wait()
+    assert.same({ srv.port, 1, "open" }, { r.vantage.port, r.vantage.answered, r.vantage.state })
   end)
 
   it("a bad --vantage-check or probe.vantage_check is refused before probing", function()

@@ -36,11 +36,14 @@ function M.parse(spec, default_port)
 end
 
 function M.new(config)
-    return setmetatable({ port = config.port or 25, count = 0, spec = config.vantage_check, config = config }, V)
+    return setmetatable({ count = 0, spec = config.vantage_check, config = config }, V)
 end
 
+-- the probe port as the run has it now (check_host may set it)
+function V:port() return self.config.port or 25 end
+
 function V:answered(port)
-    if port == self.port then self.count = self.count + 1 end
+    if port == self:port() then self.count = self.count + 1 end
 end
 
 local function resolve(run, host)
@@ -96,7 +99,7 @@ end
 
 --- The evidence so far (a fresh table: results keep their own copy).
 function V:evidence()
-    local e = { port = self.port, answered = self.count }
+    local e = { port = self:port(), answered = self.count }
     local c = self.check
     if c then
         e.check = {}
