@@ -183,6 +183,20 @@ describe("nothing skipped in silence; no grade without a test", function()
       "not tested: greeting 554: the session ended")
   end)
 
+  it("a crash: the checks that require it are listed as not run, and why", function()
+    local dir = dir_with {
+      ["boom.lua"] = [[return { id = "boom", description = "x", scope = "domain",
+        findings = { BOOM_OK = { severity = "ok", message = "x" } }, run = function() error("bang") end }]],
+      ["after_boom.lua"] = [[return { id = "after_boom", description = "x", scope = "domain", requires = { "boom" },
+        findings = { AFTER_OK = { severity = "ok", message = "x" } }, run = function(ctx) ctx:finding("AFTER_OK") end }]],
+      ["last.lua"] = [[return { id = "last", description = "x", scope = "domain", requires = { "after_boom" },
+        findings = { LAST_OK = { severity = "ok", message = "x" } }, run = function(ctx) ctx:finding("LAST_OK") end }]],
+    }
+    local r = new_run({ only = { "last" } }, { checks_dirs = { dir } }):check_domain("a.test")
+    assert.equal("requires boom, which failed (CHECK_ERROR)", not_run(r.not_run, "after_boom"))
+    assert.equal("requires after_boom, which did not run: boom failed (CHECK_ERROR)", not_run(r.not_run, "last"))
+  end)
+
   it("checks the options turn off are listed for the domain", function()
     local r = new_run({ disable = { "relay" } }):check_domain("a.test")
     assert.equal("turned off: the options (--no-relay, disable)", not_run(r.not_run, "relay"))

@@ -141,7 +141,7 @@ end
 --- What the run has seen of this vantage point (docs/json-schema.md,
 -- vantage): { port, answered = servers that answered on it so far,
 -- check = the --vantage-check result or nil }.
-function Ctx:vantage() return self.run:vantage_evidence() end
+function Ctx:vantage() return self._result.vantage or self.run:vantage_evidence() end
 
 --- Change the severity of a finding another check reported (in summarize):
 -- it keeps its code and records override = { from, check, source, why },
@@ -196,7 +196,8 @@ function Ctx:run_check(def)
             table.insert(root.evidence.skipped, def.id)
             root.message = ("%s (not run because of it: %s)"):format(root.message:gsub(" %(not run because of it: .*%)$", ""),
                 table.concat(root.evidence.skipped, ", "))
-            return self:skip(def, ("%s failed (%s)"):format(r, root.evidence.check == r and "CHECK_ERROR" or "a check it requires failed"))
+            return self:skip(def, root.evidence.check == r and ("requires %s, which failed (CHECK_ERROR)"):format(r)
+                or ("requires %s, which did not run: %s failed (CHECK_ERROR)"):format(r, tostring(root.evidence.check)))
         end
     end
     -- ... nor does one whose requirement did not run here (no session, no TLS...)

@@ -237,11 +237,12 @@ function Run:_probe(result, dctx)
 end
 
 function Run:_finish(result, dctx)
+    -- the evidence the summaries judge by is the evidence the result states
+    result.vantage = self.vantage:evidence()
     for _, def in ipairs(self.checks) do
         if def.summarize then dctx:run_summary(def) end
     end
     judge.judge(self, result, dctx)
-    result.vantage = self.vantage:evidence()
     result.duration_s = math.floor((loop.now() - result.t0) * 1000 + 0.5) / 1000
     result.t0 = nil
     return result
