@@ -118,6 +118,26 @@ local function contradictions(r)
   if all_codes.CONNECT_OK and all_codes.ADDRESS_NONE_ALL then
     found[#found + 1] = "no MX host has a usable address, yet one connected"
   end
+  -- "no IPv6 address" for a host that was tested over IPv6
+  for _, f in ipairs(r.dns.findings) do
+    if f.code == "ADDRESS_NO_IPV6" then
+      for _, s in ipairs(r.servers) do
+        if s.host == f.evidence.host and s.family == 6 then found[#found + 1] = "ADDRESS_NO_IPV6 for " .. s.host .. ", tested over IPv6" end
+      end
+    end
+  end
+  -- "TLS on some, not all" needs one without
+  if all_codes.TLS_INCONSISTENT then
+    local weak = 0
+    for _, s in ipairs(r.servers) do
+      if not (s.facts.starttls and s.facts.starttls.handshake) then weak = weak + 1 end
+    end
+    if weak == 0 then found[#found + 1] = "TLS_INCONSISTENT, yet every server did TLS" end
+  end
+  -- the deciding finding is one of the report's
+  if r.decided_by and r.decided_by.code and not all_codes[r.decided_by.code] then
+    found[#found + 1] = "decided by " .. r.decided_by.code .. ", which the report does not list"
+  end
   -- the verdict agrees with the worst conclusive severity (default policy)
   local worst = "ok"
   local rank = { ok = 0, info = 0, warning = 1, critical = 2 }
