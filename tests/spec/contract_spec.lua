@@ -367,6 +367,18 @@ describe("the Lua time budget", function()
     assert.is_nil(debug.gethook())
   end)
 
+  it("a task spawned under the budget is bounded too", function()
+    local t0 = loop.now()
+    local ok, err = budget.call(0.2, function()
+      local t = loop.spawn(function() while true do end end)
+      local _, code, detail = loop.join(t)
+      return code, detail
+    end)
+    assert.is_true(ok)
+    assert.equal("error", err)
+    assert.is_true(loop.now() - t0 < 2)
+  end)
+
   it("waiting ends the slice: a check that sleeps is not stopped", function()
     local ok, v = budget.call(0.2, function()
       for _ = 1, 4 do loop.sleep(0.1) end

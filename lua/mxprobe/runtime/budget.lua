@@ -12,8 +12,9 @@
 -- was running.  The error is a table { budget = true, message, location,
 -- traceback } whose tostring is the message, so plain pcall users still
 -- read a line.  Waiting (sockets, DNS, loop.sleep) ends the slice, so only
--- Lua that computes counts.  Tasks spawned meanwhile inherit the hook
--- (Lua 5.4 copies it into new coroutines) and are bounded the same way.
+-- Lua that computes counts.  Tasks spawned meanwhile get the hook too
+-- (loop.spawn copies it) and are bounded the same way, each by its own
+-- slices.
 local loop = require "mxprobe.runtime.loop"
 local C = require("mxprobe.core").loop
 

@@ -75,6 +75,10 @@ function M.spawn(fn, ...)
     t.co = co_create(function()
         return xpcall(fn, traceback, table.unpack(args, 1, nargs))
     end)
+    -- a task spawned under a Lua hook (mxprobe.runtime.budget) runs under
+    -- it too: Lua 5.4 copies only C hooks into new coroutines
+    local hook, mask, count = debug.gethook()
+    if type(hook) == "function" then debug.sethook(t.co, hook, mask, count) end
     if current then
         current.children[t] = true
         -- a child never outlives its parent's deadline
