@@ -360,7 +360,7 @@ describe("the Lua time budget", function()
     end)
     assert.is_false(ok)
     assert.is_true(err.budget)
-    assert.matches("^tests/spec/contract_spec.lua:%d+$", err.location)
+    assert.matches("contract_spec.lua:%d+$", err.location)
     assert.matches("ran 0.%d s of Lua without waiting", tostring(err))
     assert.is_true(loop.now() - t0 < 2)
     -- and it is gone afterwards
