@@ -67,7 +67,7 @@ return {
   },
 
   run = function(ctx)
-    local targets = ctx.targets or {}
+    local targets = ctx:targets() or {}
     local tasks = {}
     for i, tgt in ipairs(targets) do
       if not tgt.skip then
@@ -81,7 +81,7 @@ return {
         end
       end
     end
-    local usable = 0
+    local usable, any_failed = 0, false
     -- kinds of non-global addresses the user asked to probe anyway (test networks)
     local allowed = {}
     for _, k in ipairs(ctx.config.allow_reserved or {}) do allowed[k] = true end
@@ -94,6 +94,7 @@ return {
         for target in pairs(res.cnames) do ctx:finding("ADDRESS_CNAME", { host = tgt.host, target = target }) end
         if #res.addresses == 0 then
           if #res.errors > 0 then
+            any_failed = true
             ctx:finding("ADDRESS_DNS_FAIL", { host = tgt.host, reason = table.concat(res.errors, "; ") })
           else
             ctx:finding("ADDRESS_NONE", { host = tgt.host })
@@ -122,10 +123,6 @@ return {
           if has4 and not has6 and want6 and not tgt.literal then ctx:finding("ADDRESS_NO_IPV6", { host = tgt.host }) end
         end
       end
-    end
-    local any_failed = false
-    for _, f in ipairs(ctx.result.dns.findings) do
-      if f.code == "ADDRESS_DNS_FAIL" then any_failed = true end
     end
     if #targets > 0 and usable == 0 and not any_failed then
       ctx:finding("ADDRESS_NONE_ALL", { domain = ctx.domain })

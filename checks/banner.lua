@@ -48,7 +48,10 @@ return {
     BANNER_PTR_MISMATCH = { severity = "info", message = "The PTR of {address} is {ptr}, not {host}" },
   },
 
-  applies = function(ctx) return ctx:session() ~= nil end,
+  applies = function(ctx)
+    if ctx:session() == nil then return false, "no connection" end
+    return true
+  end,
 
   run = function(ctx)
     local sess = ctx:session()
@@ -64,6 +67,7 @@ return {
     ctx:fact(fact)
     if not r then
       fact.error = code
+      ctx:not_tested("no greeting: " .. code)
       loop.cancel(ptr_task)
       if code == "timeout" then ctx:finding("BANNER_TIMEOUT", { timeout = timeout, seconds = seconds })
       elseif code == "closed" or code == "reset" then ctx:finding("BANNER_CLOSED", { detail = detail or code })
@@ -75,6 +79,7 @@ return {
     fact.code, fact.text = r.code, core.smtp.escape(text)
     local ev = { seconds = seconds, text = fact.text, code = r.code, host = ctx.host, address = ctx.address }
     if r.code ~= 220 then
+      ctx:not_tested(("greeting %d: the session ended"):format(r.code))
       loop.cancel(ptr_task)
       if r.code == 421 then ctx:finding("BANNER_421", ev); sess:close(); return end
       ctx:finding(r.code == 554 and "BANNER_554" or "BANNER_UNEXPECTED", ev)

@@ -43,10 +43,13 @@ return {
     CERT_MISSING = { severity = "critical", message = "The server presented no certificate" },
   },
 
-  applies = function(ctx) return ctx.tls_info ~= nil end,
+  applies = function(ctx)
+    if ctx:tls() == nil then return false, "no TLS session" end
+    return true
+  end,
 
   run = function(ctx)
-    local info = ctx.tls_info
+    local info = ctx:tls()
     local chain = info.chain or {}
     local leaf = chain[1]
     if not leaf then return ctx:finding("CERT_MISSING", {}) end

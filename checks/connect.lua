@@ -1,6 +1,7 @@
 -- Step 2 of the seed: TCP port 25.  Refused, timed out and unreachable are
--- different diagnoses.  When every address times out, the likeliest cause
--- is the tester's own network blocking port 25, not the target.
+-- different diagnoses.  When every address times out, the tester's own
+-- network may block port 25: the run's evidence (another server answered,
+-- or --vantage-check) decides between the server's fault and "cannot tell".
 return {
   id = "connect",
   description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable",
@@ -12,13 +13,16 @@ return {
     CONNECT_REFUSED = { severity = "critical", message = "Connection to {address} port {port} refused: nothing listens, or a firewall rejects",
       hint = "Check that the MTA runs and listens on {address}:{port} (ss -ltn), and that the firewall allows port {port}." },
     CONNECT_TIMEOUT = { severity = "critical", message = "Connection to {address} port {port} timed out after {seconds} s: packets are dropped",
-      hint = "A firewall drops port {port}; or the address is wrong. Other addresses answered, so the tester's network is not the cause." },
+      hint = "A firewall drops port {port}, or the address is wrong." },
     CONNECT_UNREACHABLE = { severity = "critical", message = "No route to {address}: {detail}",
       hint = "The address is not reachable from the tester's network; check the routing or the A/AAAA record." },
     CONNECT_ERROR = { severity = "critical", message = "Connecting to {address} port {port} failed: {code} {detail}" },
     CONNECT_ALL_TIMEOUT = { severity = "inconclusive",
-      message = "Every address of every MX timed out: port 25 may be blocked on the tester's own network",
-      hint = "Many ISPs and cloud providers block outbound port 25; test from another network before blaming the servers." },
+      message = "Every address of every MX timed out and no server answered on port {port} in this run: port {port} may be blocked on the tester's own network",
+      hint = "Many ISPs and cloud providers block outbound port 25: run with --vantage-check HOST (a server known to answer) to tell, or test from another network." },
+    CONNECT_PORT_BLOCKED = { severity = "inconclusive",
+      message = "Port {port} is blocked on the tester's network: every address timed out, and so did the reference host {target} ({state})",
+      hint = "Test from a network that allows outbound port {port} before blaming the servers." },
   },
 
   run = function(ctx)
@@ -32,6 +36,8 @@ return {
     end
     local state = ({ refused = "refused", timeout = "timeout", unreachable = "unreachable" })[code] or "error"
     ctx:fact { state = state, seconds = seconds, detail = detail }
+    ctx:not_tested(state == "error" and "the connection failed" or ("the connection " .. (state == "timeout" and "timed out" or
+      state == "refused" and "was refused" or "found no route")))
     if state == "refused" then ctx:finding("CONNECT_REFUSED", ev)
     elseif state == "timeout" then ctx:finding("CONNECT_TIMEOUT", ev)
     elseif state == "unreachable" then ctx:finding("CONNECT_UNREACHABLE", ev)
@@ -39,26 +45,34 @@ return {
   end,
 
   summarize = function(dctx)
-    local n, timeouts = 0, 0
-    for _, srv in ipairs(dctx.servers) do
+    local n, timed_out = 0, {}
+    for _, srv in ipairs(dctx:servers()) do
       local c = srv.facts.connect
       if c then
         n = n + 1
-        if c.state == "timeout" then timeouts = timeouts + 1 end
+        if c.state == "timeout" then timed_out[#timed_out + 1] = srv end
       end
     end
-    if n > 0 and timeouts == n then
-      -- not the target's fault as far as we can tell: say so, and do not
-      -- score the servers down for it
-      for _, srv in ipairs(dctx.servers) do
-        for _, f in ipairs(srv.findings) do
-          if f.code == "CONNECT_TIMEOUT" then
-            f.severity = "inconclusive"
-            f.hint = "Every address timed out: test from another network before blaming this server."
-          end
+    if n == 0 or #timed_out < n then return end
+    -- every address timed out: whose fault is it?  Only evidence of the
+    -- run decides (docs/json-schema.md, vantage)
+    local v = dctx:vantage()
+    if v.state == "open" then return end -- this machine reaches the port: the servers drop it
+    local ev = { count = n, port = v.port }
+    local why
+    if v.state == "blocked" then
+      ev.target, ev.state = v.check.target, v.check.state
+      why = ("the reference host %s did not answer either"):format(v.check.target)
+    else
+      why = ("no server answered on port %d in this run"):format(v.port)
+    end
+    for _, srv in ipairs(timed_out) do
+      for _, f in ipairs(srv.findings) do
+        if f.code == "CONNECT_TIMEOUT" then
+          dctx:set_severity(f, "inconclusive", "every address timed out and " .. why)
         end
       end
-      dctx:finding("CONNECT_ALL_TIMEOUT", { count = n })
     end
+    dctx:finding(v.state == "blocked" and "CONNECT_PORT_BLOCKED" or "CONNECT_ALL_TIMEOUT", ev)
   end,
 }

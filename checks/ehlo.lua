@@ -23,7 +23,9 @@ return {
   },
 
   applies = function(ctx)
-    return ctx.facts.banner and ctx.facts.banner.ok and ctx:session() ~= nil
+    if not (ctx.facts.banner and ctx.facts.banner.ok) then return false, "no 220 greeting" end
+    if ctx:session() == nil then return false, "the session was closed" end
+    return true
   end,
 
   run = function(ctx)
@@ -49,6 +51,7 @@ return {
     local ehlo_code, ehlo_text = r.code, table.concat(r.lines or {}, " ")
     if ehlo_code == 421 then
       ctx:fact { failed = true, throttled = true }
+      ctx:not_tested("421 to EHLO: the server is throttling the tester")
       return ctx:finding("EHLO_421", { code = ehlo_code, text = ehlo_text })
     end
     local h = sess:command("HELO " .. helo, ctx:deadline("command"))
@@ -58,6 +61,7 @@ return {
     end
     if h and h.code == 421 then
       ctx:fact { failed = true, throttled = true }
+      ctx:not_tested("421 to HELO: the server is throttling the tester")
       return ctx:finding("EHLO_421", { code = 421, text = table.concat(h.lines or {}, " ") })
     end
     ctx:fact { failed = true }

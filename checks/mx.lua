@@ -34,14 +34,17 @@ return {
     MX_IP_LITERAL = { severity = "critical", message = "MX target {host} is an IP address, not a host name; senders look it up as a name and fail",
       hint = "MX records name hosts (RFC 5321 5.1): point the MX at a name with an A/AAAA record for {host}." },
     MX_DUPLICATE = { severity = "info", message = "MX target {host} is listed {count} times" },
-    MX_TOO_MANY = { severity = "info", message = "{count} MX records; only the first {max} (by preference) are tested" },
+    MX_TOO_MANY = { severity = "warning", message = "{untested} of {count} MX not tested (max_mx = {max}): {hosts}",
+      hint = "Senders use every MX: raise thresholds.max_mx in a policy to test them all, or publish fewer MX records." },
     MX_DNS_FAIL = { severity = "inconclusive", message = "The MX query for {domain} failed ({reason}): the tester could not tell",
       hint = "Retry; if it persists, check the domain's name servers (SERVFAIL often means broken DNSSEC or lame delegation)." },
   },
 
   run = function(ctx)
+    -- the targets were given (--mx HOST): nothing to look up
+    if ctx:targets() then return ctx:fact { given = true } end
     local d = ctx.domain
-    ctx.targets = {}
+    ctx:set_targets {}
     local records, ans, detail = dns.mx(ctx.dns, d, ctx:deadline("dns"))
     if not records then
       local code = ans
@@ -62,7 +65,7 @@ return {
       local found, failed = has_address(ctx, d)
       if found then
         ctx:finding("MX_NONE_IMPLICIT", { domain = d })
-        ctx.targets = { { host = d, preference = 0, implicit = true } }
+        ctx:set_targets { { host = d, preference = 0, implicit = true } }
       elseif failed then
         ctx:finding("MX_DNS_FAIL", { domain = d, reason = "no MX, and the A/AAAA query failed: " .. failed })
       else
@@ -89,18 +92,24 @@ return {
     end
     local max = ctx:threshold("max_mx") or 10
     if #list > max then
-      ctx:finding("MX_TOO_MANY", { count = #list, max = max })
+      local left = {}
+      for i = max + 1, #list do left[#left + 1] = ("%d %s"):format(list[i].preference, list[i].host) end
+      ctx:finding("MX_TOO_MANY", { count = #list, max = max, untested = #list - max, hosts = left })
       for i = #list, max + 1, -1 do list[i] = nil end
     end
+    -- MX_OK names the MX that are host names; an IP literal is not a valid
+    -- MX (MX_IP_LITERAL), so it is not counted as one
     local hosts = {}
     for _, m in ipairs(list) do
-      hosts[#hosts + 1] = ("%d %s"):format(m.preference, m.host)
       if iputil.is_literal(m.host) then
         ctx:finding("MX_IP_LITERAL", { host = m.host })
         m.skip = true
+      else
+        hosts[#hosts + 1] = ("%d %s"):format(m.preference, m.host)
       end
     end
-    ctx:finding("MX_OK", { count = #list, hosts = hosts })
-    ctx.targets = list
+    if #hosts > 0 then ctx:finding("MX_OK", { count = #hosts, hosts = hosts }) end
+    ctx:fact { count = #list, hosts = hosts }
+    ctx:set_targets(list)
   end,
 }

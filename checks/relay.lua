@@ -34,6 +34,13 @@ return {
   categories = { "smtp", "security" },
   scope = "session",
   requires = { "ehlo" },
+  -- the envelope of the probe (--relay-from, --relay-to; policy options.relay)
+  options = { from = "mxprobe@mxprobe.example", to = "relay-test@example.com" },
+  check_option = function(_, value)
+    if not value:match("^[^@%s<>]+@[^@%s<>]+$") or value:find("%c") then
+      return ("%q is not a mail address (local@domain)"):format(value)
+    end
+  end,
   findings = {
     RELAY_DENIED = { severity = "ok", message = "Relaying to <{to}> refused ({code} {text})" },
     RELAY_OPEN = { severity = "critical", message = "OPEN RELAY: RCPT TO:<{to}> accepted from a stranger ({code} {text})",
@@ -46,12 +53,12 @@ return {
 
   applies = function(ctx)
     local e = ctx.facts.ehlo
-    return ctx.config.relay.enabled ~= false and e ~= nil and not e.failed
+    if e == nil or e.failed then return false, "EHLO and HELO failed" end
+    return true
   end,
 
   run = function(ctx)
-    local cfg = ctx.config.relay
-    local from, to = cfg.from, cfg.to
+    local from, to = ctx:option("from"), ctx:option("to")
     local sess = ctx:session()
     if not sess then
       local err

@@ -41,7 +41,9 @@ return {
 
   applies = function(ctx)
     local e = ctx.facts.ehlo
-    return e and not e.failed and ctx:session() ~= nil
+    if not e or e.failed then return false, "EHLO and HELO failed" end
+    if ctx:session() == nil then return false, "the session was closed" end
+    return true
   end,
 
   run = function(ctx)
@@ -55,6 +57,7 @@ return {
     if r and r.code == 421 then
       fact.throttled = true
       sess:close()
+      ctx:not_tested("421 to STARTTLS: TLS could not be tested")
       return ctx:finding("STARTTLS_421", { command = "STARTTLS", text = table.concat(r.lines or {}, " ") })
     end
     if not r or r.code ~= 220 then
@@ -84,7 +87,7 @@ return {
     end
     fact.handshake = true
     fact.version, fact.cipher, fact.bits = info.protocol, info.cipher, info.bits
-    ctx.tls_info = info -- the certificate check reads the chain from here
+    ctx:set_tls(info) -- the certificate check reads the chain through ctx:tls()
 
     local v = info.protocol
     local ev = { version = v, cipher = info.cipher, bits = info.bits }

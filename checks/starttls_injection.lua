@@ -26,8 +26,13 @@ return {
 
   applies = function(ctx)
     local t, b = ctx.facts.starttls, ctx.facts.banner
+    if not (t and t.handshake == true) then return false, "no TLS handshake on the main session" end
     -- a slow greeting would be waited for twice: skip, the report says why not
-    return t and t.handshake == true and b and b.seconds < (ctx:threshold("greeting_slow_s") or 30)
+    local slow = ctx:threshold("greeting_slow_s") or 30
+    if not (b and b.seconds < slow) then
+      return false, ("the greeting was slow (%s s; greeting_slow_s = %s)"):format(b and b.seconds or "?", slow)
+    end
+    return true
   end,
 
   run = function(ctx)

@@ -14,7 +14,7 @@ return {
   run = function() end, -- all the work happens once every address is done
   summarize = function(dctx)
     local good, weak, total = 0, {}, 0
-    for _, srv in ipairs(dctx.servers) do
+    for _, srv in ipairs(dctx:servers()) do
       local t = srv.facts.starttls
       if t and not t.throttled then -- a 421 tells nothing about TLS
         total = total + 1

@@ -288,9 +288,14 @@ return {
     local t, b = ctx.facts.starttls, ctx.facts.banner
     local mode = ((ctx.config.tls or {}).enumerate)
     if mode == nil then mode = "grades" end
+    if not (mode and MODES[mode]) then return false, "probe.tls.enumerate is false" end
+    if not (t and t.handshake == true) then return false, "no TLS handshake on the main session" end
     -- a slow greeting would be waited for on every further session
-    return mode and MODES[mode] and t and t.handshake == true
-      and b and b.seconds and b.seconds < (ctx:threshold("greeting_slow_s") or 30)
+    local slow = ctx:threshold("greeting_slow_s") or 30
+    if not (b and b.seconds and b.seconds < slow) then
+      return false, ("the greeting was slow (%s s; greeting_slow_s = %s): every further session would wait for it"):format(b and b.seconds or "?", slow)
+    end
+    return true
   end,
 
   run = function(ctx)
@@ -373,7 +378,7 @@ return {
   -- Every address of one MX name should look the same to a sender.
   summarize = function(dctx)
     local by_host = {}
-    for _, srv in ipairs(dctx.servers) do
+    for _, srv in ipairs(dctx:servers()) do
       by_host[srv.host] = by_host[srv.host] or {}
       table.insert(by_host[srv.host], srv)
     end

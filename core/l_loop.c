@@ -119,6 +119,15 @@ static int l_catch_signals(lua_State *L)
     return 1;
 }
 
+/* signals_caught ()  [-0, +1, -]  SIGINT/SIGTERM caught so far (a counter):
+ * mxprobe.runtime.budget polls it from an instruction hook, so that Lua
+ * which never yields can still be interrupted */
+static int l_signals_caught(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mx_loop_signals_caught());
+    return 1;
+}
+
 static const luaL_Reg loop_funcs[] = {
     {"now", l_now},
     {"wall", l_wall},
@@ -130,6 +139,7 @@ static const luaL_Reg loop_funcs[] = {
     {"step", l_step},
     {"armed", l_armed},
     {"catch_signals", l_catch_signals},
+    {"signals_caught", l_signals_caught},
     {NULL, NULL},
 };
 

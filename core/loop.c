@@ -293,11 +293,18 @@ size_t mx_loop_armed(const mx_loop *l) { return l->armed; }
 /* The handler may only touch a volatile sig_atomic_t (C11 7.14.1.1).  One
  * loop at a time owns the signals: the last one that caught them. */
 static volatile sig_atomic_t sig_write_fd = -1;
+/* Signals caught so far: Lua that computes without waiting polls it from an
+ * instruction hook (mxprobe.runtime.budget), since the pipe only wakes the
+ * loop once Lua yields. */
+static volatile sig_atomic_t sig_caught = 0;
 static struct sigaction sig_saved_int, sig_saved_term; /* before the first catch */
+
+long mx_loop_signals_caught(void) { return (long)sig_caught; }
 
 static void on_signal(int sig)
 {
     int saved = errno;
+    sig_caught = sig_caught + 1;
     unsigned char b = (unsigned char)sig;
     if (sig_write_fd >= 0 && write(sig_write_fd, &b, 1) < 0) { /* pipe full: a wake is pending */ }
     errno = saved;

@@ -56,6 +56,9 @@ void mx_loop_remove_hook(mx_loop *loop, void *ud);
 
 /* SIGINT/SIGTERM become a wake-up with token 0 and MX_WAKE_SIGNAL. */
 int mx_loop_catch_signals(mx_loop *loop);
+/* How many SIGINT/SIGTERM the handler has caught (any loop), for polling
+ * from code that cannot wait for the wake-up. */
+long mx_loop_signals_caught(void);
 
 /* Wait at most max_wait seconds (< 0: until something happens), dispatch
  * C watchers and hooks, expire timers.  The queued wake-ups are returned in

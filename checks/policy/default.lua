@@ -41,16 +41,20 @@ return {
     port = 25,
     helo = nil,                              -- default: this machine's host name
     families = { 4, 6 },
-    timeouts = { connect = 10, greeting = 60, command = 30, tls = 20, dns = 5 },
+    -- cpu: seconds a check, rule or policy function may compute without
+    -- waiting before it is stopped (CHECK_ERROR / POLICY_RULE naming the line)
+    timeouts = { connect = 10, greeting = 60, command = 30, tls = 20, dns = 5, cpu = 10 },
     -- politeness and resource caps, shared by every domain of a run
     limits = { sessions_per_address = 2, connects_per_second_per_address = 0, max_sessions = 0,
                max_dns_queries = 128 },
-    relay = { enabled = true, from = "mxprobe@mxprobe.example", to = "relay-test@example.com" },
     -- TLS offer (checks/tls_offer.lua): "versions" (one handshake per
     -- version), "grades" (+ cipher classes, key exchange, preference, both
     -- certificates, modern client: about 13 handshakes), "suites" (+ every
     -- accepted suite), or false (only the negotiated version and cipher)
     tls = { enumerate = "grades" },
+    -- a reference host ("HOST[:PORT]") to connect to when the run starts, so
+    -- that a timeout can be told from a blocked port 25 here (--vantage-check)
+    vantage_check = nil,
     -- kinds of non-global addresses to probe anyway, for test networks:
     -- "documentation", "loopback", "private", ... (--allow-reserved)
     allow_reserved = {},
@@ -60,7 +64,8 @@ return {
   -- Which checks run: only, enable, disable (ids), disable_categories.
   checks = { disable = {} },
 
-  -- Options of checks that declare some: options = { check_id = { name = value } }.
+  -- Options of checks that declare some: options = { check_id = { name = value } }
+  -- (the relay probe's addresses: options = { relay = { from = , to = } }).
   options = {},
 
   -- Domain-level rules: function(result, api) or { name =, check = function(result, api) }

@@ -4,7 +4,7 @@
 -- providers) refuses to deliver when no TLSA record matches, so a stale
 -- record after a certificate renewal stops mail from exactly the careful
 -- senders.  Uses the DNS API (ctx.dns:query) and the certificate chain the
--- starttls check left in ctx.tls_info.
+-- starttls check recorded (ctx:tls()).
 --
 -- Supported: usages 3 (DANE-EE) and 2 (DANE-TA), selectors 0 (full
 -- certificate) and 1 (SubjectPublicKeyInfo), matching type 1 (SHA-256);
@@ -41,7 +41,9 @@ return {
   },
 
   applies = function(ctx)
-    return ctx.tls_info ~= nil and ctx.tls_info.chain ~= nil and ctx.tls_info.chain[1] ~= nil
+    local tls = ctx:tls()
+    if not (tls and tls.chain and tls.chain[1]) then return false, "no certificate from the TLS session" end
+    return true
   end,
 
   run = function(ctx)
@@ -59,7 +61,7 @@ return {
     if #records == 0 then return ctx:finding("DANE_NONE", { name = name }) end
     if not ans.ad and ctx:option("require_dnssec") then ctx:finding("DANE_INSECURE", { name = name }) end
 
-    local chain = ctx.tls_info.chain
+    local chain = ctx:tls().chain
     local usable, kinds = 0, {}
     for _, rr in ipairs(records) do
       local kind = ("%d %d %d"):format(rr.usage, rr.selector, rr.mtype)

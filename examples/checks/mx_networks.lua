@@ -34,7 +34,7 @@ return {
     local v4, v6 = dctx:option("ipv4_prefix"), dctx:option("ipv6_prefix")
     local min = dctx:option("min_networks")
     local seen, list = {}, {}
-    for _, srv in ipairs(dctx.servers) do
+    for _, srv in ipairs(dctx:servers()) do
       local c = srv.facts.connect
       if c and c.state == "connected" then
         local net = network(srv.address, v4, v6)

@@ -50,8 +50,10 @@ return {
     helo = "mxprobe.corp.example",
     ca_file = "/etc/ssl/corp/mail-ca.pem",   -- chains are verified against this CA only
     timeouts = { greeting = 30 },
-    relay = { from = "postmaster@corp.example", to = "relay-probe@outside.example" },
   },
+
+  -- the relay probe's envelope: the relay check's options
+  options = { relay = { from = "postmaster@corp.example", to = "relay-probe@outside.example" } },
 
   rules = {
     {

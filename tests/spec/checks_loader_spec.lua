@@ -57,7 +57,7 @@ describe("check loader: validation", function()
   it("an unknown key: file, line and field, with a suggestion", function()
     local err, dir = load_error({ ["x.lua"] = GOOD:gsub("  findings =", "  findigns =") })
     assert.equal(dir .. "/x.lua:6: findigns: unknown key (allowed: id, description, categories, scope, requires, "
-      .. "findings, options, enabled, applies, run, summarize); did you mean findings?", err)
+      .. "findings, options, check_option, enabled, applies, run, summarize); did you mean findings?", err)
   end)
 
   it("wrong types, bad values, missing fields", function()

@@ -21,7 +21,7 @@ local function run_case(script, only)
   local srv = fake.start(script, { lifetime = 10 })
   local run = engine.new { dns = fake_dns, config = {
     only = only, allow_reserved = { "loopback" }, helo = "tester.test",
-    relay = { enabled = true, from = "probe@sender.test", to = "someone@external.test" },
+    options = { relay = { from = "probe@sender.test", to = "someone@external.test" } },
     timeouts = { connect = 2, greeting = 3, command = 3, tls = 3 },
   } }
   local result = run:check_host("127.0.0.1", srv.port)
@@ -76,11 +76,12 @@ describe("421 to STARTTLS", function()
   it("a throttled address does not count as one without TLS (tls_consistency)", function()
     local def = dofile("checks/tls_consistency.lua")
     local got = {}
+    local servers = {
+      { host = "mx1.test", address = "192.0.2.1", facts = { starttls = { offered = true, accepted = true, handshake = true } } },
+      { host = "mx2.test", address = "192.0.2.2", facts = { starttls = { offered = true, throttled = true } } },
+    }
     def.summarize {
-      servers = {
-        { host = "mx1.test", address = "192.0.2.1", facts = { starttls = { offered = true, accepted = true, handshake = true } } },
-        { host = "mx2.test", address = "192.0.2.2", facts = { starttls = { offered = true, throttled = true } } },
-      },
+      servers = function() return servers end,
       finding = function(_, code) got[#got + 1] = code end,
     }
     assert.same({}, got)

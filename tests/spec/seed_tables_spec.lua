@@ -126,7 +126,7 @@ describe("seed table: the RCPT TO reply to an external domain", function()
   for _, row in ipairs(rows) do
     it(("%s-> %s (%s)"):format(row[1]:gsub("\r\n", " "), row[2], row[4]), function()
       local r, srv = run_case({ rcpt = row[1] }, {
-        only = { "relay" }, relay = { enabled = true, from = "probe@sender.test", to = "someone@external.test" },
+        only = { "relay" }, options = { relay = { from = "probe@sender.test", to = "someone@external.test" } },
       })
       local _, set = codes_of(r)
       assert.is_true(set[row[2]], table.concat(codes_of(r), " "))

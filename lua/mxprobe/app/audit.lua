@@ -26,6 +26,7 @@ local vocab = require "mxprobe.runtime.vocab"
 local core = require "mxprobe.core"
 local json = require "mxprobe.report.json"
 local csv = require "mxprobe.report.csv"
+local text = require "mxprobe.report.text"
 local domain = require "mxprobe.net.domain"
 local runner = require "mxprobe.app.runner"
 local sink = require "mxprobe.app.sink"
@@ -289,6 +290,7 @@ function M.summary_text(s)
         add("  probes: %d made, %d shared; at most %d sessions open at once",
             s.probes, s.shared or 0, s.sessions_open_peak or 0)
     end
+    if type(s.vantage) == "table" then add("  %s", text.vantage_line(s.vantage)) end
     local codes = M.codes_by_count(s.codes)
     if #codes > 0 then
         add("  domains by code (severity above ok):")
@@ -484,6 +486,7 @@ local function run_stats(summary, run)
         local ok, st = pcall(run.stats, run)
         if ok and type(st) == "table" then
             summary.probes, summary.shared, summary.sessions_open_peak = st.probes, st.shared, st.sessions_open_peak
+            summary.vantage = st.vantage -- whether a timeout could be this machine's port 25
         end
     end
     if type(run.dns) == "table" and type(run.dns.stats) == "function" then

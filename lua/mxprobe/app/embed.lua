@@ -15,7 +15,7 @@ local TIMEOUTS = { timeout_connect = "connect", timeout_greeting = "greeting",
                    timeout_command = "command", timeout_tls = "tls", timeout_dns = "dns" }
 
 function M.new()
-    return { config = { timeouts = {}, relay = {} }, policy = nil, run = nil }
+    return { config = { timeouts = {} }, policy = nil, run = nil }
 end
 
 local KNOWN = { resolver = true, helo = true, port = true, ca_file = true, allow_reserved = true, relay = true }
@@ -61,7 +61,8 @@ function M.set_option(h, name, value)
             end
         elseif name == "relay" then
             if value ~= "off" and value ~= "on" then parsed(nil, "\"on\" or \"off\" expected") end
-            c.relay.enabled = value == "on"
+            -- the relay check's switch: turned off like any check
+            c.disable = value == "off" and { "relay" } or nil
         else -- a timeout: finite, more than 0, at most a day
             c.timeouts[TIMEOUTS[name]] = parsed(cli.parse_seconds(value))
         end

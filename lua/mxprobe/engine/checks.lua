@@ -9,6 +9,8 @@
 --   requires    list of check ids that must run first (optional)
 --   findings    { CODE = { severity = , message = , hint = , weight = } }, CODE in [A-Z][A-Z0-9_]*
 --   options     { name = default } settings a policy may change (optional)
+--   check_option function(name, value) -> nil, or what is wrong with a value
+--               a policy or the command line sets (optional)
 --   enabled     false: runs only when a policy enables it (optional)
 --   applies     function(ctx) -> bool (optional)
 --   run         function(ctx)
@@ -34,10 +36,10 @@ M.SCOPES = { domain = true, address = true, session = true }
 local KEYS = {
     id = "string", description = "string", categories = "table", scope = "string",
     requires = "table", findings = "table", applies = "function", run = "function",
-    summarize = "function", options = "table", enabled = "boolean",
+    summarize = "function", options = "table", enabled = "boolean", check_option = "function",
 }
 M.KEYS = KEYS
-local KEY_LIST = "id, description, categories, scope, requires, findings, options, enabled, applies, run, summarize"
+local KEY_LIST = "id, description, categories, scope, requires, findings, options, check_option, enabled, applies, run, summarize"
 local FINDING_KEYS = { severity = "string", message = "string", hint = "string", weight = "number" }
 local OPTION_TYPES = { string = true, number = true, boolean = true, table = true }
 

@@ -1,17 +1,22 @@
 --- mxprobe.engine.context: what a check's run(ctx) receives.
 --
--- Domain contexts (scope "domain") carry ctx.domain, ctx.targets (the MX
--- hosts and their addresses, filled by the mx and address checks) and
--- ctx.result.  Server contexts (scopes "address" and "session") carry
--- ctx.host, ctx.address, ctx.family, ctx.port, ctx.preference, ctx.facts
--- (what earlier checks learnt about this server) and the SMTP session.
+-- Domain contexts (scope "domain") carry ctx.domain and ctx.facts (the
+-- domain checks' facts, result.facts); the MX targets and, in summaries,
+-- the servers come through ctx:targets() and ctx:servers().  Server
+-- contexts carry ctx.host, ctx.address, ctx.family, ctx.port,
+-- ctx.preference and ctx.facts (what earlier checks learnt about this
+-- server); "session" checks get the SMTP session (ctx:session()), "address"
+-- checks none.  Nothing else is shared: the TLS details go through
+-- ctx:set_tls()/ctx:tls(), a changed severity through ctx:set_severity(),
+-- a check that does not run is listed in not_run with its reason.
 --
--- Methods: ctx:finding(code, evidence), ctx:fact(value), ctx:deadline(phase),
--- ctx:threshold(name), ctx:open_session(), ctx:session().
+-- docs/api.md lists every method.
 
 local loop = require "mxprobe.runtime.loop"
 local session = require "mxprobe.smtp.session"
 local policy = require "mxprobe.policy"
+local vocab = require "mxprobe.runtime.vocab"
+local budget = require "mxprobe.runtime.budget"
 
 local M = {}
 local Ctx = {}
@@ -81,18 +86,101 @@ end
 function Ctx:threshold(name) return (self.policy.thresholds or {})[name] end
 
 --- An option the running check declares (options = { name = default }),
--- as the policy sets it (policy.options[check id][name]) or its default.
+-- as the caller (engine config.options: the command line) or the policy
+-- (policy.options[check id][name]) sets it, else its default.
 function Ctx:option(name)
     local def = self.check
     if not def or (def.options or {})[name] == nil then
         error(("check %s has no option %q (declare it in the check's options table)"):format(def and def.id or "?", tostring(name)), 2)
     end
-    local set = ((self.policy.options or {})[def.id] or {})[name]
-    if set ~= nil then return set end
+    local srcs = { self.config.options or {}, self.policy.options or {} } -- the command line wins
+    for i = 1, 2 do
+        local set = (srcs[i][def.id] or {})[name]
+        if set ~= nil then return set end
+    end
     return def.options[name]
 end
 function Ctx:timeout(phase) return self.config.timeouts[phase] or 30 end
 function Ctx:deadline(phase) return loop.now() + self:timeout(phase) end
+
+--- The MX targets of the domain (domain contexts): a list of
+-- { host, preference, implicit, addresses = { { address, family, probe } } },
+-- or nil before a check has set them.  The engine probes every address
+-- whose probe is not false.
+function Ctx:targets() return self._targets end
+
+--- Set the targets (the check that finds the MX hosts).
+function Ctx:set_targets(list)
+    if type(list) ~= "table" then error("bad argument #1 to 'set_targets' (a list of targets expected)", 2) end
+    self._targets = list
+    return list
+end
+
+--- Every server record of the domain (domain contexts, in summarize):
+-- { host, address, preference, facts, findings, not_run }.
+function Ctx:servers() return self._result.servers end
+
+--- The TLS details of this server's session (server contexts), as the
+-- check that did the handshake recorded them: { protocol, cipher, bits,
+-- chain = { x509 certificates, leaf first }, verify, hostname_match }, or nil.
+function Ctx:tls() return self._tls end
+function Ctx:set_tls(info)
+    if type(info) ~= "table" then error("bad argument #1 to 'set_tls' (the table of session:starttls expected)", 2) end
+    self._tls = info
+    return info
+end
+
+--- This server could not be tested (no connection, no greeting): it gets
+-- no score (score_reason = reason).  The first reason stays.
+function Ctx:not_tested(reason)
+    if not self.srv then error("not_tested: only for server checks", 2) end
+    if type(reason) ~= "string" then error("bad argument #1 to 'not_tested' (a reason string expected)", 2) end
+    self.srv.untested = self.srv.untested or reason
+end
+
+--- What the run has seen of this vantage point (docs/json-schema.md,
+-- vantage): { port, answered = servers that answered on it so far,
+-- check = the --vantage-check result or nil }.
+function Ctx:vantage() return self._result.vantage or self.run:vantage_evidence() end
+
+--- Change the severity of a finding another check reported (in summarize):
+-- it keeps its code and records override = { from, check, source, why },
+-- which the report shows; as a policy rule's api.set_severity does.
+function Ctx:set_severity(f, severity, why)
+    if type(f) ~= "table" or type(f.code) ~= "string" then error("bad argument #1 to 'set_severity' (a finding expected)", 2) end
+    if not vocab.SEVERITIES[severity] then
+        error(("bad argument #2 to 'set_severity' (%q is not a severity)"):format(tostring(severity)), 2)
+    end
+    if type(why) ~= "string" then error("bad argument #3 to 'set_severity' (a reason string expected: the report shows it)", 2) end
+    if f.severity == severity then return f end
+    local def = self.check
+    f.override = { from = f.severity, check = def and def.id or "engine", source = def and def.file or nil, why = why }
+    f.severity = severity
+    return f
+end
+
+-- A check that did not run here, and why: the result lists it (not_run).
+function Ctx:skip(def, reason)
+    self.ran[def.id] = false
+    self.not_run[#self.not_run + 1] = { check = def.id, reason = reason }
+end
+
+local function check_error(self, def, err)
+    local msg = tostring(err)
+    local ev = { check = def.id, error = msg:match("^[^\n]*") }
+    if type(err) == "table" and err.budget then
+        ev.error, ev.location = err.message, err.location
+    end
+    if self.config.verbose then ev.traceback = type(err) == "table" and err.traceback or msg end
+    local f = self:make_finding("CHECK_ERROR", ev, def.id)
+    self.findings[#self.findings + 1] = f
+    return f
+end
+
+-- Call fn(self) with the Lua time budget: ok, results or false, error.
+local function guarded(self, fn)
+    return budget.call(self.config.timeouts.cpu, fn, self)
+end
 
 -- Run one check with its error isolated: a Lua error becomes an "error"
 -- finding for this check (and this address); everything else goes on.
@@ -108,54 +196,66 @@ function Ctx:run_check(def)
             table.insert(root.evidence.skipped, def.id)
             root.message = ("%s (not run because of it: %s)"):format(root.message:gsub(" %(not run because of it: .*%)$", ""),
                 table.concat(root.evidence.skipped, ", "))
-            self.ran[def.id] = false
-            return
+            return self:skip(def, root.evidence.check == r and ("requires %s, which failed (CHECK_ERROR)"):format(r)
+                or ("requires %s, which did not run: %s failed (CHECK_ERROR)"):format(r, tostring(root.evidence.check)))
         end
     end
-    -- nor does one whose requirement did not apply here (no session, no TLS...)
+    -- ... nor does one whose requirement did not run here (no session, no TLS...)
     for _, r in ipairs(def.requires) do
-        if self.ran[r] == false then self.ran[def.id] = false; return end
+        if self.ran[r] == false then return self:skip(def, ("requires %s, which did not run"):format(r)) end
     end
     self.check = def
-    local ok, res, applies = true, nil, true
+    -- an address check gets no session (its scope says so)
+    self.sessionless = def.scope == "address"
+    local ok, res, why = true, nil, nil
     if def.applies then
-        ok, res = xpcall(def.applies, debug.traceback, self)
-        applies = ok and res and true or false
+        ok, res, why = guarded(self, def.applies)
     end
+    local applies = ok and (def.applies == nil or res) and true or false
     if ok and applies then
-        ok, res = xpcall(def.run, debug.traceback, self)
+        ok, res = guarded(self, def.run)
     end
+    self.sessionless = false
     if not ok then
-        local msg = tostring(res)
-        local first = msg:match("^[^\n]*")
-        local ev = { check = def.id, error = first }
-        if self.config.verbose then ev.traceback = msg end
-        local f = self:make_finding("CHECK_ERROR", ev, def.id)
-        self.findings[#self.findings + 1] = f
-        self.failed[def.id] = f
+        self.failed[def.id] = check_error(self, def, res)
+        self.ran[def.id] = false
+    elseif not applies then
+        self:skip(def, type(why) == "string" and why or "does not apply here")
+    else
+        self.ran[def.id] = true
     end
-    self.ran[def.id] = ok and applies -- true: it applied and did not crash
     self.check = nil
 end
 
 function Ctx:run_summary(def)
     self.check = def
-    local ok, err = xpcall(def.summarize, debug.traceback, self)
-    if not ok then
-        local ev = { check = def.id, error = tostring(err):match("^[^\n]*") }
-        if self.config.verbose then ev.traceback = tostring(err) end
-        self.findings[#self.findings + 1] = self:make_finding("CHECK_ERROR", ev, def.id)
-    end
+    local ok, err = guarded(self, def.summarize)
+    if not ok then check_error(self, def, err) end
     self.check = nil
+end
+
+local function no_session(self, what)
+    if self.sessionless then
+        error(("check %s has scope \"address\", which gets no session (%s): declare scope = \"session\""):format(
+            self.check.id, what), 3)
+    end
+end
+
+local function open(self)
+    local s, code, detail, seconds = session.open(self.address, self.port, {
+        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
+    })
+    -- evidence for the whole run: this vantage point reaches the port
+    if s then self.run:saw_answer(self.port) end
+    return s, code, detail, seconds
 end
 
 --- Open the SMTP session to this server (connect only).
 -- Returns the session or nil, code, detail, seconds.
 function Ctx:open_session()
+    no_session(self, "open_session")
     if self.sess and not self.sess.closed then self.sess:close() end
-    local s, code, detail, seconds = session.open(self.address, self.port, {
-        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
-    })
+    local s, code, detail, seconds = open(self)
     if s then
         self.sess = s
         self.sessions[#self.sessions + 1] = s
@@ -167,16 +267,16 @@ end
 -- ended first (one connection per probe at a time, so per-address slots
 -- cannot deadlock).  Its transcript joins the server's.  Close it when done.
 function Ctx:extra_session()
+    no_session(self, "extra_session")
     -- one connection at a time per probe: the main session ends first
     if self.sess and not self.sess.closed then self.sess:quit() end
-    local s, code, detail, seconds = session.open(self.address, self.port, {
-        connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
-    })
+    local s, code, detail, seconds = open(self)
     if s then self.sessions[#self.sessions + 1] = s end
     return s, code, detail, seconds
 end
 
 function Ctx:session()
+    if self.sessionless then return nil end
     if self.sess and not self.sess.closed then return self.sess end
 end
 
@@ -194,7 +294,7 @@ end
 
 local function base(run, result)
     return {
-        run = run, result = result, policy = run.policy, config = run.config, dns = run.dns,
+        run = run, _result = result, policy = run.policy, config = run.config, dns = run.dns,
         domain = result.domain, ran = {},
     }
 end
@@ -203,8 +303,9 @@ end
 function M.domain(run, result)
     local c = setmetatable(base(run, result), Ctx)
     c.findings = result.findings
-    c.facts = {}
-    c.servers = result.servers
+    result.facts = result.facts or {}
+    result.not_run = result.not_run or {}
+    c.facts, c.not_run = result.facts, result.not_run
     -- findings of DNS checks go under result.dns
     c.findings_for = function(def)
         for _, cat in ipairs(def and def.categories or {}) do
@@ -218,7 +319,8 @@ end
 --- The context of one server (an address of an MX).
 function M.server(run, result, srv)
     local c = setmetatable(base(run, result), Ctx)
-    c.srv, c.facts, c.findings = srv, srv.facts, srv.findings
+    srv.not_run = srv.not_run or {}
+    c.srv, c.facts, c.findings, c.not_run = srv, srv.facts, srv.findings, srv.not_run
     c.host, c.address, c.family, c.port, c.preference = srv.host, srv.address, srv.family, srv.port, srv.preference
     c.sessions = {}
     return c

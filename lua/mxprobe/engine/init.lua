@@ -3,7 +3,8 @@
 --   local run = engine.new{ policy = "site.lua", checks_dirs = {...}, config = {...}, share = bool }
 --   local result = run:check_domain("example.org")   -- inside a task
 --
--- Domain-scope checks run first (MX, addresses) and leave ctx.targets; then
+-- Domain-scope checks run first (MX, addresses) and set the targets
+-- (ctx:set_targets); then
 -- every address of every MX gets a task of its own running the address-
 -- and session-scope checks in dependency order, all concurrently; then each
 -- check's summarize() sees the whole domain; then the policy scores every
@@ -17,6 +18,7 @@ local judge = require "mxprobe.policy.judge"
 local limits = require "mxprobe.engine.limits"
 local dns = require "mxprobe.net.dns"
 local domain_name = require "mxprobe.net.domain"
+local vantage = require "mxprobe.engine.vantage"
 
 local M = {}
 local Run = {}
@@ -72,10 +74,9 @@ end
 local function build_config(pol, cfg)
     local c = copy(pol.probe or {})
     c.timeouts = c.timeouts or {}
-    c.relay = c.relay or {}
     c.limits = c.limits or {}
     for k, v in pairs(cfg or {}) do
-        if k == "timeouts" or k == "relay" or k == "limits" then
+        if k == "timeouts" or k == "limits" then
             for kk, vv in pairs(v) do c[k][kk] = vv end
         else
             c[k] = v
@@ -100,7 +101,15 @@ function M.new(opts)
     run.config = build_config(run.policy, opts.config)
 
     policy_mod.check_config(run.policy, run.config)
-    run.checks = policy_mod.select_checks(all, run.policy, run.config)
+    policy_mod.check_options(run.config.options, all)
+    run.checks, run.turned_off = policy_mod.select_checks(all, run.policy, run.config)
+    if run.config.vantage_check ~= nil then
+        local ok, why = vantage.parse(run.config.vantage_check)
+        if not ok then
+            error(("%s: probe.vantage_check: %s"):format(policy_mod.where(run.policy, { "probe", "vantage_check" }), why), 0)
+        end
+    end
+    run.vantage = vantage.new(run.config)
     run.limits = limits.new(run.config.limits)
     run.share = opts.share == true or run.config.share == true
     run.shared, run.counters = {}, { probes = 0, shared = 0 }
@@ -116,9 +125,27 @@ local function new_result(run, domain)
     return {
         schema = M.SCHEMA, domain = domain, policy = run.policy.name,
         started = iso8601(loop.wall()), t0 = loop.now(),
-        dns = { mx = {}, findings = {} }, servers = {}, findings = {},
+        dns = { mx = {}, findings = {} }, servers = {}, findings = {}, facts = {},
+        -- checks turned off for the whole run are listed with why (not_run)
+        not_run = run:_turned_off(),
     }
 end
+
+--- The checks the selection turned off, as not_run entries.  Those left
+-- out because --checks / checks.only named others are not listed: the
+-- user asked for less.
+function Run:_turned_off()
+    local out = {}
+    for _, d in ipairs(self.all_checks) do
+        local why = self.turned_off and self.turned_off[d.id]
+        if why then out[#out + 1] = { check = d.id, reason = "turned off: " .. why } end
+    end
+    return out
+end
+
+--- Evidence about this vantage point (docs/json-schema.md, vantage).
+function Run:saw_answer(port) self.vantage:answered(port) end
+function Run:vantage_evidence() return self.vantage:evidence() end
 
 local function run_server(run, result, srv)
     -- politeness: a slot of this remote address for the probe's whole life
@@ -168,15 +195,17 @@ function Run:_server_task(result, srv)
     return entry.task, entry.probe
 end
 
---- Counters of the run: probes made, probes shared, peak open sessions.
+--- Counters of the run: probes made, probes shared, peak open sessions,
+-- and the vantage evidence (docs/json-schema.md).
 function Run:stats()
     return { probes = self.counters.probes, shared = self.counters.shared,
-             sessions_open_peak = self.limits.peak, sessions_open = self.limits.open }
+             sessions_open_peak = self.limits.peak, sessions_open = self.limits.open,
+             vantage = self.vantage:evidence() }
 end
 
 function Run:_probe(result, dctx)
     -- one server record per address to probe
-    for _, tgt in ipairs(dctx.targets or {}) do
+    for _, tgt in ipairs(dctx:targets() or {}) do
         local addrs = {}
         for _, a in ipairs(tgt.addresses or {}) do addrs[#addrs + 1] = a.address end
         result.dns.mx[#result.dns.mx + 1] = {
@@ -199,6 +228,7 @@ function Run:_probe(result, dctx)
         if probes[i] ~= srv then
             srv.facts, srv.findings = deep_copy(probes[i].facts), deep_copy(probes[i].findings)
             srv.transcript, srv.shared = deep_copy(probes[i].transcript), true
+            srv.not_run, srv.untested = deep_copy(probes[i].not_run), probes[i].untested
         end
         if ok == nil and code then
             srv.findings[#srv.findings + 1] = dctx:make_finding("CHECK_ERROR", { check = "engine", error = detail or code }, "engine")
@@ -207,6 +237,8 @@ function Run:_probe(result, dctx)
 end
 
 function Run:_finish(result, dctx)
+    -- the evidence the summaries judge by is the evidence the result states
+    result.vantage = self.vantage:evidence()
     for _, def in ipairs(self.checks) do
         if def.summarize then dctx:run_summary(def) end
     end
@@ -222,6 +254,7 @@ function Run:check_domain(domain)
     domain = domain:lower():gsub("%.$", "")
     local result = new_result(self, domain)
     local dctx = context.domain(self, result)
+    self.vantage:check_once(self)
     local problem = domain_name.problem(domain)
     if problem then
         dctx:add_finding("DOMAIN_INVALID", { domain = domain, reason = problem }, "engine")
@@ -241,9 +274,11 @@ function Run:check_host(host, port)
     local result = new_result(self, host)
     result.mode = "host"
     local dctx = context.domain(self, result)
-    dctx.targets = { { host = host, preference = 0 } }
+    self.vantage:check_once(self)
+    -- the target is given: a check that looks targets up finds them set
+    dctx:set_targets { { host = host, preference = 0 } }
     for _, def in ipairs(self.checks) do
-        if def.scope == "domain" and def.id ~= "mx" then dctx:run_check(def) end
+        if def.scope == "domain" then dctx:run_check(def) end
     end
     self:_probe(result, dctx)
     return self:_finish(result, dctx)

@@ -7,7 +7,8 @@
 --       categories and check options are validated too.
 --   policy.default() -> the stock policy (checks/policy/default.lua)
 --   policy.validate(p, file [, env]) -> p, or raises
---   policy.select_checks(all, pol, config) -> the checks that run
+--   policy.select_checks(all, pol, config) -> the checks that run, and
+--       { id -> why } of those turned off
 --
 -- A policy file returns a table shaped like checks/policy/default.lua.  It
 -- is merged over the default: records (thresholds, probe, checks, ...) and
@@ -44,8 +45,9 @@ M.SCHEMA = {
     verdict = "function",
     probe = {
         port = "number", helo = "string", families = "list:number",
-        timeouts = { connect = "number", greeting = "number", command = "number", tls = "number", dns = "number" },
-        relay = { enabled = "boolean", from = "string", to = "string" },
+        timeouts = { connect = "number", greeting = "number", command = "number", tls = "number", dns = "number",
+                     cpu = "number" },
+        vantage_check = "string",
         tls = { enumerate = "@tls_enumerate" },
         allow_reserved = "list:string", ca_file = "string", resolvers = "list:string",
         limits = { sessions_per_address = "number", connects_per_second_per_address = "number", max_sessions = "number",
@@ -230,6 +232,9 @@ function V:options(segments, v)
                 if type(x) ~= type(declared[k]) then
                     self:fail(kseg, "%s expected (like the default), got %s", type(declared[k]), type(x))
                 end
+                -- the check's own rule for the value (a mail address, a range...)
+                local why = def.check_option and def.check_option(k, x)
+                if why then self:fail(kseg, "%s", tostring(why)) end
             end
         end
     end
@@ -285,12 +290,6 @@ function V:semantics(p)
     end
     if probe.helo and (probe.helo == "" or probe.helo:find("[%s%c]")) then
         self:fail({ "probe", "helo" }, "%q is not a host name", probe.helo)
-    end
-    for _, k in ipairs { "from", "to" } do
-        local a = (probe.relay or {})[k]
-        if a and (not a:match("^[^@%s<>]+@[^@%s<>]+$") or a:find("%c")) then
-            self:fail({ "probe", "relay", k }, "%q is not a mail address (local@domain)", a)
-        end
     end
     local ch = p.checks or {}
     if self.checks then
@@ -507,8 +506,7 @@ function M.select_checks(all, pol, config)
     if only and #only == 0 then only = nil end
     local disabled = {}
     for _, id in ipairs(ch.disable or {}) do need(id, "checks.disable"); disabled[id] = "checks.disable" end
-    for _, id in ipairs(config.disable or {}) do need(id, "disable"); disabled[id] = "the options" end
-    if config.relay and config.relay.enabled == false then disabled.relay = "probe.relay.enabled = false" end
+    for _, id in ipairs(config.disable or {}) do need(id, "disable"); disabled[id] = "the options (--no-relay, disable)" end
     -- asked for by name: runs whatever its default or category, with what it requires
     local forced = {}
     local function force(id)
@@ -545,7 +543,14 @@ function M.select_checks(all, pol, config)
         end
         if off then disabled[d.id] = off else out[#out + 1] = d end
     end
-    return out
+    return out, disabled
+end
+
+--- Options set by the caller (engine config.options, from the command
+-- line): validated like a policy's options table.
+function M.check_options(opts, all_checks)
+    if opts == nil then return end
+    M.validate({ options = opts }, "options", { checks = all_checks })
 end
 
 return M

@@ -2,6 +2,8 @@
 -- from the policy (checks/policy/default.lua documents the knobs,
 -- docs/policies.md the order):
 --   1. every server is scored (policy.score or 100 minus the weights) and graded;
+--      a server that could not be tested (srv.untested, set by a check with
+--      ctx:not_tested) gets no score and no grade, and score_reason says why;
 --   2. the policy's rules run (they may add findings or change severities);
 --   3. every server is scored and graded again, so rules count;
 --   4. the verdict: policy.verdict, or the worst conclusive severity;
@@ -11,6 +13,7 @@
 local rules = require "mxprobe.policy.rules"
 local findings = require "mxprobe.runtime.findings"
 local vocab = require "mxprobe.runtime.vocab"
+local budget = require "mxprobe.runtime.budget"
 
 local M = {}
 
@@ -77,11 +80,17 @@ end
 -- final: the pass after the rules, the one that reports a broken function
 local function score_all(run, result, final)
     local pol = run.policy
+    local cpu = (run.config.timeouts or {}).cpu
     for _, srv in ipairs(result.servers) do
+        -- nothing was tested: a number would claim a judgement nobody made
+        if srv.untested then
+            srv.score, srv.grade, srv.score_reason = nil, nil, "not tested: " .. srv.untested
+            goto next
+        end
         local score = M.default_score(pol, srv)
         if pol.score then
             local r = describe_fn(pol.score, "score")
-            local ok, s = xpcall(pol.score, debug.traceback, srv, rules.api(run, result, r))
+            local ok, s = budget.call(cpu, pol.score, srv, rules.api(run, result, r))
             if ok and type(s) == "number" and s == s then
                 score = math.max(0, math.min(100, math.floor(s + 0.5)))
             elseif final then
@@ -92,7 +101,7 @@ local function score_all(run, result, final)
         local grade = M.grade(pol, score)
         if pol.grade then
             local r = describe_fn(pol.grade, "grade")
-            local ok, g = xpcall(pol.grade, debug.traceback, score, srv)
+            local ok, g = budget.call(cpu, pol.grade, score, srv)
             if ok and type(g) == "string" then
                 grade = g
             elseif final then
@@ -101,6 +110,7 @@ local function score_all(run, result, final)
             end
         end
         srv.score, srv.grade = score, grade
+        ::next::
     end
 end
 
@@ -112,7 +122,7 @@ function M.judge(run, result, dctx)
     local verdict, f, srv, reason, by
     if pol.verdict then
         by = describe_fn(pol.verdict, "verdict")
-        local ok, v, x = xpcall(pol.verdict, debug.traceback, result, rules.api(run, result, by))
+        local ok, v, x = budget.call((run.config.timeouts or {}).cpu, pol.verdict, result, rules.api(run, result, by))
         if ok and EXIT[v] then
             verdict = v
             if type(x) == "table" then f = x; srv = server_of(result, x)

@@ -22,6 +22,7 @@ local vocab = require "mxprobe.runtime.vocab"
 local iputil = require "mxprobe.net.iputil"
 local findings = require "mxprobe.runtime.findings"
 local loop = require "mxprobe.runtime.loop"
+local budget = require "mxprobe.runtime.budget"
 
 local M = {}
 
@@ -95,7 +96,8 @@ end
 -- weight of the new severity.
 function M.weight(pol, f)
     local over = (pol.findings or {})[f.code]
-    if over and over.weight and not (f.override and f.override.rule) then return over.weight end
+    -- a rule or a check (ctx:set_severity) re-judged it: the new severity's weight
+    if over and over.weight and not (f.override and (f.override.rule or f.override.check)) then return over.weight end
     return (pol.weights or {})[f.severity] or 0
 end
 
@@ -193,7 +195,7 @@ function M.add_readers(api, run, result)
 end
 
 local function failure(run, result, r, err, what)
-    local msg = tostring(err)
+    local msg = type(err) == "table" and err.budget and err.traceback or tostring(err)
     return {
         code = "POLICY_RULE", check = "policy", severity = "error",
         message = ("%s '%s' (%s) failed: %s"):format(what or "policy rule", r.name, r.source, msg:match("^[^\n]*")),
@@ -208,7 +210,7 @@ M.failure = failure
 function M.apply(run, result)
     for i, rule in ipairs(run.policy.rules or {}) do
         local r = M.describe(rule, i)
-        local ok, err = xpcall(r.fn, debug.traceback, result, M.api(run, result, r))
+        local ok, err = budget.call((run.config.timeouts or {}).cpu, r.fn, result, M.api(run, result, r))
         if not ok then
             result.findings[#result.findings + 1] = failure(run, result, r, err)
         end

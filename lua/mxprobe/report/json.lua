@@ -33,7 +33,7 @@ M.ARRAY_KEYS = {
     mx = true, addresses = true, findings = true, servers = true,
     transcript = true, extensions = true, sans = true, families = true,
     categories = true, requires = true, checks = true, chain = true,
-    only = true, results = true, ehlo_after = true, auth = true, ptrs = true,
+    only = true, results = true, ehlo_after = true, auth = true, ptrs = true, not_run = true,
 }
 
 local MAX_DEPTH = 64

@@ -119,6 +119,7 @@ local function findings_block(lines, findings, indent, paint)
         local o = type(f.override) == "table" and f.override or nil
         if o and o.from then
             local by = o.rule and ("rule " .. M.rule_name(o.rule, o.source)) or
+                       o.check and ("check " .. M.escape(o.check)) or
                        ("policy " .. M.escape(o.policy or "?") .. (o.source and (" (" .. M.escape(o.source) .. ")") or ""))
             lines[#lines + 1] = hint_indent .. paint("dim", ("severity: %s instead of %s, by %s%s"):format(
                 M.escape(f.severity or "?"), M.escape(o.from), by, o.why and (": " .. M.escape(o.why)) or ""))
@@ -132,6 +133,36 @@ local function findings_block(lines, findings, indent, paint)
             end
         end
     end
+end
+
+-- The checks that did not run: "not run: banner (no connection)", one line
+-- each, and those that only follow from another one on a line of their own
+-- ("not run because of that: ehlo, starttls, ...").
+local function not_run_block(lines, list, indent, paint)
+    local follow = {}
+    for _, n in ipairs(list) do
+        if type(n) == "table" then
+            if type(n.reason) == "string" and n.reason:match("^requires [%w_]+, which did not run$") then
+                follow[#follow + 1] = M.escape(n.check or "?")
+            else
+                lines[#lines + 1] = indent .. paint("dim", ("not run: %s (%s)"):format(M.escape(n.check or "?"), M.escape(n.reason or "?")))
+            end
+        end
+    end
+    if #follow > 0 then
+        lines[#lines + 1] = indent .. paint("dim", "not run, as they require one of those: " .. table.concat(follow, ", "))
+    end
+end
+
+--- The vantage evidence of a result in one line (docs/json-schema.md).
+function M.vantage_line(v)
+    local c = type(v.check) == "table" and v.check or nil
+    local parts = { ("%s server(s) answered on port %s in this run"):format(M.escape(v.answered or 0), M.escape(v.port or "?")) }
+    if c then
+        parts[#parts + 1] = ("reference host %s: %s"):format(M.escape(c.target or "?"), M.escape(c.state or "?"))
+    end
+    return ("vantage: port %s %s (%s)"):format(M.escape(v.port or "?"),
+        v.state == "open" and "reachable" or v.state == "blocked" and "blocked here" or "unknown", table.concat(parts, "; "))
 end
 
 --- 'name' (file:line), or file:line alone when the rule is named by it.
@@ -233,6 +264,9 @@ local function decided_line(d)
         if o and o.from and d.severity then
             s = s .. (" (%s instead of %s)"):format(M.escape(d.severity), M.escape(o.from))
         end
+    elseif o and o.check and o.from then
+        s = ("  decided by %s (%s instead of %s: check %s)"):format(what, M.escape(d.severity or "?"),
+            M.escape(o.from), M.escape(o.check))
     elseif o and o.policy then
         s = ("  decided by %s (%s instead of %s: policy %s%s)"):format(what, M.escape(d.severity or "?"),
             M.escape(o.from or "?"), M.escape(o.policy), o.source and (", " .. M.escape(o.source)) or "")
@@ -290,6 +324,9 @@ local function server_block(lines, s, paint, verbose)
     if s.preference ~= nil then head[#head + 1] = "preference " .. M.escape(s.preference) end
     if s.score ~= nil then head[#head + 1] = "score " .. M.escape(s.score) end
     if s.grade ~= nil then head[#head + 1] = "grade " .. paint("bold", M.escape(s.grade)) end
+    if s.score == nil and s.score_reason ~= nil then
+        head[#head + 1] = "score - (" .. M.escape(s.score_reason) .. ")"
+    end
     add(table.concat(head, "  "))
     local sf = list_of(s.findings)
     if #sf > 0 then
@@ -297,6 +334,7 @@ local function server_block(lines, s, paint, verbose)
     else
         add("  no findings")
     end
+    not_run_block(lines, list_of(s.not_run), "  ", paint)
     if verbose then
         facts_block(lines, s.facts, "  ", paint)
         transcript_block(lines, s.transcript, "  ", paint)
@@ -304,19 +342,22 @@ local function server_block(lines, s, paint, verbose)
 end
 
 --- The report of one result as a string (ending in a newline): the
--- header, DNS, the domain's findings, then each server.
+-- header, DNS, the domain's findings (and checks not run), then each server.
 function M.render(result, opts)
     opts = opts or {}
     local paint = painter(opts.color)
     local lines = {}
     header_block(lines, result, paint)
     if type(result.dns) == "table" then dns_block(lines, result.dns, paint) end
-    local rf = list_of(result.findings)
-    if #rf > 0 then
+    local rf, rn = list_of(result.findings), list_of(result.not_run)
+    if #rf > 0 or #rn > 0 then
         lines[#lines + 1] = ""
         lines[#lines + 1] = paint("heading", "Domain")
-        findings_block(lines, rf, "  ", paint)
+        if #rf > 0 then findings_block(lines, rf, "  ", paint) end
+        not_run_block(lines, rn, "  ", paint)
     end
+    local v = type(result.vantage) == "table" and result.vantage or nil
+    if v and opts.verbose then lines[#lines + 1] = ""; lines[#lines + 1] = "  " .. M.vantage_line(v) end
     for _, s in ipairs(list_of(result.servers)) do server_block(lines, s, paint, opts.verbose) end
     if #list_of(result.servers) == 0 and not result.error then
         lines[#lines + 1] = ""

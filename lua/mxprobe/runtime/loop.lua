@@ -75,6 +75,10 @@ function M.spawn(fn, ...)
     t.co = co_create(function()
         return xpcall(fn, traceback, table.unpack(args, 1, nargs))
     end)
+    -- a task spawned under a Lua hook (mxprobe.runtime.budget) runs under
+    -- it too: Lua 5.4 copies only C hooks into new coroutines
+    local hook, mask, count = debug.gethook()
+    if type(hook) == "function" then debug.sethook(t.co, hook, mask, count) end
     if current then
         current.children[t] = true
         -- a child never outlives its parent's deadline
@@ -212,6 +216,7 @@ local function resume(t, ...)
     local prev = current
     current = t
     t.status = "running"
+    t.resumed_at = C.now() -- mxprobe.runtime.budget measures the slice from here
     local r = table.pack(co_resume(t.co, ...))
     current = prev
     if co_status(t.co) == "dead" then
@@ -230,6 +235,8 @@ function M.run(fn, ...)
     if running then error("loop.run: the loop is already running (use loop.spawn inside tasks)", 2) end
     running = true
     M.interrupted = false
+    -- signals up to here are old news (mxprobe.runtime.budget compares)
+    M.signals_handled = C.signals_caught and C.signals_caught() or 0
     local root = M.spawn(fn, ...)
     local ok, err = pcall(function()
         while root.status ~= "done" do
@@ -249,6 +256,7 @@ function M.run(fn, ...)
                 local tok, reason = w[i], w[i + 1]
                 if tok == 0 then
                     M.interrupted = true
+                    M.signals_handled = C.signals_caught and C.signals_caught() or 0
                     if signal_handler then signal_handler() else M.cancel(root) end
                 else
                     local t = tasks[tok]
@@ -268,6 +276,7 @@ function M.run(fn, ...)
     end
     runq, runq_head, runq_tail = {}, 1, 0
     running = false
+    M.signals_handled = nil
     if not ok then error(err, 0) end
     if not root.ok then error(root.err, 0) end
     return table.unpack(root.results, 1, root.results.n)

@@ -11,6 +11,7 @@ local domain = require "mxprobe.net.domain"
 local iputil = require "mxprobe.net.iputil"
 local vocab = require "mxprobe.runtime.vocab"
 local escape = require "mxprobe.runtime.escape"
+local vantage_mod = require "mxprobe.engine.vantage"
 
 local M = {}
 
@@ -194,7 +195,19 @@ end
 -- where: a function(config, value).  Adding an option is one row.
 local function set(key) return function(c, v) c[key] = v end end
 local function timeout(k) return function(c, v) c.timeouts[k] = v end end
-local function relay(k) return function(c, v) c.relay[k] = v end end
+-- the relay flags are the relay check's options (one place maps them)
+local function relay(k)
+    return function(c, v)
+        c.options = c.options or {}
+        c.options.relay = c.options.relay or {}
+        c.options.relay[k] = v
+    end
+end
+local function vantage(s)
+    local ok, why = vantage_mod.parse(s)
+    if not ok then return nil, why end
+    return s
+end
 
 M.ENGINE_OPTIONS = {
     { "port", "--port", M.parse_port, set "port" },
@@ -209,6 +222,7 @@ M.ENGINE_OPTIONS = {
     { "allow_reserved", "--allow-reserved", M.parse_reserved, set "allow_reserved" },
     { "relay_from", "--relay-from", M.parse_mailbox, relay "from" },
     { "relay_to", "--relay-to", M.parse_mailbox, relay "to" },
+    { "vantage_check", "--vantage-check", vantage, set "vantage_check" },
 }
 
 -- Apply rows of { field, name, validator, where } to args; nil, message on the first bad one.
@@ -242,7 +256,7 @@ end
 --- The engine's config from parsed arguments.
 -- @return config | nil, message
 function M.engine_config(args)
-    local config = { timeouts = {}, relay = {} }
+    local config = { timeouts = {} }
     if args.no_relay and (args.relay_from or args.relay_to) then
         return nil, "--no-relay: cannot be combined with " .. (args.relay_from and "--relay-from" or "--relay-to")
     end
@@ -254,7 +268,7 @@ function M.engine_config(args)
     if rerr then return nil, rerr end
     config.resolver = res
     -- only --no-relay says anything about enabling: a policy may turn the probe off
-    if args.no_relay then config.relay.enabled = false end
+    if args.no_relay then config.disable = { "relay" } end
     config.verbose = args.verbose and true or false
     if next(config.timeouts) == nil then config.timeouts = nil end
     return config

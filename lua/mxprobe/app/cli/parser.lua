@@ -92,6 +92,7 @@ local NETWORK = {
     { "option", "--helo", "EHLO name to announce.", "<name>" },
     { "option", "--resolver", "DNS server to ask instead of the system's (repeatable, at most 16).", "<ip[:port]>", "*" },
     { "option", "--ca-file", "Trust anchors (PEM) for certificate verification.", "<path>" },
+    { "option", "--vantage-check", "Connect to this reference host first, to tell a blocked port 25 here from servers that time out.", "<host[:port]>" },
     { "option", "--timeout-connect", "TCP connect timeout, seconds.", "<s>" },
     { "option", "--timeout-greeting", "Wait for the 220 greeting, seconds.", "<s>" },
     { "option", "--timeout-command", "Wait for the reply to each command, seconds.", "<s>" },
