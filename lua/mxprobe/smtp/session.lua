@@ -49,9 +49,14 @@ function Session:note(dir, text)
     end
 end
 
+-- A line over the parser's 4096 bytes keeps its head and loses the rest,
+-- up to 1 MiB per reply (posttls-finger and swaks read past a 1 MiB
+-- greeting too): the reply carries longest/cut and the dialog reports it.
+M.READ_LIMITS = { discard_max = 1024 * 1024 }
+
 --- Read one complete reply before the deadline (absolute).
 function Session:read_reply(deadline)
-    local r, code, detail = self.sock:receive_reply(nil, deadline)
+    local r, code, detail = self.sock:receive_reply(M.READ_LIMITS, deadline)
     if not r then
         self:note("!", ("%s: %s"):format(code, detail or ""))
         return nil, code, detail
