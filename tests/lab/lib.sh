@@ -52,6 +52,12 @@ SCRIPTED_SERVERS=(
   "greet-421       203.0.113.37 greet-421.mx.lab.test"
   "greet-554       203.0.113.38 greet-554.mx.lab.test"
   "greet-nohost    203.0.113.39 greet-nohost.mx.lab.test"
+  "double-greeting 203.0.113.40 double-greeting.mx.lab.test"
+  "early-reply     203.0.113.41 early-reply.mx.lab.test"
+  "greet-554-listed 203.0.113.42 greet-554-listed.mx.lab.test"
+  "long-greeting   203.0.113.43 long-greeting.mx.lab.test"
+  "ehlo-flood      203.0.113.44 ehlo-flood.mx.lab.test"
+  "no-postmaster   203.0.113.45 no-postmaster.mx.lab.test"
 )
 
 # Good servers that the --scale domains share.

@@ -70,6 +70,12 @@ W.servers = {
   ["203.0.113.37"]  = sc("greet-421",       "greets 421 4.3.2 and closes"),
   ["203.0.113.38"]  = sc("greet-554",       "greets 554 5.3.2, then 503 to all but QUIT"),
   ["203.0.113.39"]  = sc("greet-nohost",    "greets '220 ESMTP' without a host name"),
+  ["203.0.113.40"]  = sc("double-greeting", "two 220 greetings in one write (proxy banner, then the MTA's)"),
+  ["203.0.113.41"]  = sc("early-reply", "answers MAIL with 250 and, in the same write, a 554 for the RCPT not sent yet"),
+  ["203.0.113.42"]  = sc("greet-554-listed", "greets 554 5.7.1 naming a DNSBL (zen.spamhaus.org), then 503 to all but QUIT"),
+  ["203.0.113.43"]  = sc("long-greeting", "a 220 greeting line of 700 KiB, then a normal dialog"),
+  ["203.0.113.44"]  = sc("ehlo-flood", "answers EHLO with 152 lines (past the 100-line cap)"),
+  ["203.0.113.45"]  = sc("no-postmaster", "rejects RCPT TO postmaster@ with 550 5.1.1"),
 
   ["203.0.113.97"]  = { kind = "fault", mode = "refused",     host = "refused.mx.lab.test",
                         behaviour = "nothing listens: connection refused at once" },
@@ -201,6 +207,19 @@ W.domains = {
     "server refuses service (554 at greeting): permanent", one("greet-554.mx.lab.test")),
   d("greet-nohost", "greeting-no-hostname", "the greeting is '220 ESMTP' without a host name",
     "greeting lacks the host name required by RFC 5321 4.2; otherwise works", one("greet-nohost.mx.lab.test")),
+  d("double-greeting", "double-greeting", "a front-end sends its own 220, then the MTA's 220 follows",
+    "second greeting noted (protocol warning); every reply still paired with its command: relay denied, not open",
+    one("double-greeting.mx.lab.test")),
+  d("early-reply", "early-reply", "the server answers RCPT before RCPT is sent (with the reply to MAIL)",
+    "unsolicited reply noted; the relay probe is inconclusive, never an open relay", one("early-reply.mx.lab.test")),
+  d("greet-554-listed", "greeting-554-blocklist", "the greeting is 554 naming a DNSBL (blocked using zen.spamhaus.org)",
+    "the tester's address may be listed: inconclusive, not 'refuses all mail'", one("greet-554-listed.mx.lab.test")),
+  d("long-greeting", "long-greeting", "the greeting line is 700 KiB (RFC 5321 allows 512 octets)",
+    "overlong line reported with its length; STARTTLS and relay are still tested", one("long-greeting.mx.lab.test")),
+  d("ehlo-flood", "ehlo-too-many-lines", "the EHLO reply has 152 lines",
+    "EHLO reply exceeded 100 lines (said as such; HELO never sent)", one("ehlo-flood.mx.lab.test")),
+  d("no-postmaster", "no-postmaster", "RCPT TO postmaster@ the domain is rejected with 550",
+    "postmaster rejected (RFC 5321 4.5.1): warning; otherwise works", one("no-postmaster.mx.lab.test")),
 }
 
 -- by_name["good.lab.test"] -> the domain entry
