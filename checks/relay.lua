@@ -46,8 +46,9 @@ end
 local function local_rcpt(ctx, sess, fact)
   local template = ctx:option("local_rcpt")
   if template == "" then return end
-  -- a shared probe serves several domains; --mx HOST tests a host, not a domain
-  if not ctx.domain then fact.local_rcpt = { skipped = "no domain (a shared probe)" }; return end
+  -- a shared probe (audits) tries the domain that started it, and says so
+  -- in the evidence; --mx HOST tests a host, not a domain
+  if not ctx.domain then fact.local_rcpt = { skipped = "no domain" }; return end
   if (ctx.result or {}).mode == "host" then fact.local_rcpt = { skipped = "a host, not a domain, is tested" }; return end
   local to = template:gsub("{domain}", ctx.domain)
   local r, code, detail = dialog.rcpt(sess, to, { deadline = ctx:deadline("command") })
@@ -117,7 +118,9 @@ return {
     local r, rcode, rdetail = dialog.rcpt(sess, to, { deadline = ctx:deadline("command") })
     if not r then
       dialog.rset(sess, { deadline = ctx:deadline("command") })
-      return finish("RELAY_INCONCLUSIVE", { detail = ("RCPT TO: %s %s"):format(rcode, rdetail or "") })
+      -- "unsolicited": the detail says what came before RCPT was sent
+      local d = rcode == "unsolicited" and rdetail or ("RCPT TO: %s %s"):format(rcode, rdetail or "")
+      return finish("RELAY_INCONCLUSIVE", { detail = d })
     end
     fact.code, fact.enhanced, fact.text = r.code, r.enhanced, text_of(r)
     local v, vcode = verdict(r)

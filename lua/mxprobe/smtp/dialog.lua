@@ -81,7 +81,7 @@ local function read(s, deadline, context)
   if r.longest and r.longest > M.RFC_LINE_MAX then
     event(s, "SMTP_LINE_TOO_LONG", {
       context = context, length = r.longest, line = r.longest_line,
-      cut = r.cut and (", kept its first %d"):format(r.cut) or "",
+      cut = r.cut and (" (its first %d octets kept, the rest read and dropped)"):format(r.cut) or "",
     })
   end
   return r

@@ -51,9 +51,10 @@ end
 
 -- Words of a refusal that is about the client (its address is listed on a
 -- blocklist or has a bad reputation), not about every sender.
-local LISTED = { "listed", "blocked", "blocklist", "blacklist", "block list", "black list", "reputation",
-                 "spamhaus", "spamcop", "barracuda", "sorbs", "dnsbl", "rbl", "senderscore", "uceprotect",
-                 "psbl", "mailspike", "abuseat", "cbl" }
+-- The names of lists come first: "blocked using zen.spamhaus.org" names spamhaus.
+local LISTED = { "spamhaus", "spamcop", "barracuda", "barracudacentral", "sorbs", "uceprotect", "psbl", "mailspike",
+                 "abuseat", "senderscore", "cbl", "dnsbl", "rbl", "blocklist", "blacklist", "block list", "black list",
+                 "reputation", "listed", "blocked" }
 
 --- The blocklist word a reply names, if any (a 554 greeting that says
 -- "blocked using zen.spamhaus.org" refuses this tester, not all mail).
