@@ -308,8 +308,9 @@ describe("stage timings", function()
       { expect = "^RCPT" }, "550 5.7.1 no\r\n", { expect = "^RSET" }, "250 Ok\r\n", { read = true }, "221 Bye\r\n" },
       { only = { "relay" } })
     local f = r.servers[1].facts
-    assert.is_number(f.connect.seconds)
-    assert.is_number(f.banner.seconds)
+    -- connect showed 0.0 ms everywhere: the seconds were dropped on success
+    assert.is_true(f.connect.seconds > 0, tostring(f.connect.seconds))
+    assert.is_true(f.banner.seconds > 0, tostring(f.banner.seconds))
     assert.is_number(f.ehlo.seconds)
     assert.is_number(f.relay.seconds)
     assert.is_true(f.relay.seconds >= 0 and f.relay.seconds < 5)
