@@ -363,3 +363,41 @@ describe("dialog.tls_probe", function()
     srv:stop()
   end)
 end)
+
+describe("the dialog's documentation", function()
+  local ROOT = require("mxprobe.runtime.paths").root
+  local function read(p)
+    local f = assert(io.open(ROOT .. "/" .. p))
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+
+  it("docs/api.md names every function of mxprobe.smtp.dialog and mxprobe.smtp.reply", function()
+    local api = read("docs/api.md")
+    local missing = {}
+    for name, mod in pairs { dialog = dialog, reply = reply } do
+      for k, v in pairs(mod) do
+        if type(v) == "function" and not api:find(("%s.%s("):format(name, k), 1, true) then
+          missing[#missing + 1] = name .. "." .. k
+        end
+      end
+    end
+    table.sort(missing)
+    assert.same({}, missing)
+  end)
+
+  it("docs/writing-checks.md shows a complete check written with the verbs in under 30 lines", function()
+    local doc = read("docs/writing-checks.md")
+    local block = doc:match("```lua check\n(%-%- my%-checks/null_sender%.lua\n.-)```")
+    assert.truthy(block, "the null_sender example is gone")
+    local n = select(2, block:gsub("\n", ""))
+    assert.is_true(n < 30, n .. " lines")
+    assert.matches("dialog.mail(", block, 1, true)
+    -- and the VRFY example speaks through the verbs, not raw session calls
+    local vrfy = assert(doc:match("```lua check\n(%-%- my%-checks/vrfy%.lua\n.-)```"))
+    assert.not_matches("s:command(", vrfy, 1, true)
+    assert.not_matches("s:read_reply(", vrfy, 1, true)
+    assert.matches("dialog.ehlo(", vrfy, 1, true)
+  end)
+end)
