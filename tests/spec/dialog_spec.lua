@@ -401,3 +401,20 @@ describe("the dialog's documentation", function()
     assert.matches("dialog.ehlo(", vrfy, 1, true)
   end)
 end)
+
+describe("a 220 to the first command", function()
+  it("is the server's answer when no other reply follows (no wait past LATE_GREETING_WAIT)", function()
+    local saved = dialog.LATE_GREETING_WAIT
+    dialog.LATE_GREETING_WAIT = 0.3
+    local srv = fake.start({ GREETING, { expect = "^EHLO" }, "220 odd answer\r\n", { hold = 2 } })
+    local s = open(srv)
+    dialog.greet(s)
+    local t0 = loop.now()
+    local r = dialog.ehlo(s, "t.test")
+    dialog.LATE_GREETING_WAIT = saved
+    assert.equal(220, r.code)
+    assert.is_true(loop.now() - t0 < 1.5)
+    assert.is_nil(s.events)
+    s:close(); srv:stop()
+  end)
+end)

@@ -35,6 +35,7 @@ local iputil = require "mxprobe.net.iputil"
 local M = {}
 
 M.RFC_LINE_MAX = 512 -- RFC 5321 4.5.3.1.5, CRLF included
+M.LATE_GREETING_WAIT = 3 -- seconds to wait for the real reply after a late second greeting
 
 M.FINDINGS = {
   SMTP_UNSOLICITED_REPLY = { severity = "warning",
@@ -146,13 +147,19 @@ function M.command(s, line, opts)
   s.commands = (s.commands or 0) + 1
   local r
   r, code, detail = read(s, deadline, ("reply to %s"):format(verb))
-  -- 220 answers only the connection and STARTTLS: here it is a late extra greeting
-  for _ = 1, 3 do
-    if not r or r.code ~= 220 or verb == "STARTTLS" then break end
-    event(s, "SMTP_UNSOLICITED_REPLY", { before = ("the reply to %s"):format(verb), what = "another greeting",
-                                         reply = short(r), count = 1 })
-    s:note("!", ("another greeting before the reply to %s: skipped"):format(verb))
-    r, code, detail = read(s, deadline, ("reply to %s"):format(verb))
+  -- 220 answers only the connection and STARTTLS: to the first command it
+  -- is a second greeting that came late, if another reply follows soon;
+  -- if none does, the 220 was this server's (odd) answer after all
+  if r and r.code == 220 and verb ~= "STARTTLS" and s.commands == 1 then
+    local nxt, c2, d2 = read(s, math.min(deadline, loop.now() + M.LATE_GREETING_WAIT), ("reply to %s"):format(verb))
+    if nxt then
+      event(s, "SMTP_UNSOLICITED_REPLY", { before = ("the reply to %s"):format(verb), what = "another greeting",
+                                           reply = short(r), count = 1 })
+      s:note("!", ("another greeting before the reply to %s: skipped"):format(verb))
+      r = nxt
+    elseif c2 ~= "timeout" then
+      r, code, detail = nil, c2, d2
+    end
   end
   if not r then return nil, code, detail end
   r.seconds = loop.now() - t0
