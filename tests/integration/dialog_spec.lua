@@ -101,10 +101,12 @@ describe("lab: RCPT TO postmaster after the relay probe", function()
     assert.equal("4.7.1", server("greylist").facts.relay.local_rcpt.enhanced)
   end)
 
-  it("no-postmaster: 550 5.1.1 is a warning citing RFC 5321 4.5.1", function()
+  it("no-postmaster (real Postfix): 550 5.1.1 is a warning citing RFC 5321 4.5.1", function()
     local f = assert(finding("no-postmaster", "RELAY_POSTMASTER_REJECTED"))
     assert.equal("warning", f.severity)
-    assert.equal(550, f.evidence.code)
+    assert.same({ 550, "postmaster@no-postmaster.lab.test" }, { f.evidence.code, f.evidence.to })
+    assert.equal("5.1.1", server("no-postmaster").facts.relay.local_rcpt.enhanced)
+    assert.equal("denied", server("no-postmaster").facts.relay.verdict) -- the relay probe itself as on good
   end)
 
   it("good (real Postfix): 250, nothing reported; never DATA; RSET after the RCPTs", function()

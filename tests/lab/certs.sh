@@ -86,6 +86,7 @@ EOF
   leaf open-relay  "DNS:open-relay.mx.lab.test"
   leaf greylist    "DNS:greylist.mx.lab.test"
   leaf tls10       "DNS:tls10.mx.lab.test"
+  leaf no-postmaster "DNS:no-postmaster.mx.lab.test"
   leaf wrong-name  "DNS:somebody-else.lab.test"                # valid chain, wrong name
   leaf expired     "DNS:expired.mx.lab.test" "$past1" "$past2" # ended 30 days ago
   leaf expiring    "DNS:expiring.mx.lab.test" "$now" "$soon"  # ends in 10 days

@@ -38,6 +38,7 @@ POSTFIX_SERVERS=(
   "greylist    198.51.100.25 -             greylist.mx.lab.test     greylist    greylist"
   "expiring    198.51.100.26 -             expiring.mx.lab.test     expiring    good"
   "tls10       198.51.100.27 -             tls10.mx.lab.test        tls10       tls10"
+  "no-postmaster 198.51.100.28 -           no-postmaster.mx.lab.test no-postmaster no-postmaster"
 )
 
 # Scripted servers (fakesmtp.py): mode  ipv4  hostname
@@ -57,7 +58,6 @@ SCRIPTED_SERVERS=(
   "greet-554-listed 203.0.113.42 greet-554-listed.mx.lab.test"
   "long-greeting   203.0.113.43 long-greeting.mx.lab.test"
   "ehlo-flood      203.0.113.44 ehlo-flood.mx.lab.test"
-  "no-postmaster   203.0.113.45 no-postmaster.mx.lab.test"
 )
 
 # Good servers that the --scale domains share.

@@ -23,7 +23,8 @@ local W = {
 -- tls: protocol versions the server speaks after STARTTLS (false: no STARTTLS).
 -- cert: "valid" (chains to ca_file via the intermediate, name matches), or
 -- what is wrong with it. relay: first digit-group of the RCPT reply for an
--- external recipient; rcpt: reply for a lab recipient.
+-- external recipient; rcpt: reply for a lab recipient;
+-- postmaster: reply to RCPT TO postmaster@<domain> when it is not the rcpt one.
 local T12_13 = { "TLSv1.2", "TLSv1.3" }
 local function pf(mode, host, extra)
   local s = { kind = "postfix", mode = mode, host = host, port = 25, tls = T12_13,
@@ -59,6 +60,7 @@ W.servers = {
   ["198.51.100.26"] = pf("expiring",    "expiring.mx.lab.test",    { cert = "valid, expires in 10 days" }),
   ["198.51.100.27"] = pf("tls10",       "tls10.mx.lab.test",       { tls = { "TLSv1", "TLSv1.1" },
                          cert = "valid (needs @SECLEVEL=0 on the client to negotiate at all)" }),
+  ["198.51.100.28"] = pf("no-postmaster", "no-postmaster.mx.lab.test", { postmaster = 550 }),  -- 550 5.1.1 to RCPT TO postmaster@
 
   ["203.0.113.30"]  = sc("slow-greeting",   "sends 220 only after 35 s"),
   ["203.0.113.31"]  = sc("tls-broken",      "offers STARTTLS, says 220, then sends non-TLS bytes and closes"),
@@ -75,7 +77,6 @@ W.servers = {
   ["203.0.113.42"]  = sc("greet-554-listed", "greets 554 5.7.1 naming a DNSBL (zen.spamhaus.org), then 503 to all but QUIT"),
   ["203.0.113.43"]  = sc("long-greeting", "a 220 greeting line of 700 KiB, then a normal dialog"),
   ["203.0.113.44"]  = sc("ehlo-flood", "answers EHLO with 152 lines (past the 100-line cap)"),
-  ["203.0.113.45"]  = sc("no-postmaster", "rejects RCPT TO postmaster@ with 550 5.1.1"),
 
   ["203.0.113.97"]  = { kind = "fault", mode = "refused",     host = "refused.mx.lab.test",
                         behaviour = "nothing listens: connection refused at once" },
