@@ -33,6 +33,8 @@ local findings = {
       hint = "The server drops connections: check the MTA's logs, connection limits and access rules." },
     BANNER_MALFORMED = { severity = "critical", message = "The greeting is not a valid SMTP reply ({code}: {detail})",
       hint = "Something that is not an SMTP server listens on port 25, or the reply breaks the protocol." },
+    BANNER_TOO_LONG = { severity = "critical", message = "The greeting was not read to its end: {detail}",
+      hint = "A greeting that exceeds every client's limits (RFC 5321 section 4.5.3.1) ties up senders until they give up; check the MTA's banner settings and whatever answers in front of it." },
     BANNER_421 = { severity = "inconclusive", message = "421 greeting: the server is busy or throttling the tester ({text})",
       hint = "Test again later or from another address; 421 is temporary and not a fault by itself." },
     BANNER_554 = { severity = "critical", message = "554 greeting: the server refuses the session ({text})",
@@ -119,6 +121,9 @@ return {
       loop.cancel(ptr_task)
       if code == "timeout" then ctx:finding("BANNER_TIMEOUT", { timeout = timeout, seconds = seconds })
       elseif code == "closed" or code == "reset" then ctx:finding("BANNER_CLOSED", { detail = detail or code })
+      -- too many lines, too many bytes, a line past the discard cap: the
+      -- server may speak SMTP, just without end; not "not SMTP"
+      elseif code == "limit" then ctx:finding("BANNER_TOO_LONG", { code = code, detail = detail or "" })
       else ctx:finding("BANNER_MALFORMED", { code = code, detail = detail or "" }) end
       sess:close()
       return

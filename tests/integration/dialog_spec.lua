@@ -76,6 +76,7 @@ describe("lab: overlong lines and blocklisted greetings", function()
     assert.equal("TLSv1.3", facts.starttls.version)
     assert.equal("denied", facts.relay.verdict)
     assert.is_nil(finding("long-greeting", "BANNER_MALFORMED"))
+    assert.is_nil(finding("long-greeting", "BANNER_TOO_LONG"))
   end)
 
   it("greet-554-listed: inconclusive (the tester may be listed), not BANNER_554", function()

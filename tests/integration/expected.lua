@@ -60,7 +60,7 @@ return {
   ["starttls-exec.lab.test"] = { verdict = "critical",
     codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_COMMAND_INJECTION", "TLS_VERSION_13" } },
   ["endless.lab.test"] = { verdict = "critical",
-    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_MALFORMED", "CONNECT_OK", "MX_OK" } },
+    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_TOO_LONG", "CONNECT_OK", "MX_OK" } },
   ["drip.lab.test"] = { verdict = "critical",
     codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_TIMEOUT", "CONNECT_OK", "MX_OK" } },
   ["garbage.lab.test"] = { verdict = "critical",

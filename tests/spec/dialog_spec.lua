@@ -418,3 +418,15 @@ describe("a 220 to the first command", function()
     s:close(); srv:stop()
   end)
 end)
+
+describe("a greeting past every limit", function()
+  it("is BANNER_TOO_LONG with what was exceeded, not 'not an SMTP server'", function()
+    local r = run_case({ { repeat_send = "220-mx.test greeting line that never ends\r\n", count = 200 }, { hold = 1 } },
+      { only = { "banner" } })
+    local set, list = codes_of(r)
+    assert.is_nil(set.BANNER_MALFORMED, list)
+    assert.matches("over 100 lines", assert(set.BANNER_TOO_LONG, list).message, 1, true)
+    local g = run_case({ "\0\255garbage\r\n", { hold = 1 } }, { only = { "banner" } })
+    assert.truthy((codes_of(g)).BANNER_MALFORMED) -- bytes that are not SMTP stay malformed
+  end)
+end)
