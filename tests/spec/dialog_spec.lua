@@ -351,6 +351,37 @@ describe("dialog.tls_probe", function()
     assert.same({}, srv.errors)
   end)
 
+  it("takes a check context: its extra session, host, helo, ca_file and time-outs", function()
+    local dir = assert(io.popen("mktemp -d /tmp/mxprobe-dialog.XXXXXX")):read("l")
+    local f = assert(io.open(dir .. "/tls_enum.lua", "w"))
+    f:write([[
+local dialog = require "mxprobe.smtp.dialog"
+return {
+  id = "tls_enum", description = "TLS versions, one probe each", categories = { "tls" },
+  scope = "session", requires = { "ehlo" },
+  findings = { TLS_ENUM = { severity = "info", message = "{versions}" } },
+  run = function(ctx)
+    local seen = {}
+    for _, v in ipairs { "TLSv1.2", "TLSv1.3" } do
+      local info = dialog.tls_probe(ctx, { min_version = v, max_version = v })
+      seen[#seen + 1] = info and info.protocol or "-"
+    end
+    ctx:finding("TLS_ENUM", { versions = seen })
+  end,
+}
+]])
+    f:close()
+    local srv = tls_server(3)
+    local run = engine.new { dns = fake_dns, checks_dirs = { dir }, installed_checks = false, config = {
+      only = { "tls_enum" }, allow_reserved = { "loopback" }, helo = "tester.test", port = srv.port, families = { 4 },
+      ca_file = certs.ca, timeouts = { connect = 2, greeting = 3, command = 3, tls = 3 } } }
+    local r = run:check_domain("example.test") -- MX mx.test: the certificate's name
+    os.execute("rm -rf " .. dir)
+    srv:stop()
+    local set, list = codes_of(r)
+    assert.equal("TLSv1.2, TLSv1.3", assert(set.TLS_ENUM, list).message)
+  end)
+
   it("says at which stage it stopped", function()
     local srv = fake.start({ GREETING, { expect = "^EHLO" }, "250 mx.test\r\n", { expect = "^STARTTLS" },
       "502 5.5.1 no TLS here\r\n", { read = true } })

@@ -242,8 +242,8 @@ function M.starttls(s, opts)
   if r.code ~= 220 then return r, nil end
   local info, tcode, tdetail, raw = s:starttls(topts, opts.tls_deadline or (loop.now() + (s.timeouts.tls or 30)))
   if not info then return nil, tcode, tdetail, { reply = r, injected = raw } end
-  -- replies to the payload, if the server executes it, are the caller's to read
-  if payload and payload ~= "" then s.out_of_step = nil end
+  -- replies to the payload, if the server executes it, come inside TLS:
+  -- the caller reads them (the verbs would call them unsolicited)
   return r, info
 end
 
@@ -278,7 +278,9 @@ local function phase(timeouts, name) return loop.now() + ((timeouts or {})[name]
 -- @return TLS info (protocol, cipher, bits, chain, handshake_s), probe
 --       | nil, code, detail, probe
 -- probe = { stage = "connect"|"greeting"|"ehlo"|"starttls"|"handshake"|"done",
---           greeting =, ehlo =, starttls = (replies), transcript = }
+--           greeting =, ehlo =, starttls = (replies), transcript =, session = }
+-- The session's protocol events are not reported here (an enumeration
+-- would report them once per call): dialog.report(ctx, { probe.session }).
 function M.tls_probe(target, tls_opts)
   local is_ctx = type(target.extra_session) == "function"
   local host = target.host
@@ -292,8 +294,13 @@ function M.tls_probe(target, tls_opts)
       connect_timeout = timeouts.connect, timeouts = timeouts, limits = target.limits })
   end
   if not s then return nil, code, detail, probe end
-  probe.transcript = s.transcript
-  local function fail(c, d) if not s.closed then M.quit(s) end; return nil, c, d, probe end
+  probe.transcript, probe.session = s.transcript, s -- dialog.report(ctx, { probe.session }) reports its events
+  local function fail(c, d)
+    -- QUIT where the dialog is still intact; a 421 or a broken handshake: just close
+    if s.closed then return nil, c, d, probe end
+    if c == "throttled" or probe.stage == "handshake" then s:close() else M.quit(s) end
+    return nil, c, d, probe
+  end
   probe.stage = "greeting"
   local g
   g, code, detail = M.greet(s, { deadline = phase(timeouts, "greeting") })
