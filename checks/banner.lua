@@ -130,7 +130,10 @@ return {
     end
     local text = reply.text(r, " / ")
     fact.code, fact.text = r.code, core.smtp.escape(text)
-    local ev = { seconds = seconds, text = fact.text, code = r.code, host = ctx.host, address = ctx.address }
+    -- messages quote at most 200 octets: an overlong greeting (reported on
+    -- its own) must not fill the report; the fact keeps what was read
+    local shown = #fact.text > 200 and (fact.text:sub(1, 200) .. "...") or fact.text
+    local ev = { seconds = seconds, text = shown, code = r.code, host = ctx.host, address = ctx.address }
     if r.code ~= 220 then
       loop.cancel(ptr_task)
       return refused(ctx, sess, r, ev)
