@@ -1,10 +1,15 @@
 -- Step 3 of the seed: the 220 greeting.  Wait for the complete (possibly
--- multi-line) greeting before sending anything.  421 means "throttled,
--- come back later": inconclusive, never "broken".
+-- multi-line) greeting before sending anything.  What a reply code means
+-- (421 throttled: inconclusive, never "broken") is mxprobe.smtp.reply's
+-- decision.  This check also declares the dialog's protocol findings
+-- (dialog.FINDINGS: unsolicited replies, overlong lines), whichever check's
+-- dialog step meets them (dialog.report).
 local loop = require "mxprobe.runtime.loop"
 local iputil = require "mxprobe.net.iputil"
 local dns = require "mxprobe.net.dns"
 local core = require "mxprobe.core"
+local dialog = require "mxprobe.smtp.dialog"
+local reply = require "mxprobe.smtp.reply"
 
 -- The first word of the greeting when it is a host name, or an address
 -- literal such as [192.0.2.1] or [IPv6:2001:db8::1] (RFC 5321 4.1.3 allows
@@ -19,13 +24,7 @@ local function hostname_of(text)
   end
 end
 
-return {
-  id = "banner",
-  description = "The 220 greeting: present, timely, with a host name that matches the MX name and the PTR",
-  categories = { "smtp" },
-  scope = "session",
-  requires = { "connect" },
-  findings = {
+local findings = {
     BANNER_OK = { severity = "ok", message = "Greeting in {seconds} s: {text}" },
     BANNER_SLOW = { severity = "warning", message = "The greeting took {seconds} s (more than {threshold} s)",
       hint = "Senders may give up or retry later; check server load, greeting delays (postscreen, greet_pause) and slow PTR lookups in the MTA." },
@@ -35,10 +34,15 @@ return {
       hint = "The server drops connections: check the MTA's logs, connection limits and access rules." },
     BANNER_MALFORMED = { severity = "critical", message = "The greeting is not a valid SMTP reply ({code}: {detail})",
       hint = "Something that is not an SMTP server listens on port 25, or the reply breaks the protocol." },
+    BANNER_TOO_LONG = { severity = "critical", message = "The greeting was not read to its end: {detail}",
+      hint = "A greeting that exceeds every client's limits (RFC 5321 section 4.5.3.1) ties up senders until they give up; check the MTA's banner settings and whatever answers in front of it." },
     BANNER_421 = { severity = "inconclusive", message = "421 greeting: the server is busy or throttling the tester ({text})",
       hint = "Test again later or from another address; 421 is temporary and not a fault by itself." },
     BANNER_554 = { severity = "critical", message = "554 greeting: the server refuses the session ({text})",
       hint = "If the tester is blacklisted this is expected; if every client gets it, the MTA refuses all mail." },
+    BANNER_554_LISTED = { severity = "inconclusive",
+      message = "554 greeting that names a blocklist or reputation ({word}): the tester's address may be the one refused, not all mail ({text})",
+      hint = "Test from another network, or look the tester's address up in the list the greeting names; this says nothing about other senders." },
     BANNER_UNEXPECTED = { severity = "critical", message = "Unexpected greeting code {code}: {text}" },
     BANNER_NO_HOSTNAME = { severity = "warning", message = "The greeting does not start with a host name (RFC 5321 section 4.3.1): {text}",
       hint = "Set the MTA's host name (Postfix: myhostname; smtpd_banner = $myhostname ESMTP)." },
@@ -46,7 +50,51 @@ return {
     BANNER_PTR_MISSING = { severity = "warning", message = "{address} has no PTR record",
       hint = "Ask the owner of the address block to publish a PTR record naming {host}; many receivers distrust hosts without one." },
     BANNER_PTR_MISMATCH = { severity = "info", message = "The PTR of {address} is {ptr}, not {host}" },
-  },
+}
+for code, f in pairs(dialog.FINDINGS) do findings[code] = f end
+
+-- The greeting was not 220: what it means, and what to do with the session.
+local function refused(ctx, sess, r, ev)
+  local k = reply.classify(r)
+  if k.class == "throttled" then ctx:finding("BANNER_421", ev); sess:close(); return end
+  if r.code == 554 then
+    -- "554 ... blocked using zen.spamhaus.org": this client is refused
+    local word = reply.names_blocklist(r)
+    if word then ev.word = word; ctx:finding("BANNER_554_LISTED", ev)
+    else ctx:finding("BANNER_554", ev) end
+  else
+    ctx:finding("BANNER_UNEXPECTED", ev)
+  end
+  dialog.quit(sess)
+end
+
+local function check_names(ctx, fact, ev, bhost, ptr_task)
+  if not bhost then
+    ctx:finding("BANNER_NO_HOSTNAME", ev)
+  elseif bhost ~= ctx.host and not iputil.is_literal(ctx.host) then
+    ev.banner_host = bhost
+    ctx:finding("BANNER_HOSTNAME_MISMATCH", ev)
+  end
+  local hosts = loop.join(ptr_task)
+  local ptrs = type(hosts) == "table" and hosts or {}
+  fact.ptr = ptrs[1]
+  if type(hosts) == "table" and #ptrs == 0 then
+    ctx:finding("BANNER_PTR_MISSING", ev)
+  elseif #ptrs > 0 and (bhost or not iputil.is_literal(ctx.host)) then
+    -- with --mx ADDRESS there is no MX name to compare the PTR with
+    local match = false
+    for _, p in ipairs(ptrs) do if p == ctx.host or p == bhost then match = true end end
+    if not match then ev.ptr = ptrs[1]; ctx:finding("BANNER_PTR_MISMATCH", ev) end
+  end
+end
+
+return {
+  id = "banner",
+  description = "The 220 greeting: present, timely, with a host name that matches the MX name and the PTR",
+  categories = { "smtp" },
+  scope = "session",
+  requires = { "connect" },
+  findings = findings,
 
   applies = function(ctx)
     if ctx:session() == nil then return false, "no connection" end
@@ -61,54 +109,43 @@ return {
     local ptr_task = loop.spawn(function()
       return dns.ptr(ctx.dns, ctx.address, ctx:deadline("dns"))
     end)
-    local r, code, detail = sess:read_reply(t0 + timeout)
-    local seconds = math.floor((loop.now() - t0) * 1000 + 0.5) / 1000
-    local fact = { seconds = seconds }
+    local r, code, detail = dialog.greet(sess, { deadline = t0 + timeout })
+    local elapsed = loop.now() - t0
+    local seconds = math.floor(elapsed * 1000 + 0.5) / 1000 -- for messages
+    -- the fact keeps microseconds: a lab greeting takes well under 1 ms
+    local fact = { seconds = math.floor(elapsed * 1e6 + 0.5) / 1e6 }
     ctx:fact(fact)
+    dialog.report(ctx, { sess })
     if not r then
       fact.error = code
       ctx:not_tested("no greeting: " .. code)
       loop.cancel(ptr_task)
       if code == "timeout" then ctx:finding("BANNER_TIMEOUT", { timeout = timeout, seconds = seconds })
       elseif code == "closed" or code == "reset" then ctx:finding("BANNER_CLOSED", { detail = detail or code })
+      -- too many lines, too many bytes, a line past the discard cap: the
+      -- server may speak SMTP, just without end; not "not SMTP"
+      elseif code == "limit" then ctx:finding("BANNER_TOO_LONG", { code = code, detail = detail or "" })
       else ctx:finding("BANNER_MALFORMED", { code = code, detail = detail or "" }) end
       sess:close()
       return
     end
-    local text = table.concat(r.lines or {}, " / ")
+    local text = reply.text(r, " / ")
     fact.code, fact.text = r.code, core.smtp.escape(text)
-    local ev = { seconds = seconds, text = fact.text, code = r.code, host = ctx.host, address = ctx.address }
+    -- messages quote at most 200 octets: an overlong greeting (reported on
+    -- its own) must not fill the report; the fact keeps what was read
+    local shown = #fact.text > 200 and (fact.text:sub(1, 200) .. "...") or fact.text
+    local ev = { seconds = seconds, text = shown, code = r.code, host = ctx.host, address = ctx.address }
     if r.code ~= 220 then
       ctx:not_tested(("greeting %d: the session ended"):format(r.code))
       loop.cancel(ptr_task)
-      if r.code == 421 then ctx:finding("BANNER_421", ev); sess:close(); return end
-      ctx:finding(r.code == 554 and "BANNER_554" or "BANNER_UNEXPECTED", ev)
-      sess:quit()
-      return
+      return refused(ctx, sess, r, ev)
     end
     fact.ok = true
     ctx:finding("BANNER_OK", ev)
     local slow = ctx:threshold("greeting_slow_s") or 30
     if seconds > slow then ctx:finding("BANNER_SLOW", { seconds = seconds, threshold = slow }) end
-
     local bhost = hostname_of(r.lines and r.lines[1])
     fact.hostname = bhost
-    if not bhost then
-      ctx:finding("BANNER_NO_HOSTNAME", ev)
-    elseif bhost ~= ctx.host and not iputil.is_literal(ctx.host) then
-      ev.banner_host = bhost
-      ctx:finding("BANNER_HOSTNAME_MISMATCH", ev)
-    end
-    local hosts = loop.join(ptr_task)
-    local ptrs = type(hosts) == "table" and hosts or {}
-    fact.ptr = ptrs[1]
-    if type(hosts) == "table" and #ptrs == 0 then
-      ctx:finding("BANNER_PTR_MISSING", ev)
-    elseif #ptrs > 0 and (bhost or not iputil.is_literal(ctx.host)) then
-      -- with --mx ADDRESS there is no MX name to compare the PTR with
-      local match = false
-      for _, p in ipairs(ptrs) do if p == ctx.host or p == bhost then match = true end end
-      if not match then ev.ptr = ptrs[1]; ctx:finding("BANNER_PTR_MISMATCH", ev) end
-    end
+    check_names(ctx, fact, ev, bhost, ptr_task)
   end,
 }

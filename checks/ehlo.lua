@@ -1,7 +1,26 @@
 -- Step 4 of the seed: EHLO and the extensions the server offers, with a
--- fall back to HELO when EHLO is refused.  A 421 is the server closing on
--- a throttled client: inconclusive, and no HELO after it.
-local extensions = require "mxprobe.smtp.extensions"
+-- fall back to HELO when EHLO is refused (mxprobe.smtp.dialog.ehlo).  A 421
+-- is the server closing on a throttled client: inconclusive, and no HELO
+-- after it (mxprobe.smtp.reply decides).
+local dialog = require "mxprobe.smtp.dialog"
+local reply = require "mxprobe.smtp.reply"
+
+local function auth_before_tls(ctx, f)
+  if not (f.auth and #f.auth > 0) then return end
+  for _, m in ipairs(f.auth) do
+    if m == "PLAIN" or m == "LOGIN" then
+      return ctx:finding("EHLO_AUTH_BEFORE_TLS", { mechanisms = table.concat(f.auth, " ") })
+    end
+  end
+end
+
+-- The reply to EHLO could not be read at all: say what happened to EHLO,
+-- not that HELO (never sent) failed too.
+local function unreadable(code, detail)
+  local lines = (detail or ""):match("too many lines in one reply %(over (%d+) lines%)")
+  if lines then return ("EHLO reply exceeded %s lines"):format(lines) end
+  return ("%s %s"):format(code, detail or "")
+end
 
 return {
   id = "ehlo",
@@ -15,10 +34,12 @@ return {
       hint = "Enable ESMTP in the MTA; without EHLO, senders cannot use STARTTLS, SIZE or 8BITMIME." },
     EHLO_FAILED = { severity = "critical", message = "Neither EHLO nor HELO was accepted ({code} {detail})",
       hint = "The server refuses the session after the greeting; check its HELO/EHLO restrictions and logs." },
+    EHLO_UNREADABLE = { severity = "critical", message = "The reply to EHLO could not be read: {detail}",
+      hint = "The server's EHLO reply breaks the protocol or the client's limits (RFC 5321 4.5.3.1); check what answers on port 25." },
     EHLO_AUTH_BEFORE_TLS = { severity = "warning", message = "AUTH {mechanisms} is offered before STARTTLS: passwords could cross the network in plaintext",
       hint = "Offer AUTH only after TLS (Postfix: smtpd_tls_auth_only = yes), or not at all on port 25." },
     EHLO_NO_8BITMIME = { severity = "info", message = "8BITMIME is not offered" },
-    EHLO_421 = { severity = "inconclusive", message = "421 to EHLO/HELO: the server is busy or throttling the tester ({text})",
+    EHLO_421 = { severity = "inconclusive", message = "421 to {command}: the server is busy or throttling the tester ({text})",
       hint = "Test again later or from another address; 421 is temporary and not a fault by itself." },
   },
 
@@ -30,41 +51,39 @@ return {
 
   run = function(ctx)
     local sess = ctx:session()
-    local helo = ctx.config.helo
-    local r, code, detail = sess:command("EHLO " .. helo, ctx:deadline("command"))
-    if r and r.code == 250 then
-      local f = extensions.parse(r.lines or {})
+    -- a reply and its info, or nil, code, detail and the info
+    local r, code, detail, info = dialog.ehlo(sess, ctx.config.helo, { fallback = true, deadline = ctx:deadline("command") })
+    if r then info = code end
+    dialog.report(ctx, { sess })
+    if r and r.code == 250 and info.verb == "EHLO" then
+      local f = info.extensions
+      f.seconds = r.seconds
       ctx:fact(f)
       ctx:finding("EHLO_OK", { extensions = #f.extensions > 0 and f.extensions or { "(none)" } })
-      if f.auth and #f.auth > 0 then
-        local plain = false
-        for _, m in ipairs(f.auth) do if m == "PLAIN" or m == "LOGIN" then plain = true end end
-        if plain then ctx:finding("EHLO_AUTH_BEFORE_TLS", { mechanisms = table.concat(f.auth, " ") }) end
-      end
+      auth_before_tls(ctx, f)
       if not f.keywords["8BITMIME"] then ctx:finding("EHLO_NO_8BITMIME", {}) end
       return
     end
+    local ehlo_reply = info and info.ehlo or (info and info.verb == "EHLO" and r) or nil
     if not r then
-      ctx:fact { failed = true }
-      return ctx:finding("EHLO_FAILED", { code = code, detail = detail or "" })
+      ctx:fact { failed = true, error = code }
+      if info and info.verb == "HELO" then
+        -- EHLO was refused, then HELO went unanswered
+        return ctx:finding("EHLO_FAILED", { code = code, detail = ("EHLO %d %s; HELO: %s"):format(
+          ehlo_reply.code, reply.text(ehlo_reply), detail or "") })
+      end
+      return ctx:finding("EHLO_UNREADABLE", { code = code, detail = unreadable(code, detail) })
     end
-    local ehlo_code, ehlo_text = r.code, table.concat(r.lines or {}, " ")
-    if ehlo_code == 421 then
+    if reply.throttled(r) then
       ctx:fact { failed = true, throttled = true }
-      ctx:not_tested("421 to EHLO: the server is throttling the tester")
-      return ctx:finding("EHLO_421", { code = ehlo_code, text = ehlo_text })
+      ctx:not_tested(("421 to %s: the server is throttling the tester"):format(info.verb))
+      return ctx:finding("EHLO_421", { command = info.verb, code = 421, text = reply.text(r) })
     end
-    local h = sess:command("HELO " .. helo, ctx:deadline("command"))
-    if h and h.code == 250 then
-      ctx:fact { extensions = {}, keywords = {}, starttls = false, helo_only = true }
-      return ctx:finding("EHLO_HELO_ONLY", { code = ehlo_code, text = ehlo_text })
-    end
-    if h and h.code == 421 then
-      ctx:fact { failed = true, throttled = true }
-      ctx:not_tested("421 to HELO: the server is throttling the tester")
-      return ctx:finding("EHLO_421", { code = 421, text = table.concat(h.lines or {}, " ") })
+    if r.code == 250 then
+      ctx:fact { extensions = {}, keywords = {}, starttls = false, helo_only = true, seconds = r.seconds }
+      return ctx:finding("EHLO_HELO_ONLY", { code = ehlo_reply.code, text = reply.text(ehlo_reply) })
     end
     ctx:fact { failed = true }
-    ctx:finding("EHLO_FAILED", { code = h and h.code or ehlo_code, detail = h and table.concat(h.lines or {}, " ") or ehlo_text })
+    ctx:finding("EHLO_FAILED", { code = r.code, detail = reply.text(r) })
   end,
 }

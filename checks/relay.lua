@@ -6,37 +6,72 @@
 --   its enhanced code or text say;
 --   550/551/553, or any reply with 5.7.1 / "relay" in it: denied;
 --   554 otherwise: rejected for another reason (blacklist, policy).
+-- Then, in the same transaction, RCPT TO a local address of the domain
+-- (postmaster@<domain>, RFC 5321 4.5.1 requires it): 451 shows greylisting
+-- of real mail, 550 a missing postmaster, 250 is fine.
+-- The replies' classes are mxprobe.smtp.reply's; the steps mxprobe.smtp.dialog's.
+local loop = require "mxprobe.runtime.loop"
+local dialog = require "mxprobe.smtp.dialog"
+local reply = require "mxprobe.smtp.reply"
 
-local function text_of(r) return table.concat(r.lines or {}, " ") end
+local text_of = reply.text
 
-local function relay_refusal(r)
-  local t = text_of(r):lower()
-  return (r.enhanced and r.enhanced:match("^[45]%.7%.1$")) or t:find("relay", 1, true)
-end
 
 -- A fresh plaintext session when the main one is gone (TLS failed, ...).
 local function reopen(ctx)
   local s = ctx:open_session()
   if not s then return nil, "cannot reconnect" end
-  local g = s:read_reply(ctx:deadline("greeting"))
+  local g = dialog.greet(s, { deadline = ctx:deadline("greeting") })
   if not g or g.code ~= 220 then return nil, "no greeting on reconnect" end
-  local r = s:command("EHLO " .. ctx.config.helo, ctx:deadline("command"))
-  if not r or r.code ~= 250 then
-    r = s:command("HELO " .. ctx.config.helo, ctx:deadline("command"))
-    if not r or r.code ~= 250 then return nil, "EHLO/HELO refused on reconnect" end
-  end
+  local r = dialog.ehlo(s, ctx.config.helo, { fallback = true, deadline = ctx:deadline("command") })
+  if not r or r.code ~= 250 then return nil, "EHLO/HELO refused on reconnect" end
   return s
+end
+
+local function verdict(r)
+  local k = reply.classify(r)
+  local c = r.code
+  if k.class == "ok" then return "open", "RELAY_OPEN" end
+  -- "421 4.7.1 try later" is a throttle, not a relaying decision
+  if k.class == "throttled" then return "throttled" end
+  if c == 450 or c == 451 then return "deferred", "RELAY_DEFERRED" end
+  if c == 550 or c == 551 or c == 553 or reply.relay_refusal(r) then return "denied", "RELAY_DENIED" end
+  if k.class == "permanent" then return "rejected", "RELAY_REJECTED" end
+  return "unknown"
+end
+
+-- RCPT TO a local address: what the domain's own mail meets.
+local function local_rcpt(ctx, sess, fact)
+  local template = ctx:option("local_rcpt")
+  if template == "" then return end
+  -- a shared probe (audits) tries the domain that started it, and says so
+  -- in the evidence; --mx HOST tests a host, not a domain
+  if not ctx.domain then fact.local_rcpt = { skipped = "no domain" }; return end
+  if ctx:mode() == "host" then fact.local_rcpt = { skipped = "a host, not a domain, is tested" }; return end
+  local to = template:gsub("{domain}", ctx.domain)
+  local r, code, detail = dialog.rcpt(sess, to, { deadline = ctx:deadline("command") })
+  local lf = { to = to }
+  fact.local_rcpt = lf
+  if not r then lf.error = ("%s %s"):format(code, detail or ""); return end
+  lf.code, lf.enhanced, lf.text = r.code, r.enhanced, text_of(r)
+  local ev = { to = to, code = r.code, text = text_of(r) }
+  local class = reply.classify(r).class
+  lf.class = class
+  if class == "temporary" then ctx:finding("RELAY_LOCAL_GREYLISTED", ev)
+  elseif class == "permanent" then ctx:finding("RELAY_POSTMASTER_REJECTED", ev) end
 end
 
 return {
   id = "relay",
-  description = "Open relay probe: MAIL FROM and RCPT TO an external domain (never DATA), then RSET",
+  description = "Open relay probe: MAIL FROM and RCPT TO an external domain (never DATA), then RCPT TO postmaster of the domain, then RSET",
   categories = { "smtp", "security" },
   scope = "session",
   requires = { "ehlo" },
-  -- the envelope of the probe (--relay-from, --relay-to; policy options.relay)
-  options = { from = "mxprobe@mxprobe.example", to = "relay-test@example.com" },
-  check_option = function(_, value)
+  -- the envelope of the probe (--relay-from, --relay-to; policy options.relay),
+  -- and local_rcpt: the local address tried after the relay probe ("" skips it)
+  options = { from = "mxprobe@mxprobe.example", to = "relay-test@example.com", local_rcpt = "postmaster@{domain}" },
+  check_option = function(name, value)
+    if name == "local_rcpt" and value == "" then return nil end
     if not value:match("^[^@%s<>]+@[^@%s<>]+$") or value:find("%c") then
       return ("%q is not a mail address (local@domain)"):format(value)
     end
@@ -49,6 +84,12 @@ return {
     RELAY_REJECTED = { severity = "info", message = "RCPT rejected for another reason ({code} {text}): blacklist or policy, not an open relay" },
     RELAY_MAIL_REJECTED = { severity = "inconclusive", message = "MAIL FROM:<{from}> was refused ({code} {text}): relaying could not be tested" },
     RELAY_INCONCLUSIVE = { severity = "inconclusive", message = "The relay probe could not finish: {detail}" },
+    RELAY_LOCAL_GREYLISTED = { severity = "info",
+      message = "RCPT TO:<{to}> deferred ({code} {text}): greylisting active, first mail from a new sender is delayed",
+      hint = "Normal for greylisting; legitimate senders retry. Whitelist known senders if the delay matters." },
+    RELAY_POSTMASTER_REJECTED = { severity = "warning",
+      message = "RCPT TO:<{to}> rejected ({code} {text}): the domain must accept mail for postmaster (RFC 5321 section 4.5.1)",
+      hint = "Accept mail for postmaster@ the domain (an alias to a person who reads it); reports about mail problems go there." },
   },
 
   applies = function(ctx)
@@ -59,6 +100,7 @@ return {
 
   run = function(ctx)
     local from, to = ctx:option("from"), ctx:option("to")
+    local t0 = loop.now()
     local sess = ctx:session()
     if not sess then
       local err
@@ -67,32 +109,34 @@ return {
     end
     local fact = { from = from, to = to, tls = sess.tls ~= nil }
     ctx:fact(fact)
-    local m, code, detail = sess:command(("MAIL FROM:<%s>"):format(from), ctx:deadline("command"))
-    if not m then return ctx:finding("RELAY_INCONCLUSIVE", { detail = ("MAIL FROM: %s %s"):format(code, detail or "") }) end
+    local function finish(code, ev)
+      fact.seconds = loop.now() - t0
+      dialog.report(ctx, { sess })
+      if code then ctx:finding(code, ev) end
+    end
+    local m, code, detail = dialog.mail(sess, from, { deadline = ctx:deadline("command") })
+    if not m then return finish("RELAY_INCONCLUSIVE", { detail = ("MAIL FROM: %s %s"):format(code, detail or "") }) end
     if m.code ~= 250 then
       fact.mail_code = m.code
-      return ctx:finding("RELAY_MAIL_REJECTED", { from = from, code = m.code, text = text_of(m) })
+      return finish("RELAY_MAIL_REJECTED", { from = from, code = m.code, text = text_of(m) })
     end
-    local r, rcode, rdetail = sess:command(("RCPT TO:<%s>"):format(to), ctx:deadline("command"))
-    if not r then return ctx:finding("RELAY_INCONCLUSIVE", { detail = ("RCPT TO: %s %s"):format(rcode, rdetail or "") }) end
-    sess:command("RSET", ctx:deadline("command"))
+    local r, rcode, rdetail = dialog.rcpt(sess, to, { deadline = ctx:deadline("command") })
+    if not r then
+      dialog.rset(sess, { deadline = ctx:deadline("command") })
+      -- "unsolicited": the detail says what came before RCPT was sent
+      local d = rcode == "unsolicited" and rdetail or ("RCPT TO: %s %s"):format(rcode, rdetail or "")
+      return finish("RELAY_INCONCLUSIVE", { detail = d })
+    end
     fact.code, fact.enhanced, fact.text = r.code, r.enhanced, text_of(r)
+    local v, vcode = verdict(r)
+    fact.verdict = v
+    if v ~= "throttled" then local_rcpt(ctx, sess, fact) end
+    dialog.rset(sess, { deadline = ctx:deadline("command") })
     local ev = { to = to, code = r.code, text = text_of(r), enhanced = r.enhanced }
-    local c = r.code
-    if c >= 200 and c < 300 then
-      fact.verdict = "open"; return ctx:finding("RELAY_OPEN", ev)
-    elseif c == 421 then
-      -- "421 4.7.1 try later" is a throttle, not a relaying decision
-      fact.verdict = "throttled"
-      return ctx:finding("RELAY_INCONCLUSIVE", { detail = ("RCPT TO: 421 %s (the server is throttling the tester)"):format(text_of(r)) })
-    elseif c == 450 or c == 451 then
-      fact.verdict = "deferred"; return ctx:finding("RELAY_DEFERRED", ev)
-    elseif c == 550 or c == 551 or c == 553 or ((c >= 400 and c < 600) and relay_refusal(r)) then
-      fact.verdict = "denied"; return ctx:finding("RELAY_DENIED", ev)
-    elseif c == 554 or (c >= 500 and c < 600) then
-      fact.verdict = "rejected"; return ctx:finding("RELAY_REJECTED", ev)
+    if v == "throttled" then
+      return finish("RELAY_INCONCLUSIVE", { detail = ("RCPT TO: 421 %s (the server is throttling the tester)"):format(text_of(r)) })
     end
-    fact.verdict = "unknown"
-    ctx:finding("RELAY_INCONCLUSIVE", { detail = ("unexpected reply %d %s"):format(c, text_of(r)) })
+    if not vcode then return finish("RELAY_INCONCLUSIVE", { detail = ("unexpected reply %d %s"):format(r.code, text_of(r)) }) end
+    finish(vcode, ev)
   end,
 }

@@ -1,12 +1,32 @@
 -- Step 5 of the seed: STARTTLS and the negotiated TLS version.  After the
 -- 220 to STARTTLS, bytes already buffered are an injection: they are never
 -- fed into TLS, they are reported.  After TLS, EHLO again (RFC 3207 4.2).
--- A 421 (to STARTTLS or to the EHLO inside TLS) is a throttle: inconclusive.
+-- A 421 (to STARTTLS or to the EHLO inside TLS) is a throttle: inconclusive
+-- (mxprobe.smtp.reply decides).  The steps are mxprobe.smtp.dialog's.
 local extensions = require "mxprobe.smtp.extensions"
+local dialog = require "mxprobe.smtp.dialog"
+local reply = require "mxprobe.smtp.reply"
 local iputil = require "mxprobe.net.iputil"
+local loop = require "mxprobe.runtime.loop"
 local vocab = require "mxprobe.runtime.vocab"
 
 local VERSION_RANK = vocab.TLS_RANK
+
+local function grade_version(ctx, info)
+  local v = info.protocol
+  local ev = { version = v, cipher = info.cipher, bits = info.bits }
+  if v == "TLSv1.3" then ctx:finding("TLS_VERSION_13", ev)
+  elseif v == "TLSv1.2" then ctx:finding("TLS_VERSION_12", ev)
+  elseif v == "TLSv1" or v == "TLSv1.1" then ctx:finding("TLS_VERSION_DEPRECATED", ev)
+  else ctx:finding("TLS_VERSION_BROKEN", ev) end
+  local min = ctx:threshold("min_tls")
+  if min and VERSION_RANK[min] and VERSION_RANK[v] and VERSION_RANK[v] < VERSION_RANK[min]
+     and VERSION_RANK[v] >= VERSION_RANK["TLSv1.2"] then
+    ev.min = min
+    ctx:finding("TLS_VERSION_BELOW_POLICY", ev)
+  end
+  if info.bits and info.bits < 128 then ctx:finding("TLS_WEAK_CIPHER", ev) end
+end
 
 return {
   id = "starttls",
@@ -53,32 +73,42 @@ return {
     ctx:fact(fact)
     if not plain.starttls then return ctx:finding("STARTTLS_NOT_OFFERED", {}) end
 
-    local r, code, detail = sess:command("STARTTLS", ctx:deadline("command"))
-    if r and r.code == 421 then
+    local sni = not iputil.is_literal(ctx.host) and ctx.host or nil
+    local t0 = loop.now()
+    local r, info, tdetail, extra = dialog.starttls(sess, {
+      sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
+      deadline = ctx:deadline("command"), tls_deadline = ctx:deadline("tls"),
+    })
+    dialog.report(ctx, { sess })
+    local answer = r or extra.reply
+    if not answer then
+      -- no reply to STARTTLS at all
+      fact.accepted = false
+      sess:close()
+      return ctx:finding("STARTTLS_REJECTED", { code = info, text = tdetail or "" })
+    end
+    if reply.throttled(answer) then
       fact.throttled = true
       sess:close()
       ctx:not_tested("421 to STARTTLS: TLS could not be tested")
-      return ctx:finding("STARTTLS_421", { command = "STARTTLS", text = table.concat(r.lines or {}, " ") })
+      return ctx:finding("STARTTLS_421", { command = "STARTTLS", text = reply.text(answer) })
     end
-    if not r or r.code ~= 220 then
+    if answer.code ~= 220 then
       fact.accepted = false
       sess:close()
-      return ctx:finding("STARTTLS_REJECTED", { code = r and r.code or code, text = r and table.concat(r.lines or {}, " ") or (detail or "") })
+      return ctx:finding("STARTTLS_REJECTED", { code = answer.code, text = reply.text(answer) })
     end
     fact.accepted = true
-
-    local sni = not iputil.is_literal(ctx.host) and ctx.host or nil
-    local info, tcode, tdetail, raw = sess:starttls({
-      sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
-    }, ctx:deadline("tls"))
-    if not info then
+    if not r then
+      local tcode = info
       sess:close()
+      fact.seconds = loop.now() - t0
       if tcode == "injection" then
         -- count after the refusal: the TLS layer also pulls in bytes that
-        -- were still in the kernel when it looked; `raw` is already escaped
+        -- were still in the kernel when it looked; `injected` is escaped
         fact.injection = true
         local bytes = tonumber((tdetail or ""):match("^(%d+) bytes")) or sess:buffered()
-        local preview = raw or ""
+        local preview = extra.injected or ""
         if #preview > 60 then preview = preview:sub(1, 60) .. "..." end
         return ctx:finding("STARTTLS_PLAINTEXT_BUFFERED", { bytes = bytes, preview = preview })
       end
@@ -87,34 +117,24 @@ return {
     end
     fact.handshake = true
     fact.version, fact.cipher, fact.bits = info.protocol, info.cipher, info.bits
+    fact.handshake_seconds = info.handshake_s
     ctx:set_tls(info) -- the certificate check reads the chain through ctx:tls()
-
-    local v = info.protocol
-    local ev = { version = v, cipher = info.cipher, bits = info.bits }
-    if v == "TLSv1.3" then ctx:finding("TLS_VERSION_13", ev)
-    elseif v == "TLSv1.2" then ctx:finding("TLS_VERSION_12", ev)
-    elseif v == "TLSv1" or v == "TLSv1.1" then ctx:finding("TLS_VERSION_DEPRECATED", ev)
-    else ctx:finding("TLS_VERSION_BROKEN", ev) end
-    local min = ctx:threshold("min_tls")
-    if min and VERSION_RANK[min] and VERSION_RANK[v] and VERSION_RANK[v] < VERSION_RANK[min]
-       and VERSION_RANK[v] >= VERSION_RANK["TLSv1.2"] then
-      ev.min = min
-      ctx:finding("TLS_VERSION_BELOW_POLICY", ev)
-    end
-    if info.bits and info.bits < 128 then ctx:finding("TLS_WEAK_CIPHER", ev) end
+    grade_version(ctx, info)
 
     -- forget the plaintext capabilities; ask again inside TLS
-    local r2, c2, d2 = sess:command("EHLO " .. ctx.config.helo, ctx:deadline("command"))
-    if r2 and r2.code == 421 then
+    local r2, c2, d2 = dialog.ehlo(sess, ctx.config.helo, { deadline = ctx:deadline("command") })
+    dialog.report(ctx, { sess })
+    fact.seconds = loop.now() - t0
+    if r2 and reply.throttled(r2) then
       fact.throttled = true
       sess:close()
-      return ctx:finding("STARTTLS_421", { command = "EHLO after STARTTLS", text = table.concat(r2.lines or {}, " ") })
+      return ctx:finding("STARTTLS_421", { command = "EHLO after STARTTLS", text = reply.text(r2) })
     end
     if not r2 or r2.code ~= 250 then
       sess:close()
-      return ctx:finding("TLS_EHLO_FAILED", { code = r2 and r2.code or c2, detail = r2 and table.concat(r2.lines or {}, " ") or (d2 or "") })
+      return ctx:finding("TLS_EHLO_FAILED", { code = r2 and r2.code or c2, detail = r2 and reply.text(r2) or (d2 or "") })
     end
-    local after = extensions.parse(r2.lines or {})
+    local after = c2.extensions -- with a reply, the second value is the EHLO info
     fact.ehlo_after = after.extensions
     local added, removed = extensions.missing(after, plain), extensions.missing(plain, after)
     for i = #removed, 1, -1 do if removed[i] == "STARTTLS" then table.remove(removed, i) end end

@@ -6,8 +6,11 @@
 --   send EHLO.  A fixed server discards the pipelined RCPT, so the first
 --   reply inside TLS answers our EHLO (250).  A vulnerable one answers the
 --   injected RCPT first (503 "need MAIL", or a 5xx), then our EHLO.
+-- The STARTTLS step is mxprobe.smtp.dialog.starttls with a payload.
 local loop = require "mxprobe.runtime.loop"
 local iputil = require "mxprobe.net.iputil"
+local dialog = require "mxprobe.smtp.dialog"
+local reply = require "mxprobe.smtp.reply"
 
 local INJECTED = "RCPT TO:<injection-test@mxprobe.invalid>"
 
@@ -38,23 +41,20 @@ return {
   run = function(ctx)
     local s = ctx:extra_session()
     if not s then return end -- the main session already told what connecting does
-    local g = s:read_reply(ctx:deadline("greeting"))
+    local g = dialog.greet(s, { deadline = ctx:deadline("greeting") })
     if not g or g.code ~= 220 then return s:close() end
-    local e = s:command("EHLO " .. ctx.config.helo, ctx:deadline("command"))
-    if not e or e.code ~= 250 then return s:quit() end
-    local dl = ctx:deadline("command")
-    -- one write: the injected line travels in the same segment as STARTTLS
-    s:note(">", "STARTTLS")
-    s:note(">", INJECTED .. "   (pipelined on purpose)")
-    local ok = s.sock:send("STARTTLS\r\n" .. INJECTED .. "\r\n", dl)
-    if not ok then return s:close() end
-    local r = s:read_reply(dl)
-    if not r or r.code ~= 220 then return s:close() end
+    local e = dialog.ehlo(s, ctx.config.helo, { deadline = ctx:deadline("command") })
+    if not e or e.code ~= 250 then dialog.report(ctx, { s }); return dialog.quit(s) end
     local sni = not iputil.is_literal(ctx.host) and ctx.host or nil
-    -- bytes answered in plaintext before the handshake are not this bug
-    local info = s:starttls({ sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
-                              allow_buffered = true }, ctx:deadline("tls"))
-    if not info then return s:close() end
+    -- the injected line travels in the same write as STARTTLS; bytes answered
+    -- in plaintext before the handshake are not this bug (allow_buffered)
+    local r, info = dialog.starttls(s, { sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
+      allow_buffered = true, payload = INJECTED .. "\r\n",
+      deadline = ctx:deadline("command"), tls_deadline = ctx:deadline("tls") })
+    dialog.report(ctx, { s })
+    if not r or not info then return s:close() end
+    -- a vulnerable server answers the injected RCPT inside TLS, maybe even
+    -- before our EHLO is sent: read raw replies here, the pairing is this check's
     if not s:send_line("EHLO " .. ctx.config.helo, ctx:deadline("command")) then return s:close() end
     local first = s:read_reply(ctx:deadline("command"))
     if not first then return s:close() end
@@ -64,9 +64,9 @@ return {
       -- the reply to our EHLO must follow: then the first one answered the injection
       local second = s:read_reply(loop.now() + 2)
       if second and second.code == 250 then
-        ctx:finding("STARTTLS_COMMAND_INJECTION", { code = first.code, text = table.concat(first.lines or {}, " ") })
+        ctx:finding("STARTTLS_COMMAND_INJECTION", { code = first.code, text = reply.text(first) })
       end
     end
-    s:quit()
+    dialog.quit(s)
   end,
 }

@@ -21,6 +21,7 @@ local iputil = require "mxprobe.net.iputil"
 local grades = require "mxprobe.net.tls_grades"
 local tls = require "mxprobe.net.tls"
 local loop = require "mxprobe.runtime.loop"
+local dialog = require "mxprobe.smtp.dialog"
 
 local MODES = { versions = 1, grades = 2, suites = 3 }
 local ECDSA_SIGALGS = "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512"
@@ -39,48 +40,46 @@ end
 local Probe = {}
 Probe.__index = Probe
 
--- One session: greeting, EHLO, STARTTLS, handshake with opts.  Returns the
--- TLS info, or nil, why ("refused": the server would not do it, e.g. an
--- alert; "stop": 421 or STARTTLS refused, no point going on; "error").
+-- One session (mxprobe.smtp.dialog.tls_probe: greeting, EHLO, STARTTLS,
+-- handshake with opts, QUIT).  Returns the TLS info, or nil, why
+-- ("refused": the server would not do it, e.g. an alert or a reset; "stop":
+-- a 421 or a refused STARTTLS, no point going on; "error").
+local OPT_NAMES = { min = "min_version", max = "max_version", ciphers = "ciphers", security_level = "security_level",
+                    sigalgs = "sigalgs" }
 function Probe:handshake(what, opts)
   if self.stopped then return nil, "stop", self.stopped end
   if loop.now() > self.t_end then
     self.stopped = "the enumeration's time budget ran out"
     return nil, "stop", self.stopped
   end
-  local ctx = self.ctx
   local attempt = { what = what }
   self.fact.attempts[#self.fact.attempts + 1] = attempt
   self.fact.handshakes = self.fact.handshakes + 1
-  local s, code, detail = ctx:extra_session()
-  if not s then attempt.result = "connect " .. tostring(code); return nil, "error", detail or code end
-  local function done(result, why, info)
-    attempt.result = result
-    if s.tls then s:quit() else s:close() end
-    return info, why
+  local o = {}
+  for k, v in pairs(opts) do o[OPT_NAMES[k] or k] = v end
+  local info, code, detail, probe = dialog.tls_probe(self.ctx, o)
+  if info then
+    attempt.result, attempt.version, attempt.cipher = "accepted", info.protocol, info.cipher
+    return info
   end
-  local g = s:read_reply(ctx:deadline("greeting"))
-  if not g then return done("no greeting", "error") end
-  if g.code == 421 then self.stopped = "421 to a greeting"; return done("421 greeting", "stop") end
-  if g.code ~= 220 then return done("greeting " .. g.code, "error") end
-  local e = s:command("EHLO " .. ctx.config.helo, ctx:deadline("command"))
-  if not e or e.code ~= 250 then return done("EHLO failed", "error") end
-  local r = s:command("STARTTLS", ctx:deadline("command"))
-  if not r then return done("no STARTTLS reply", "error") end
-  if r.code ~= 220 then
-    self.stopped = ("STARTTLS answered %d"):format(r.code)
-    return done("STARTTLS " .. r.code, "stop")
+  local stage = probe and probe.stage
+  if code == "throttled" then
+    self.stopped = ("421 to the %s"):format(stage == "greeting" and "greeting" or stage or "session")
+    attempt.result = "421 " .. tostring(stage)
+    return nil, "stop", self.stopped
   end
-  local o = { sni = self.sni, verify_name = ctx.host, ca_file = ctx.config.ca_file }
-  for k, v in pairs(opts) do o[k] = v end
-  local info, tcode, tdetail = s:starttls(o, ctx:deadline("tls"))
-  if not info then
-    attempt.detail = tdetail
-    return done("refused", tcode == "timeout" and "error" or "refused")
+  if stage == "starttls" and probe.starttls then
+    self.stopped = ("STARTTLS answered %d"):format(probe.starttls.code)
+    attempt.result = "STARTTLS " .. probe.starttls.code
+    return nil, "stop", self.stopped
   end
-  attempt.result = "accepted"
-  attempt.version, attempt.cipher = info.protocol, info.cipher
-  return done("accepted", nil, info)
+  if stage == "handshake" then
+    attempt.result, attempt.detail = "refused", detail
+    return nil, code == "timeout" and "error" or "refused"
+  end
+  attempt.result = stage == "greeting" and "no greeting" or (tostring(stage) .. " failed")
+  attempt.detail = detail
+  return nil, "error"
 end
 
 -- Versions: one handshake each.

@@ -152,20 +152,25 @@ static void check_limits(lua_State *L, int idx, mx_smtp_limits *lim)
     lim->max_line = MX_SMTP_DEFAULT_MAX_LINE;
     lim->max_lines = MX_SMTP_DEFAULT_MAX_LINES;
     lim->max_bytes = MX_SMTP_DEFAULT_MAX_BYTES;
+    lim->discard_max = 0;
     if (lua_isnoneornil(L, idx)) return;
     if (!lua_istable(L, idx))
         luaL_error(L, "bad argument #2 to 'read_reply' (limits table or nil expected, got %s)", luaL_typename(L, idx));
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-        if (!k || (strcmp(k, "max_line") && strcmp(k, "max_lines") && strcmp(k, "max_bytes")))
-            luaL_error(L, "bad argument #2 to 'read_reply' (unknown limit %s; expected max_line, max_lines, max_bytes)",
+        if (!k || (strcmp(k, "max_line") && strcmp(k, "max_lines") && strcmp(k, "max_bytes") &&
+                   strcmp(k, "discard_max")))
+            luaL_error(L,
+                       "bad argument #2 to 'read_reply' (unknown limit %s; expected max_line, max_lines, max_bytes, "
+                       "discard_max)",
                        k ? k : luaL_typename(L, -2));
         lua_pop(L, 1);
     }
     lim->max_line = limit_field(L, idx, "max_line", lim->max_line);
     lim->max_lines = limit_field(L, idx, "max_lines", lim->max_lines);
     lim->max_bytes = limit_field(L, idx, "max_bytes", lim->max_bytes);
+    lim->discard_max = limit_field(L, idx, "discard_max", 0);
 }
 
 /* [-0, +1, m] the weak table socket -> pending parser */
@@ -221,12 +226,36 @@ static void push_reply(lua_State *L, const char *buf, const mx_smtp_parser *p)
     }
     lua_pushlstring(L, buf, p->consumed);
     lua_setfield(L, -2, "raw");
+    /* the longest line's real length, before any cut (RFC 5321: 512) */
+    lua_pushinteger(L, (lua_Integer)p->longest);
+    lua_setfield(L, -2, "longest");
+    lua_pushinteger(L, (lua_Integer)p->longest_line);
+    lua_setfield(L, -2, "longest_line");
+    if (p->cut_total) {
+        lua_pushinteger(L, (lua_Integer)p->cut_total);
+        lua_setfield(L, -2, "cut_bytes");
+        lua_pushinteger(L, (lua_Integer)(p->lim.max_line - 1));
+        lua_setfield(L, -2, "cut");
+    }
+}
+
+/* Remove buf[off, off + n) from the socket's input buffer (an overlong
+ * line's tail): what follows moves down; nothing before off changes. */
+static void cut_input(mx_buf *b, size_t off, size_t n)
+{
+    char *at = b->data + b->start + off;
+    memmove(at, at + n, b->len - off - n);
+    b->len -= n;
 }
 
 /* int l_smtp_read_reply (lua_State *L)  [-2, +1|3, e]
  * smtp.read_reply(sock, limits?) -> { code=, lines={...}, text=, enhanced=, raw= }
  *   | nil, "again", events | nil, "closed"|"limit"|"protocol"|code, detail.
- * limits = { max_line=4096, max_lines=100, max_bytes=65536 }.
+ * limits = { max_line=4096, max_lines=100, max_bytes=65536, discard_max=0 }:
+ * with discard_max, an overlong line keeps its first max_line - 1 bytes and
+ * up to discard_max bytes of overlong tails are dropped; the reply then
+ * carries cut (bytes kept), cut_bytes (dropped).  Every reply carries
+ * longest (its longest line's real length, LF included) and longest_line.
  * The reply's bytes are consumed from the socket's buffer on success only. */
 static int l_smtp_read_reply(lua_State *L)
 {
@@ -255,6 +284,11 @@ static int l_smtp_read_reply(lua_State *L)
     for (;;) {
         const char *head = s->in.len ? mx_buf_head(&s->in) : "";
         int r = mx_smtp_parse(&pd->p, head, s->in.len);
+        if (r == MX_REPLY_CUT) {
+            cut_input(&s->in, pd->p.cut_off, pd->p.cut_len);
+            pd->base += pd->p.cut_len; /* keeps bytes_in - len equal to base */
+            continue;
+        }
         if (r == MX_REPLY_DONE) {
             drop_pending(L, 3);
             push_reply(L, head, &pd->p);
@@ -271,6 +305,9 @@ static int l_smtp_read_reply(lua_State *L)
             if (nl) lend = (size_t)(nl - head);
             push_excerpt(L, head + lstart, lend - lstart);
             const char *what = mx_smtp_strerror(e);
+            if (e == MX_REPLY_LINE_TOO_LONG && lim.discard_max)
+                return mx_fail(L, code, "%s (over %zu bytes, more than %zu bytes discarded) at line %zu: %s", what,
+                               lim.max_line, lim.discard_max, pd->p.nlines + 1, lua_tostring(L, -1));
             if (e == MX_REPLY_LINE_TOO_LONG)
                 return mx_fail(L, code, "%s (over %zu bytes) at line %zu: %s", what, lim.max_line,
                                pd->p.nlines + 1, lua_tostring(L, -1));

@@ -21,12 +21,40 @@ static int fail(mx_smtp_parser *p, int err)
 
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
+/* Does the line at l (n bytes seen, no LF yet) start like a reply line?
+ * Checked before an overlong line is discarded, so that garbage is refused
+ * at once and not read up to the discard cap. */
+static int plausible_start(const unsigned char *l, size_t n)
+{
+    for (size_t i = 0; i < 3 && i < n; i++)
+        if (!is_digit(l[i])) return 0;
+    return n < 4 || l[3] == ' ' || l[3] == '-';
+}
+
 int mx_smtp_parse(mx_smtp_parser *p, const char *buf, size_t len)
 {
     if (p->state != MX_REPLY_MORE) return p->state;
-    /* Nothing past max_bytes can belong to an acceptable reply. */
-    size_t limit = len < p->lim.max_bytes ? len : p->lim.max_bytes;
     for (;;) {
+        if (p->discarding) {
+            /* the kept head is buf[pos, pos + max_line - 1); the rest of the
+             * line, up to (not including) its LF, goes */
+            size_t from = p->pos + p->lim.max_line - 1;
+            const char *nl = len > from ? memchr(buf + from, '\n', len - from) : NULL;
+            size_t n = (nl ? (size_t)(nl - buf) : len) - from;
+            if (n > p->lim.discard_max - p->cut_total) return fail(p, MX_REPLY_LINE_TOO_LONG);
+            if (nl) p->discarding = 0;
+            p->scanned = p->lim.max_line - 1;
+            if (n) {
+                p->cut_off = from;
+                p->cut_len = n;
+                p->cut_total += n;
+                p->cur_cut += n;
+                return MX_REPLY_CUT; /* the caller cuts, then calls again */
+            }
+            if (!nl) return MX_REPLY_MORE;
+        }
+        /* Nothing past max_bytes can belong to an acceptable reply. */
+        size_t limit = len < p->lim.max_bytes ? len : p->lim.max_bytes;
         size_t start = p->pos + p->scanned;
         /* The LF of this line must lie within max_line bytes of its start. */
         size_t line_cap = p->pos + p->lim.max_line;
@@ -34,7 +62,14 @@ int mx_smtp_parse(mx_smtp_parser *p, const char *buf, size_t len)
         const char *nl = end > start ? memchr(buf + start, '\n', end - start) : NULL;
         if (!nl) {
             if (end > p->pos) p->scanned = end - p->pos;
-            if (end == line_cap) return fail(p, MX_REPLY_LINE_TOO_LONG);
+            if (end == line_cap) {
+                if (p->lim.discard_max && p->cut_total < p->lim.discard_max &&
+                    plausible_start((const unsigned char *)buf + p->pos, p->lim.max_line)) {
+                    p->discarding = 1;
+                    continue;
+                }
+                return fail(p, MX_REPLY_LINE_TOO_LONG);
+            }
             if (end == p->lim.max_bytes) return fail(p, MX_REPLY_TOO_MANY_BYTES);
             return MX_REPLY_MORE;
         }
@@ -49,6 +84,9 @@ int mx_smtp_parse(mx_smtp_parser *p, const char *buf, size_t len)
         if (p->nlines && code != p->code) return fail(p, MX_REPLY_CODE_MISMATCH);
         p->code = code;
         p->nlines++;
+        size_t real = lf + 1 - p->pos + p->cur_cut;
+        if (real > p->longest) p->longest = real, p->longest_line = p->nlines;
+        p->cur_cut = 0;
         p->pos = lf + 1;
         p->scanned = 0;
         if (n == 3 || l[3] == ' ') {

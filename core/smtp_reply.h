@@ -23,6 +23,12 @@ typedef struct {
     size_t max_line;  /* bytes per line including CRLF (default 4096; RFC 5321 says 512) */
     size_t max_lines; /* lines per reply (default 100) */
     size_t max_bytes; /* bytes per reply (default 65536) */
+    /* Bytes of overlong lines the parser may drop per reply (0: none, an
+     * overlong line is an error).  With it, a line longer than max_line
+     * keeps its first max_line - 1 bytes and the rest up to its LF is cut
+     * out of the caller's buffer (MX_REPLY_CUT): a 1 MiB greeting line is
+     * reported, not fatal (RFC 5321 4.5.3.1.5 allows 512 octets). */
+    size_t discard_max;
 } mx_smtp_limits;
 
 #define MX_SMTP_DEFAULT_MAX_LINE 4096
@@ -30,7 +36,7 @@ typedef struct {
 #define MX_SMTP_DEFAULT_MAX_BYTES 65536
 
 /* mx_smtp_parse results */
-enum { MX_REPLY_ERROR = -1, MX_REPLY_MORE = 0, MX_REPLY_DONE = 1 };
+enum { MX_REPLY_ERROR = -1, MX_REPLY_MORE = 0, MX_REPLY_DONE = 1, MX_REPLY_CUT = 2 };
 
 /* why it failed */
 enum {
@@ -51,15 +57,23 @@ typedef struct {
     int code;        /* the reply code (once the first line is complete) */
     int err;         /* MX_REPLY_* reason when the result is MX_REPLY_ERROR */
     int state;       /* the last result; DONE and ERROR are final */
+    size_t longest;      /* the longest complete line's real length, LF included */
+    size_t longest_line; /* its number (1-based) */
+    size_t cut_total;    /* bytes cut out of overlong lines so far */
+    size_t cut_off, cut_len; /* MX_REPLY_CUT: remove buf[cut_off, cut_off+cut_len) */
+    size_t cur_cut;      /* bytes cut from the line being read */
+    int discarding;      /* inside an overlong line, past its kept head */
 } mx_smtp_parser;
 
 /* lim may be NULL; zero fields take the defaults. */
 void mx_smtp_parser_init(mx_smtp_parser *p, const mx_smtp_limits *lim);
 
 /* Parse buf[0, len), which must begin with the bytes seen by earlier calls
- * (unchanged) since the last init.  Returns MX_REPLY_DONE (p->consumed,
- * p->code, p->nlines are set), MX_REPLY_MORE, or MX_REPLY_ERROR (p->err,
- * and p->nlines + 1 is the offending line). */
+ * (unchanged, apart from the cuts asked for) since the last init.  Returns
+ * MX_REPLY_DONE (p->consumed, p->code, p->nlines are set), MX_REPLY_MORE,
+ * MX_REPLY_CUT (only with lim.discard_max: remove p->cut_len bytes at
+ * p->cut_off from the buffer, moving what follows down, and call again),
+ * or MX_REPLY_ERROR (p->err, and p->nlines + 1 is the offending line). */
 int mx_smtp_parse(mx_smtp_parser *p, const char *buf, size_t len);
 
 /* A short English description of an MX_REPLY_* reason. */

@@ -32,7 +32,13 @@ MODES = {
     "greet-554": "greets with 554 and then answers 503 to all but QUIT (RFC 5321 3.1)",
     "greet-nohost": "greets with '220 ESMTP' (no host name)",
     "tls10": "normal server whose STARTTLS speaks only TLS 1.0/1.1",
+    "double-greeting": "two 220 greetings in one write (a proxy banner, then the MTA's), then a normal dialog",
+    "early-reply": "answers MAIL with '250' and, in the same write, a '554' for the RCPT not sent yet",
+    "greet-554-listed": "greets with 554 naming a DNSBL (blocked using zen.spamhaus.org), then 503 to all but QUIT",
+    "long-greeting": "a 220 greeting whose one line is 700 KiB long, then a normal dialog",
+    "ehlo-flood": "answers EHLO with 150 '250-' lines (past any client's line cap)",
 }
+LONG_GREETING = 700 * 1024  # octets of text in the long-greeting line: past 512 and 4096, below 1 MiB
 IDLE = 60            # seconds to wait for a client command
 SLOW_GREETING = 35   # seconds before slow-greeting says 220
 
@@ -96,8 +102,11 @@ class Session:
             return self.dialog()
         elif m == "greet-421":
             return self.reply(f"421 4.3.2 {self.host} Service not available, closing transmission channel")
-        elif m == "greet-554":
-            self.reply(f"554 5.3.2 {self.host} No SMTP service here")
+        elif m in ("greet-554", "greet-554-listed"):
+            if m == "greet-554":
+                self.reply(f"554 5.3.2 {self.host} No SMTP service here")
+            else:
+                self.reply(f"554 5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org")
             while (line := self.readline()) is not None:
                 if line.upper().startswith("QUIT"):
                     return self.reply("221 2.0.0 Bye")
@@ -105,6 +114,11 @@ class Session:
             return
         if m == "greet-nohost":
             self.reply("220 ESMTP")
+        elif m == "double-greeting":
+            # one write: the client finds the second one before its EHLO
+            self.send(f"220 proxy.lab.test ESMTP front-end\r\n220 {self.host} ESMTP mxlab-fakesmtp ({m})\r\n")
+        elif m == "long-greeting":
+            self.send(f"220 {self.host} ESMTP " + "x" * LONG_GREETING + "\r\n")
         else:
             self.reply(f"220 {self.host} ESMTP mxlab-fakesmtp ({m})")
         self.dialog()
@@ -138,10 +152,15 @@ class Session:
         """A small, well-behaved SMTP server (it never accepts mail)."""
         while (line := self.readline()) is not None:
             cmd = line[:4].upper()
-            if cmd == "EHLO":
+            if cmd == "EHLO" and self.o.mode == "ehlo-flood":
+                self.reply(f"250-{self.host}", *[f"250-X-FLOOD-{i}" for i in range(150)], "250 8BITMIME")
+            elif cmd == "EHLO":
                 self.reply(*self.ehlo_lines())
             elif cmd == "HELO":
                 self.reply(f"250 {self.host}")
+            elif cmd == "MAIL" and self.o.mode == "early-reply":
+                # the reply to a RCPT that has not been sent yet rides along
+                self.send("250 2.1.0 Ok\r\n554 5.7.1 early: Relay access denied\r\n")
             elif cmd == "MAIL":
                 self.reply("250 2.1.0 Ok")
             elif cmd == "RCPT":

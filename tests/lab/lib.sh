@@ -42,6 +42,7 @@ POSTFIX_SERVERS=(
   "dualcert    198.51.100.61 -             dualcert.mx.lab.test     dualcert    dualcert"
   "mixed-new   198.51.100.62 -             mixed.mx.lab.test        mixed       good"
   "mixed-old   198.51.100.63 -             mixed.mx.lab.test        mixed       mixed-old"
+  "no-postmaster 198.51.100.28 -           no-postmaster.mx.lab.test no-postmaster no-postmaster"
 )
 
 # Scripted servers (fakesmtp.py): mode  ipv4  hostname
@@ -56,6 +57,11 @@ SCRIPTED_SERVERS=(
   "greet-421       203.0.113.37 greet-421.mx.lab.test"
   "greet-554       203.0.113.38 greet-554.mx.lab.test"
   "greet-nohost    203.0.113.39 greet-nohost.mx.lab.test"
+  "double-greeting 203.0.113.40 double-greeting.mx.lab.test"
+  "early-reply     203.0.113.41 early-reply.mx.lab.test"
+  "greet-554-listed 203.0.113.42 greet-554-listed.mx.lab.test"
+  "long-greeting   203.0.113.43 long-greeting.mx.lab.test"
+  "ehlo-flood      203.0.113.44 ehlo-flood.mx.lab.test"
 )
 
 # Good servers that the --scale domains share.

@@ -26,6 +26,9 @@ pf_main_cf() {
     # Greylisting before the relay decision (a policy service placed first
     # in smtpd_relay_restrictions): every RCPT from an unknown client gets 451.
     greylist)   relay="check_recipient_access regexp:$d/conf/greylist.regexp, reject_unauth_destination" ;;
+    # Refuses RCPT TO postmaster@ (RFC 5321 4.5.1 violated), a real MTA
+    # misconfiguration: every other recipient as a good server.
+    no-postmaster) rcpt="check_recipient_access regexp:$d/conf/no-postmaster.regexp" ;;
     # OpenSSL 3.0 refuses TLS 1.0/1.1 at security level >= 1 (SHA-1
     # signatures), so this server's cipher lists drop to @SECLEVEL=0.
     tls10)      protos=">=TLSv1, <=TLSv1.1" ciphers="DEFAULT:@SECLEVEL=0" ;;
@@ -124,6 +127,8 @@ start_postfix() {
     pf_master_cf >"$d/conf/master.cf"
     [ "$6" = greylist ] &&
       echo '/./ 451 4.7.1 Greylisted, please try again later' >"$d/conf/greylist.regexp"
+    [ "$6" = no-postmaster ] &&
+      echo '/^postmaster@/ 550 5.1.1 User unknown' >"$d/conf/no-postmaster.regexp"
     (nsx postfix -c "$d/conf" start >"$d/start.log" 2>&1 ||
        { say "postfix $1 failed to start:"; cat "$d/start.log" >&2; exit 1; }) &
     pids+=($!)

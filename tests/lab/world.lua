@@ -23,7 +23,8 @@ local W = {
 -- tls: protocol versions the server speaks after STARTTLS (false: no STARTTLS).
 -- cert: "valid" (chains to ca_file via the intermediate, name matches), or
 -- what is wrong with it. relay: first digit-group of the RCPT reply for an
--- external recipient; rcpt: reply for a lab recipient.
+-- external recipient; rcpt: reply for a lab recipient;
+-- postmaster: reply to RCPT TO postmaster@<domain> when it is not the rcpt one.
 local T12_13 = { "TLSv1.2", "TLSv1.3" }
 local function pf(mode, host, extra)
   local s = { kind = "postfix", mode = mode, host = host, port = 25, tls = T12_13,
@@ -65,6 +66,7 @@ W.servers = {
   ["198.51.100.62"] = pf("mixed-new",   "mixed.mx.lab.test",       { cert = "same name as 198.51.100.63; TLS 1.2 and 1.3 only" }),
   ["198.51.100.63"] = pf("mixed-old",   "mixed.mx.lab.test",       { tls = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" },
                          cert = "same name as 198.51.100.62; also TLS 1.0 and 1.1" }),
+  ["198.51.100.28"] = pf("no-postmaster", "no-postmaster.mx.lab.test", { postmaster = 550 }),  -- 550 5.1.1 to RCPT TO postmaster@
 
   ["203.0.113.30"]  = sc("slow-greeting",   "sends 220 only after 35 s"),
   ["203.0.113.31"]  = sc("tls-broken",      "offers STARTTLS, says 220, then sends non-TLS bytes and closes"),
@@ -76,6 +78,11 @@ W.servers = {
   ["203.0.113.37"]  = sc("greet-421",       "greets 421 4.3.2 and closes"),
   ["203.0.113.38"]  = sc("greet-554",       "greets 554 5.3.2, then 503 to all but QUIT"),
   ["203.0.113.39"]  = sc("greet-nohost",    "greets '220 ESMTP' without a host name"),
+  ["203.0.113.40"]  = sc("double-greeting", "two 220 greetings in one write (proxy banner, then the MTA's)"),
+  ["203.0.113.41"]  = sc("early-reply", "answers MAIL with 250 and, in the same write, a 554 for the RCPT not sent yet"),
+  ["203.0.113.42"]  = sc("greet-554-listed", "greets 554 5.7.1 naming a DNSBL (zen.spamhaus.org), then 503 to all but QUIT"),
+  ["203.0.113.43"]  = sc("long-greeting", "a 220 greeting line of 700 KiB, then a normal dialog"),
+  ["203.0.113.44"]  = sc("ehlo-flood", "answers EHLO with 152 lines (past the 100-line cap)"),
 
   ["203.0.113.97"]  = { kind = "fault", mode = "refused",     host = "refused.mx.lab.test",
                         behaviour = "nothing listens: connection refused at once" },
@@ -213,6 +220,19 @@ W.domains = {
     "server refuses service (554 at greeting): permanent", one("greet-554.mx.lab.test")),
   d("greet-nohost", "greeting-no-hostname", "the greeting is '220 ESMTP' without a host name",
     "greeting lacks the host name required by RFC 5321 4.2; otherwise works", one("greet-nohost.mx.lab.test")),
+  d("double-greeting", "double-greeting", "a front-end sends its own 220, then the MTA's 220 follows",
+    "second greeting noted (protocol warning); every reply still paired with its command: relay denied, not open",
+    one("double-greeting.mx.lab.test")),
+  d("early-reply", "early-reply", "the server answers RCPT before RCPT is sent (with the reply to MAIL)",
+    "unsolicited reply noted; the relay probe is inconclusive, never an open relay", one("early-reply.mx.lab.test")),
+  d("greet-554-listed", "greeting-554-blocklist", "the greeting is 554 naming a DNSBL (blocked using zen.spamhaus.org)",
+    "the tester's address may be listed: inconclusive, not 'refuses all mail'", one("greet-554-listed.mx.lab.test")),
+  d("long-greeting", "long-greeting", "the greeting line is 700 KiB (RFC 5321 allows 512 octets)",
+    "overlong line reported with its length; STARTTLS and relay are still tested", one("long-greeting.mx.lab.test")),
+  d("ehlo-flood", "ehlo-too-many-lines", "the EHLO reply has 152 lines",
+    "EHLO reply exceeded 100 lines (said as such; HELO never sent)", one("ehlo-flood.mx.lab.test")),
+  d("no-postmaster", "no-postmaster", "RCPT TO postmaster@ the domain is rejected with 550",
+    "postmaster rejected (RFC 5321 4.5.1): warning; otherwise works", one("no-postmaster.mx.lab.test")),
 }
 
 -- by_name["good.lab.test"] -> the domain entry

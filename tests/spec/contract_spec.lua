@@ -295,7 +295,7 @@ describe("whose timeout is it (vantage evidence)", function()
         if not c then return end
         accepted = accepted + 1
         c:send("220 ref.test ESMTP\r\n", loop.now() + 1)
-        c:receive("*l", loop.now() + 2)
+        c:read_line(loop.now() + 2)
         c:send("221 bye\r\n", loop.now() + 1)
         c:close()
       end

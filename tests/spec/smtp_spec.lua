@@ -148,7 +148,7 @@ describe("smtp replies", function()
       "bad argument #1 to 'read_reply' (mxprobe.sock expected, got string)")
     local s, srv = against({ { hold = 1 } })
     assert.has_error(function() core.smtp.read_reply(s:raw(), { max_lins = 3 }) end,
-      "bad argument #2 to 'read_reply' (unknown limit max_lins; expected max_line, max_lines, max_bytes)")
+      "bad argument #2 to 'read_reply' (unknown limit max_lins; expected max_line, max_lines, max_bytes, discard_max)")
     assert.has_error(function() core.smtp.read_reply(s:raw(), { max_line = 0 }) end,
       "bad argument #2 to 'read_reply' (limits.max_line must be an integer 1..2^30)")
     assert.has_error(function() s:receive_reply(5) end,

@@ -213,8 +213,79 @@ static void test_all_splits(void)
     }
 }
 
+/* A socket-like buffer: bytes arrive in chunks, the parser's cuts are
+ * applied as l_smtp.c applies them.  Returns the final result. */
+static int feed_with_cuts(const char *in, size_t n, size_t chunk, const mx_smtp_limits *lim, mx_smtp_parser *p,
+                          char *buf, size_t *len)
+{
+    mx_smtp_parser_init(p, lim);
+    size_t fed = 0;
+    int r = MX_REPLY_MORE;
+    *len = 0;
+    while (r == MX_REPLY_MORE || r == MX_REPLY_CUT) {
+        if (r == MX_REPLY_MORE) {
+            if (fed == n) break;
+            size_t k = n - fed < chunk ? n - fed : chunk;
+            memcpy(buf + *len, in + fed, k);
+            *len += k, fed += k;
+        } else {
+            memmove(buf + p->cut_off, buf + p->cut_off + p->cut_len, *len - p->cut_off - p->cut_len);
+            *len -= p->cut_len;
+        }
+        r = mx_smtp_parse(p, buf, *len);
+    }
+    return r;
+}
+
+/* An overlong line with discard_max: its head is kept, its tail cut out
+ * of the buffer as it arrives (never held whole), its real length known,
+ * and the lines after it parse as usual. */
+static void test_overlong_cut(void)
+{
+    size_t longlen = 100000;
+    size_t n = 4 + longlen + 2 + strlen("220 second line\r\n") + 4;
+    char *in = malloc(n + 1), *buf = malloc(n + 1);
+    strcpy(in, "220-");
+    memset(in + 4, 'x', longlen);
+    strcpy(in + 4 + longlen, "\r\n220 second line\r\nNEXT");
+    n = strlen(in);
+    mx_smtp_limits lim = {.max_line = 512, .discard_max = 1 << 20};
+    mx_smtp_parser p;
+    size_t len;
+    for (size_t chunk = 1; chunk <= 8192; chunk *= 8) {
+        int r = feed_with_cuts(in, n, chunk, &lim, &p, buf, &len);
+        CHECK(r == MX_REPLY_DONE);
+        CHECK(p.code == 220 && p.nlines == 2);
+        CHECK(p.longest == 4 + longlen + 2 && p.longest_line == 1);
+        CHECK(p.cut_total == 4 + longlen + 1 - 511); /* everything after the head, CR included, up to the LF */
+        /* what follows the reply is untouched (fed up to the chunk boundary) */
+        CHECK(len >= p.consumed && len <= p.consumed + 4 && memcmp(buf + p.consumed, "NEXT", len - p.consumed) == 0);
+        size_t off = 0, tl;
+        const char *t;
+        CHECK(mx_smtp_next_line(buf, p.consumed, &off, &t, &tl) && tl == 511 - 4 && t[0] == 'x');
+        CHECK(mx_smtp_next_line(buf, p.consumed, &off, &t, &tl) && tl == strlen("second line"));
+    }
+    /* past the discard cap it is still an error, without holding the line */
+    mx_smtp_limits small = {.max_line = 512, .discard_max = 1000};
+    CHECK(feed_with_cuts(in, n, 4096, &small, &p, buf, &len) == MX_REPLY_ERROR);
+    CHECK(p.err == MX_REPLY_LINE_TOO_LONG && len <= 4096 + 512);
+    /* garbage is refused at once, not discarded up to the cap */
+    memset(in, 'z', 2000);
+    CHECK(feed_with_cuts(in, 2000, 2000, &lim, &p, buf, &len) == MX_REPLY_ERROR);
+    CHECK(p.err == MX_REPLY_LINE_TOO_LONG && p.cut_total == 0);
+    /* without discard_max nothing changes: an overlong line is an error */
+    mx_smtp_limits strict = {.max_line = 512};
+    CHECK(parse_all("220 ok\r\n", 8, &strict, &p) == MX_REPLY_DONE && p.longest == 8 && p.longest_line == 1);
+    memset(in, 'y', 600);
+    memcpy(in, "220 ", 4);
+    CHECK(parse_all(in, 600, &strict, &p) == MX_REPLY_ERROR && p.err == MX_REPLY_LINE_TOO_LONG);
+    free(in);
+    free(buf);
+}
+
 int main(void)
 {
+    test_overlong_cut();
     test_multiline();
     test_bare_and_lf();
     test_need_more();

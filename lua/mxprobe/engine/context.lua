@@ -120,6 +120,10 @@ end
 -- { host, address, preference, facts, findings, not_run }.
 function Ctx:servers() return self._result.servers end
 
+--- "host" when a host was given to test (--mx HOST: no domain, no MX
+-- lookup), nil for a domain.
+function Ctx:mode() return self._result.mode end
+
 --- The TLS details of this server's session (server contexts), as the
 -- check that did the handshake recorded them: { protocol, cipher, bits,
 -- chain = { x509 certificates, leaf first }, verify, hostname_match }, or nil.

@@ -187,7 +187,9 @@ function Run:_server_task(result, srv)
     else
         local probe = { host = srv.host, address = srv.address, family = srv.family, port = srv.port,
                         facts = {}, findings = {}, transcript = {} }
-        local stub = { domain = nil, findings = {}, servers = {}, dns = { findings = {}, mx = {} } }
+        -- domain/mode: of the domain that started the probe; the relay check's
+        -- RCPT TO postmaster@<domain> needs one (its findings name the address)
+        local stub = { domain = result.domain, mode = result.mode, findings = {}, servers = {}, dns = { findings = {}, mx = {} } }
         entry = { probe = probe, task = loop.spawn(run_server, self, stub, probe) }
         self.shared[key] = entry
         self.counters.probes = self.counters.probes + 1

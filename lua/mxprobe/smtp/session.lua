@@ -16,7 +16,7 @@ Session.__index = Session
 local escape = core.smtp.escape or function(s) return (s:gsub("[%z\1-\31\127-\255]", function(c) return ("\\x%02x"):format(c:byte()) end)) end
 M.escape = escape
 
---- Connect to ip:port.  Returns a session or nil, code, detail, seconds.
+--- Connect to ip:port.  Returns a session, nil, nil, seconds or nil, code, detail, seconds.
 -- opts.limits (mxprobe.engine.limits) caps the connection rate and open sockets.
 function M.open(ip, port, opts)
     opts = opts or {}
@@ -38,8 +38,10 @@ function M.open(ip, port, opts)
         sock = sock, ip = ip, port = port, t0 = t0, connect_seconds = seconds,
         transcript = {}, timeouts = opts.timeouts or {}, tls = nil, release = release,
     }, Session)
-    s:note("*", ("connected to %s port %d in %.3f s"):format(ip, port, seconds))
-    return s
+    s:note("*", ("connected to %s port %d in %.6f s"):format(ip, port, seconds))
+    -- the seconds on success too: the connect check reports them (it showed
+    -- 0.0 ms everywhere while this returned the session alone)
+    return s, nil, nil, seconds
 end
 
 function Session:note(dir, text)
@@ -49,9 +51,14 @@ function Session:note(dir, text)
     end
 end
 
+-- A line over the parser's 4096 bytes keeps its head and loses the rest,
+-- up to 1 MiB per reply (posttls-finger and swaks read past a 1 MiB
+-- greeting too): the reply carries longest/cut and the dialog reports it.
+M.READ_LIMITS = { discard_max = 1024 * 1024 }
+
 --- Read one complete reply before the deadline (absolute).
 function Session:read_reply(deadline)
-    local r, code, detail = self.sock:receive_reply(nil, deadline)
+    local r, code, detail = self.sock:receive_reply(M.READ_LIMITS, deadline)
     if not r then
         self:note("!", ("%s: %s"):format(code, detail or ""))
         return nil, code, detail
