@@ -232,6 +232,104 @@ function M.error_record(e, message)
     }
 end
 
+----------------------------------------------------------------- provenance and compact records
+-- What a record needs to say how it was made, so that two audits can be
+-- compared honestly (mxprobe diff) and an old file explained: the program's
+-- version and every option that shapes results.  Computed once per run and
+-- shared by every record (the encoder writes it into each line).
+
+M.SUMMARY_SCHEMA = 1           -- the shape of the summary document (--summary, --summarize)
+M.TRANSCRIPTS = { none = true, failing = true, all = true }
+
+local function file_digest(path)
+    if type(path) ~= "string" then return nil end
+    local ok, core = pcall(require, "mxprobe.core")
+    if not ok or type(core.digest) ~= "table" then return nil end
+    return (core.digest.file(path))
+end
+
+local function version()
+    local ok, core = pcall(require, "mxprobe.core")
+    return ok and type(core) == "table" and core.version or "unknown"
+end
+M.version = version
+
+local function list_copy(t)
+    if type(t) ~= "table" then return nil end
+    local o = json.array()
+    for i, v in ipairs(t) do o[i] = v end
+    return o
+end
+
+--- The provenance object of the records of one run (docs/json-schema.md):
+-- { mxprobe, ehlo, policy = { name, file, sha256 }, ca_file = { path, sha256 },
+--   options = { port, families, timeouts, relay, checks, allow_reserved,
+--   resolvers, share, transcripts }, vantage }.  run: an engine run.
+function M.provenance(run, extra)
+    extra = extra or {}
+    local cfg = type(run.config) == "table" and run.config or {}
+    local pol = type(run.policy) == "table" and run.policy or {}
+    local p = { mxprobe = version(), ehlo = cfg.helo }
+    p.policy = json.object { name = pol.name, file = type(pol.file) == "string" and pol.file or nil,
+                             sha256 = file_digest(pol.file) }
+    if cfg.ca_file then p.ca_file = json.object { path = cfg.ca_file, sha256 = file_digest(cfg.ca_file) } end
+    local relay = type(cfg.relay) == "table" and cfg.relay or {}
+    local timeouts = json.object()
+    for k, v in pairs(type(cfg.timeouts) == "table" and cfg.timeouts or {}) do timeouts[k] = v end
+    p.options = json.object {
+        port = cfg.port, families = list_copy(cfg.families), timeouts = timeouts,
+        relay = json.object { enabled = relay.enabled ~= false, from = relay.from, to = relay.to },
+        checks = list_copy(cfg.only), allow_reserved = list_copy(cfg.allow_reserved),
+        resolvers = list_copy(cfg.resolvers or (type(cfg.resolver) == "table" and cfg.resolver.servers) or nil),
+        share = run.share and true or false, transcripts = extra.transcripts,
+    }
+    -- where the probes came from, when the configuration says (a vantage
+    -- name, source addresses): results from two vantages are not comparable
+    if cfg.vantage ~= nil then p.vantage = cfg.vantage end
+    return json.object(p)
+end
+
+-- Severities of a server's findings that make it "failing" for
+-- --transcripts=failing: the ones a reader would want the dialogue of.
+local FAILING = { warning = true, critical = true, inconclusive = true, error = true }
+
+--- Whether a server (of a result) has a finding worse than info.
+function M.failing_server(srv)
+    for _, f in ipairs(type(srv.findings) == "table" and srv.findings or {}) do
+        if type(f) == "table" and FAILING[f.severity] then return true end
+    end
+    return false
+end
+
+--- The record to write for result r: without the transcripts (mode
+-- "none"), with them for failing servers only ("failing"), or all ("all").
+-- Copies what it changes: r itself (what on_result gets) keeps everything.
+function M.compact(r, mode)
+    if mode == "all" or type(r.servers) ~= "table" then return r end
+    local drop = false
+    for _, srv in ipairs(r.servers) do
+        if type(srv) == "table" and srv.transcript ~= nil and not (mode == "failing" and M.failing_server(srv)) then
+            drop = true
+            break
+        end
+    end
+    if not drop then return r end
+    local out = {}
+    for k, v in pairs(r) do out[k] = v end
+    local servers = json.array()
+    for i, srv in ipairs(r.servers) do
+        if type(srv) == "table" and not (mode == "failing" and M.failing_server(srv)) then
+            local c = {}
+            for k, v in pairs(srv) do if k ~= "transcript" then c[k] = v end end
+            servers[i] = c
+        else
+            servers[i] = srv
+        end
+    end
+    out.servers = servers
+    return out
+end
+
 ----------------------------------------------------------------- summary
 
 local function new_summary()
@@ -250,6 +348,8 @@ local function count(summary, r)
     if r.error then summary.errors = summary.errors + 1 end
     for _, code in ipairs(csv.codes(r)) do summary.codes[code] = (summary.codes[code] or 0) + 1 end
 end
+-- for mxprobe audit --summarize (mxprobe.app.audit_summarize): the same counting
+M.new_summary, M.count = new_summary, count
 
 --- Codes by number of domains, most frequent first: { {code, n}, ... }
 function M.codes_by_count(codes)
@@ -299,6 +399,7 @@ function M.summary_json(s)
     copy.codes = json.object(s.codes)
     copy.verdicts = json.object(s.verdicts)
     copy.kind = "mxprobe-audit-summary"
+    copy.schema = M.SUMMARY_SCHEMA
     return json.encode(copy) .. "\n"
 end
 
@@ -358,7 +459,7 @@ local RUN_KEYS = {
     input = true, domains = true, entries = true, output = true, format = true, map = true, on_result = true,
     columns = true, shard = true, resume = true, progress = true, summary = true, signals = true,
     engine = true, run = true, policy = true, checks_dirs = true, config = true, limits = true,
-    share = true, parallel = true, stderr = true,
+    share = true, parallel = true, stderr = true, transcripts = true,
 }
 
 --- Run an audit.  Inside a task (mxprobe run SCRIPT, busted specs) it runs
@@ -388,6 +489,10 @@ local RUN_KEYS = {
 --              connects_per_second_per_address, max_sessions } over the
 --              policy's probe.limits; parallel: same as limits.max_domains
 --   stderr     where progress and messages go (default io.stderr)
+--   transcripts  which SMTP transcripts the written records keep: "none"
+--              (the default: compact records), "failing" (servers with a
+--              finding worse than info) or "all"; map and on_result get
+--              the full result either way
 -- @return summary (exit_code inside: 0 every domain has a record, 3 not)
 --   | nil, "io", detail (an input or output that cannot be opened)
 function M.run(opts)
@@ -433,6 +538,10 @@ function M.run(opts)
     end
     local todo, counts = M.select(entries, { shard = shard, done = done })
     counts.lines = lines or #entries
+    local transcripts = opts.transcripts or "none"
+    if not M.TRANSCRIPTS[transcripts] then
+        error(("audit.run: transcripts: 'none', 'failing' or 'all' expected, got %q"):format(tostring(transcripts)), 2)
+    end
 
     -- the engine
     local run = opts.run
@@ -470,6 +579,8 @@ function M.run(opts)
     summary.shard = shard and ("%d/%d"):format(shard[1], shard[2]) or nil
     summary.output = type(opts.output) == "string" and opts.output or nil
     summary.share = run.share
+    local provenance = M.provenance(run, { transcripts = transcripts })
+    summary.provenance = provenance
 
     local state = { stopping = false, next = 1 }
     local function stop(why)
@@ -503,6 +614,7 @@ function M.run(opts)
     local to_stdout = opts.output == nil or opts.output == io.stdout
     local function emit(e, r)
         if state.stopping then return end
+        r.provenance = provenance
         local v = r
         if opts.map then
             local ok, m = pcall(opts.map, r, e)
@@ -512,6 +624,7 @@ function M.run(opts)
             end
             v = m
         end
+        if v == r then v = M.compact(r, transcripts) end
         if v ~= nil then
             -- records on the same terminal as the progress line: clear it first
             if progress and to_stdout then stderr:write("\r\27[K") end

@@ -290,6 +290,13 @@ local function build_parser(name, mode)
             p:option("--policy", "Judge with this policy file instead of the default."):argname("<file>"),
             p:option("--checks-dir", "Load more checks from this directory (repeatable)."):argname("<dir>"):count("*")
         )
+        -- records and summaries (issue 14): --transcripts[=failing], --summarize
+        p:group("Records and summaries",
+            p:flag("--transcripts", "Keep the SMTP transcripts in the records (default: compact records "
+                .. "without them); --transcripts=failing: only for servers with a finding worse than info."),
+            p:flag("--summarize", "mxprobe audit --summarize FILE... [--input LIST] [--summary OUT]: the summary "
+                .. "of earlier outputs, every record counted once (after --resume, over shards).")
+        )
         p:group("Other", p:flag("-h --help", "Show this help and exit."))
     else
         p:group("Policy and checks",
@@ -676,6 +683,28 @@ function M.audit_main(argv, env)
         err("mxprobe: audit: ", msg, "\n")
         return 3
     end
+    -- records and summaries (issue 14): --summarize is a mode of its own
+    -- (mxprobe.app.audit_summarize); --transcripts=WHICH is taken out here
+    -- because an optional argument would swallow the FILE after a bare
+    -- --transcripts
+    local transcripts
+    do
+        local rest = {}
+        for i, a in ipairs(argv) do
+            if a == "--" then table.move(argv, i, #argv, #rest + 1, rest); break end
+            if a == "--summarize" then return require("mxprobe.app.audit_summarize").main(argv, env) end
+            local which = a:match("^%-%-transcripts=(.*)$")
+            if which then
+                if which ~= "all" and which ~= "failing" and which ~= "none" then
+                    return fail(("--transcripts=%s: 'all', 'failing' or 'none' expected"):format(text.escape(which)))
+                end
+                transcripts = which
+            else
+                rest[#rest + 1] = a
+            end
+        end
+        argv = rest
+    end
     for _, a in ipairs(argv) do
         if a == "--" then break end
         if a == "-h" or a == "--help" then
@@ -691,6 +720,7 @@ function M.audit_main(argv, env)
     if not config then return fail(plan) end
     local a, aerr = M.audit_options(args)
     if not a then return fail(aerr) end
+    if args.transcripts then transcripts = transcripts or "all" end -- issue 14
 
     -- where the records go: -o FILE, else the --resume file (appended to),
     -- else stdout
@@ -723,6 +753,7 @@ function M.audit_main(argv, env)
             engine = engine, policy = plan.policy, checks_dirs = plan.checks_dirs, config = config,
             share = not args.no_share, limits = a.limits, parallel = plan.parallel,
             stderr = env.stderr or io.stderr,
+            transcripts = transcripts, -- issue 14
         })
         if not rok then return fail(summary) end
         if not summary then return fail(detail or code) end
@@ -739,6 +770,9 @@ function M.main(argv, env)
     env = env or {}
     argv = argv or {}
     if argv[1] == "audit" then return M.audit_main({ table.unpack(argv, 2) }, env) end
+    -- subcommands with parsers of their own (issue 14): mxprobe report, mxprobe diff
+    local sub = ({ report = "mxprobe.app.report_html", diff = "mxprobe.app.diff" })[argv[1]]
+    if sub then return require(sub).main({ table.unpack(argv, 2) }, env) end
     local out = writer(env.stdout or io.stdout)
     local err = writer(env.stderr or io.stderr)
     -- one line on stderr; an error with a traceback or a module search
