@@ -45,9 +45,8 @@ function M.summarize(paths, opts)
         if path == "-" then f = io.stdin else f, err = io.open(path, "rb") end
         if not f then return nil, "io", ("cannot read '%s': %s"):format(path, (tostring(err):gsub("^[^:]*: ", ""))) end
         local header
-        -- read by blocks: the last line of a file whose writer was killed
-        -- has no newline and is no record (as --resume sees it)
-        local pending = ""
+        -- the last line of a file whose writer was killed has no newline
+        -- and is no record (as --resume sees it): "L" keeps the newline
         local function line_of(line)
             if not line:find("%S") then return end
             local r
@@ -77,22 +76,9 @@ function M.summarize(paths, opts)
                 end
             end
         end
-        while true do
-            local block, rerr = f:read(1 << 16)
-            if rerr then
-                if f ~= io.stdin then f:close() end
-                return nil, "io", ("cannot read '%s': %s"):format(path, tostring(rerr))
-            end
-            if not block then break end
-            local data = pending .. block
-            local last = 1
-            for line, nxt in data:gmatch("([^\n]*)\n()") do
-                line_of(line)
-                last = nxt
-            end
-            pending = data:sub(last)
+        for line in f:lines("L") do
+            if line:sub(-1) == "\n" then line_of(line:sub(1, -2)) else s.partial = s.partial + 1 end
         end
-        if pending ~= "" then s.partial = s.partial + 1 end
         if f ~= io.stdin then f:close() end
     end
     s.domains = s.records
