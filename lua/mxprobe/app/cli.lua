@@ -692,6 +692,7 @@ function M.audit_main(argv, env)
         local rest = {}
         for i, a in ipairs(argv) do
             if a == "--" then table.move(argv, i, #argv, #rest + 1, rest); break end
+            -- lazy: a mode of its own, loaded only when asked for
             if a == "--summarize" then return require("mxprobe.app.audit_summarize").main(argv, env) end
             local which = a:match("^%-%-transcripts=(.*)$")
             if which then
@@ -772,6 +773,7 @@ function M.main(argv, env)
     if argv[1] == "audit" then return M.audit_main({ table.unpack(argv, 2) }, env) end
     -- subcommands with parsers of their own (issue 14): mxprobe report, mxprobe diff
     local sub = ({ report = "mxprobe.app.report_html", diff = "mxprobe.app.diff" })[argv[1]]
+    -- lazy: only the subcommand asked for is loaded
     if sub then return require(sub).main({ table.unpack(argv, 2) }, env) end
     local out = writer(env.stdout or io.stdout)
     local err = writer(env.stderr or io.stderr)

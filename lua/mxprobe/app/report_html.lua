@@ -152,6 +152,71 @@ local function add_senders(a, senders)
     end
 end
 
+-- The servers of a record: the weakest one's score and grade, the weakest
+-- TLS version ("no TLS", "not tested"), the soonest certificate end; every
+-- distinct certificate is counted for the timeline.
+local function weakest_server(a, r)
+    local servers = type(r.servers) == "table" and r.servers or {}
+    local min_score, grade, weakest, cert_days
+    local tested = 0
+    for _, s in ipairs(servers) do
+        if type(s) == "table" then
+            tested = tested + 1
+            if type(s.score) == "number" and (not min_score or s.score < min_score) then
+                min_score, grade = s.score, s.grade
+            end
+            local facts = type(s.facts) == "table" and s.facts or {}
+            local st = type(facts.starttls) == "table" and facts.starttls or {}
+            local rank = TLS_RANK[st.version] or 0
+            if not weakest or rank < weakest then weakest = rank end
+            local c = type(facts.certificate) == "table" and facts.certificate or nil
+            if c and type(c.not_after) == "number" then
+                local key = type(c.fingerprint_sha256) == "string" and c.fingerprint_sha256
+                    or (tostring(s.host) .. "|" .. c.not_after)
+                if not a.certs[key] then
+                    a.certs[key] = c.not_after
+                    a.cert_count = a.cert_count + 1
+                end
+                if type(c.days_left) == "number" and (not cert_days or c.days_left < cert_days) then
+                    cert_days = c.days_left
+                end
+            end
+        end
+    end
+    local tls
+    if tested == 0 then tls = "not tested"
+    elseif weakest == 0 then tls = "no TLS"
+    else
+        for name, rank in pairs(TLS_RANK) do if rank == weakest then tls = name end end
+    end
+    return min_score, grade, tls, cert_days
+
+end
+
+-- The provider of a record (the suffix of its most preferred MX host),
+-- counted with the record's verdict.  @return provider, number of MX hosts
+local function add_provider(a, r, v, tls)
+    local dns = type(r.dns) == "table" and r.dns or {}
+    local mx = type(dns.mx) == "table" and dns.mx or {}
+    local best
+    for _, m in ipairs(mx) do
+        if type(m) == "table" and type(m.host) == "string" then
+            if not best or (tonumber(m.preference) or 0) < (tonumber(best.preference) or 0) then best = m end
+        end
+    end
+    local provider = M.provider_of(best and best.host)
+    local p = a.providers[provider]
+    if not p then
+        p = { domains = 0, ok = 0, warning = 0, critical = 0, inconclusive = 0, no_tls = 0 }
+        a.providers[provider] = p
+    end
+    p.domains = p.domains + 1
+    p[v] = p[v] + 1
+    if tls == "no TLS" then p.no_tls = p.no_tls + 1 end
+
+    return provider, #mx
+end
+
 --- Count one record into the aggregates and keep its compact row.
 function M.add(a, r)
     if type(r) ~= "table" or type(r.domain) ~= "string" then
@@ -186,59 +251,9 @@ function M.add(a, r)
     for _, c in ipairs(code_list) do a.codes[c] = (a.codes[c] or 0) + 1 end
 
     -- the weakest server: grade, score, TLS version; certificates
-    local servers = type(r.servers) == "table" and r.servers or {}
-    local min_score, grade, weakest, cert_days
-    local tested = 0
-    for _, s in ipairs(servers) do
-        if type(s) == "table" then
-            tested = tested + 1
-            if type(s.score) == "number" and (not min_score or s.score < min_score) then
-                min_score, grade = s.score, s.grade
-            end
-            local facts = type(s.facts) == "table" and s.facts or {}
-            local st = type(facts.starttls) == "table" and facts.starttls or {}
-            local rank = TLS_RANK[st.version] or 0
-            if not weakest or rank < weakest then weakest = rank end
-            local c = type(facts.certificate) == "table" and facts.certificate or nil
-            if c and type(c.not_after) == "number" then
-                local key = type(c.fingerprint_sha256) == "string" and c.fingerprint_sha256
-                    or (tostring(s.host) .. "|" .. c.not_after)
-                if not a.certs[key] then
-                    a.certs[key] = c.not_after
-                    a.cert_count = a.cert_count + 1
-                end
-                if type(c.days_left) == "number" and (not cert_days or c.days_left < cert_days) then
-                    cert_days = c.days_left
-                end
-            end
-        end
-    end
-    local tls
-    if tested == 0 then tls = "not tested"
-    elseif weakest == 0 then tls = "no TLS"
-    else
-        for name, rank in pairs(TLS_RANK) do if rank == weakest then tls = name end end
-    end
+    local min_score, grade, tls, cert_days = weakest_server(a, r)
     a.tls[tls] = a.tls[tls] + 1
-
-    -- the provider: the suffix of the most preferred MX host
-    local dns = type(r.dns) == "table" and r.dns or {}
-    local mx = type(dns.mx) == "table" and dns.mx or {}
-    local best
-    for _, m in ipairs(mx) do
-        if type(m) == "table" and type(m.host) == "string" then
-            if not best or (tonumber(m.preference) or 0) < (tonumber(best.preference) or 0) then best = m end
-        end
-    end
-    local provider = M.provider_of(best and best.host)
-    local p = a.providers[provider]
-    if not p then
-        p = { domains = 0, ok = 0, warning = 0, critical = 0, inconclusive = 0, no_tls = 0 }
-        a.providers[provider] = p
-    end
-    p.domains = p.domains + 1
-    p[v] = p[v] + 1
-    if tls == "no TLS" then p.no_tls = p.no_tls + 1 end
+    local provider, n_mx = add_provider(a, r, v, tls)
 
     -- the compact row: [domain, verdict, grade, score, tls, cert days,
     -- provider, MX hosts, codes, findings, error]
@@ -246,7 +261,7 @@ function M.add(a, r)
     -- this runs once per record)
     a.rows[#a.rows + 1] = ("[%s,%d,%s,%s,%s,%s,%s,%d,%s,[%s],%s]"):format(
         jstr(r.domain), VERDICT_INDEX[v], jstr(type(grade) == "string" and grade or ""), jnum(min_score), jstr(tls),
-        jnum(cert_days), jstr(provider), #mx, jstr(table.concat(code_list, " ")), table.concat(refs, ","),
+        jnum(cert_days), jstr(provider), n_mx, jstr(table.concat(code_list, " ")), table.concat(refs, ","),
         type(r.error) == "string" and jstr(r.error) or "null")
 end
 
@@ -473,22 +488,8 @@ local function sorted_by_count(t)
     return l
 end
 
---- The page, as one string.  opts: title, generated (time), source (file name shown).
-function M.render(a, opts)
-    opts = opts or {}
-    local title = opts.title or "mxprobe audit report"
-    local h = {}
-    local function add(s) h[#h + 1] = s end
-    add('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
-    add('<meta name="viewport" content="width=device-width, initial-scale=1">')
-    -- nothing from elsewhere, ever: a policy for the browser too
-    add([[<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">]])
-    add("<title>" .. esc(title) .. "</title><style>" .. CSS .. "</style></head><body>")
-    local span = a.first and a.last and (os.date("!%Y-%m-%d %H:%M", a.first) .. " – " .. os.date("!%Y-%m-%d %H:%M UTC", a.last)) or "unknown"
-    add(("<header><h1>%s</h1><p>%s · audited %s · page made %s</p><p>%s</p></header><main>"):format(
-        esc(title), esc(opts.source or a.file or ""), esc(span),
-        esc(os.date("!%Y-%m-%d %H:%M UTC", opts.generated or os.time())), esc(provenance_text(a.provenance))))
-
+-- The verdict cards and chart, and notes on what was not counted.
+local function section_verdicts(a, add)
     -- verdicts: the numbers the generator counted (data-count) and the ones
     -- the script counts from the rows (js-*)
     add('<section id="summary"><h2>Verdicts</h2><div class="side"><div class="cards">')
@@ -510,6 +511,10 @@ function M.render(a, opts)
     if #notes > 0 then add('<p class="muted" id="notes">' .. esc(table.concat(notes, "; ")) .. "</p>") end
     add("</section>")
 
+end
+
+-- The most frequent codes and the TLS versions, side by side.
+local function section_codes_tls(a, add)
     add('<div class="grid">')
     -- codes
     add('<section id="codes"><h2>Most frequent codes</h2><p class="muted">Domains with the code at a severity above ok. Click a code to list its domains.</p>')
@@ -536,6 +541,10 @@ function M.render(a, opts)
     add("</table></section>")
     add("</div>")
 
+end
+
+-- Certificates ending over the next HORIZON_DAYS days.
+local function section_expiry(a, add)
     -- certificates
     add(('<section id="expiry"><h2>Certificate expiry, next %d days</h2>'):format(M.HORIZON_DAYS))
     add(('<p>%s distinct certificates seen; <strong id="cert-expiring" data-count="%d">%d</strong> end within %d days of the audit, <strong id="cert-expired" data-count="%d">%d</strong> have already ended.</p>')
@@ -543,6 +552,10 @@ function M.render(a, opts)
     add(M.timeline_svg(a.expiry_days, a.reference))
     add("</section>")
 
+end
+
+-- Domains by mail provider.
+local function section_providers(a, add)
     -- providers
     add('<section id="providers"><h2>By mail provider</h2><p class="muted">The provider is the last two labels of the most preferred MX host.</p>')
     add('<table id="providers-table"><tr><th>Provider</th><th class="num">Domains</th><th class="num">ok</th><th class="num">warning</th><th class="num">critical</th><th class="num">inconclusive</th><th class="num">no TLS</th></tr>')
@@ -562,6 +575,10 @@ function M.render(a, opts)
     end
     add("</table></section>")
 
+end
+
+-- The sender matrix, only when records have senders.
+local function section_senders(a, add)
     -- senders, when the records have them
     if a.senders then
         local outcomes = {}
@@ -583,6 +600,10 @@ function M.render(a, opts)
         add("</table></section>")
     end
 
+end
+
+-- The domain table (drawn by the script) and the detail panel.
+local function section_domains(a, add)
     -- the domains
     add('<section id="detail" hidden></section>')
     add('<section id="domains-section"><h2>Domains</h2><div class="controls">')
@@ -598,6 +619,30 @@ function M.render(a, opts)
     add('<noscript><p>The domain table needs JavaScript; the counts above do not.</p></noscript></section>')
     add("</main>")
 
+end
+
+--- The page, as one string.  opts: title, generated (time), source (file name shown).
+function M.render(a, opts)
+    opts = opts or {}
+    local title = opts.title or "mxprobe audit report"
+    local h = {}
+    local function add(s) h[#h + 1] = s end
+    add('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
+    add('<meta name="viewport" content="width=device-width, initial-scale=1">')
+    -- nothing from elsewhere, ever: a policy for the browser too
+    add([[<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">]])
+    add("<title>" .. esc(title) .. "</title><style>" .. CSS .. "</style></head><body>")
+    local span = a.first and a.last and (os.date("!%Y-%m-%d %H:%M", a.first) .. " – " .. os.date("!%Y-%m-%d %H:%M UTC", a.last)) or "unknown"
+    add(("<header><h1>%s</h1><p>%s · audited %s · page made %s</p><p>%s</p></header><main>"):format(
+        esc(title), esc(opts.source or a.file or ""), esc(span),
+        esc(os.date("!%Y-%m-%d %H:%M UTC", opts.generated or os.time())), esc(provenance_text(a.provenance))))
+
+    section_verdicts(a, add)
+    section_codes_tls(a, add)
+    section_expiry(a, add)
+    section_providers(a, add)
+    section_senders(a, add)
+    section_domains(a, add)
     -- the data: rows are pre-encoded JSON; "</" never appears raw inside
     -- the script element (a message could say "</script>")
     local data = { '{"findings":', json.encode(json.array(a.findings)), ',"rows":[', table.concat(a.rows, ","), "]}" }
