@@ -187,6 +187,21 @@ describe("compact audit records", function()
   end)
 end)
 
+describe("the summary of a resumed run", function()
+  it("says that the earlier attempts' records are not in its figures, and how to count them all", function()
+    local out = tmpfile(cjson.encode({ domain = "a.test", verdict = "ok" }) .. "\n")
+    local err = buffer()
+    local s = audit.run { domains = { "a.test", "not a domain" }, resume = out, output = out, run = real_run(1),
+                          stderr = err }
+    assert.equal(1, s.input.already_recorded)
+    assert.equal(1, s.records)
+    assert.matches("resumed: the 1 records of earlier attempts are not in these figures; "
+      .. "mxprobe audit --summarize FILE counts them all", err:text(), 1, true)
+    assert.equal(2, assert(summarize.summarize({ out })).records)
+    os.remove(out)
+  end)
+end)
+
 describe("mxprobe audit --summarize", function()
   local function rec(d, verdict, codes, extra)
     local findings = {}

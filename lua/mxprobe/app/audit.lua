@@ -378,6 +378,11 @@ function M.summary_text(s)
     local i = s.input or {}
     add("  input: %d lines, %d names; %d duplicates, %d not domain names, %d already recorded, %d in other shards",
         i.lines or 0, i.entries or 0, i.duplicates or 0, i.invalid or 0, i.already_recorded or 0, i.other_shard or 0)
+    if (i.already_recorded or 0) > 0 then
+        -- these figures are this run's: the whole file's come from --summarize
+        add("  resumed: the %d records of earlier attempts are not in these figures; "
+            .. "mxprobe audit --summarize FILE counts them all", i.already_recorded)
+    end
     if s.probes then
         add("  probes: %d made, %d shared; at most %d sessions open at once",
             s.probes, s.shared or 0, s.sessions_open_peak or 0)

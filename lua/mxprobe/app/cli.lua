@@ -218,7 +218,9 @@ local function build_parser(name, mode)
             .. "  mxprobe --json example.org example.net > results.jsonl\n"
             .. "  mxprobe --mx mx1.example.org --port 2525 -v\n"
             .. "  mxprobe --explain TLS_VERSION_DEPRECATED\n"
-            .. "  mxprobe audit domains.txt -o results.jsonl   (many domains; mxprobe audit --help)\n\n"
+            .. "  mxprobe audit domains.txt -o results.jsonl   (many domains; mxprobe audit --help)\n"
+            .. "  mxprobe report results.jsonl -o report.html  (one page to read)\n"
+            .. "  mxprobe diff old.jsonl new.jsonl             (what changed)\n\n"
             .. "Full documentation: docs/cli.md")
     end
     p:add_help(false)
