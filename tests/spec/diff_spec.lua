@@ -99,6 +99,9 @@ describe("mxprobe diff", function()
     assert.equal("expiring", by["soon.test"].certificates[1].change)
     assert.equal("expired", by["gone.test"].certificates[1].change)
     assert.is_nil(by["still.test"]) -- already inside the window last time: counting down is no change
+    local text = diff.text(d)
+    assert.matches("certificate of mx.soon.test expiring: ends %d+%-%d+%-%d+ %(25 days left%)", text)
+    assert.matches("certificate of mx.renew.test renewed: ends 2026%-11%-30 %-> 2027%-02%-28", text)
     -- the window is an option
     d = compare({ rec("soon.test", { cert = { "BB", T0, 45 } }) }, { rec("soon.test", { cert = { "BB", T0, 25 } }) },
                 { expiring_days = 10 })

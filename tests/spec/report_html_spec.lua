@@ -159,6 +159,7 @@ describe("mxprobe report", function()
     assert.truthy(html:find("default-src 'none'", 1, true)) -- and the browser is told so
     -- a message cannot close the data's script element
     assert.is_nil(html:find("</script><b>", 1, true))
+    assert.truthy(html:find("\\u003cb>3 days ago", 1, true)) -- every < of the data is \u003c
   end)
 
   it("renders in Chromium, and its script ran", function()

@@ -263,7 +263,7 @@ function M.text(d)
                 add("  certificate of %s renewed: ends %s -> %s", x.host, day(x.from and x.from.not_after), day(x.to.not_after))
             else
                 add("  certificate of %s %s: ends %s (%s days left)", x.host, x.change, day(x.to.not_after),
-                    tostring(x.days_left or "?"))
+                    x.days_left and tostring(math.tointeger(x.days_left) or x.days_left) or "?")
             end
         end
         for _, x in ipairs(c.tls or {}) do

@@ -643,10 +643,11 @@ function M.render(a, opts)
     section_providers(a, add)
     section_senders(a, add)
     section_domains(a, add)
-    -- the data: rows are pre-encoded JSON; "</" never appears raw inside
-    -- the script element (a message could say "</script>")
+    -- the data: rows are pre-encoded JSON; no "<" appears raw inside the
+    -- script element (a message could say "</script>" or "<!--"), and in
+    -- JSON a "<" can only be inside a string, where \u003c means the same
     local data = { '{"findings":', json.encode(json.array(a.findings)), ',"rows":[', table.concat(a.rows, ","), "]}" }
-    add('<script type="application/json" id="mx-data">' .. (table.concat(data):gsub("</", "<\\/")) .. "</script>")
+    add('<script type="application/json" id="mx-data">' .. (table.concat(data):gsub("<", "\\u003c")) .. "</script>")
     add("<script>" .. SCRIPT .. "</script></body></html>\n")
     return table.concat(h)
 end
