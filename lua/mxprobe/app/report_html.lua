@@ -265,25 +265,29 @@ function M.add(a, r)
         type(r.error) == "string" and jstr(r.error) or "null")
 end
 
---- Stream a JSON Lines file (a path, or "-" for stdin) into the aggregates.
--- @return aggregates | nil, detail
-function M.aggregate(path)
+--- Stream JSON Lines files into the aggregates: a path, "-" for stdin,
+-- or a list of them (the parts of a sharded audit; a domain's first
+-- record counts).  @return aggregates | nil, detail
+function M.aggregate(paths)
+    if type(paths) ~= "table" then paths = { paths } end
     local a = new_agg()
-    local f, err
-    if path == "-" then f = io.stdin else f, err = io.open(path, "rb") end
-    if not f then return nil, ("cannot read '%s': %s"):format(path, (tostring(err):gsub("^[^:]*: ", ""))) end
-    -- "L" keeps the newline: a last line without one is a writer killed
-    -- mid-record (or still writing), and is no record
-    for line in f:lines("L") do
-        if line:sub(-1) ~= "\n" then
-            if line:find("%S") then a.partial = 1 end
-        elseif line:find("%S") then
-            local ok, r = pcall(cjson.decode, line)
-            if ok then M.add(a, r) else a.unreadable = a.unreadable + 1 end
+    for _, path in ipairs(paths) do
+        local f, err
+        if path == "-" then f = io.stdin else f, err = io.open(path, "rb") end
+        if not f then return nil, ("cannot read '%s': %s"):format(path, (tostring(err):gsub("^[^:]*: ", ""))) end
+        -- "L" keeps the newline: a last line without one is a writer killed
+        -- mid-record (or still writing), and is no record
+        for line in f:lines("L") do
+            if line:sub(-1) ~= "\n" then
+                if line:find("%S") then a.partial = a.partial + 1 end
+            elseif line:find("%S") then
+                local ok, r = pcall(cjson.decode, line)
+                if ok then M.add(a, r) else a.unreadable = a.unreadable + 1 end
+            end
         end
+        if path ~= "-" then f:close() end
     end
-    if path ~= "-" then f:close() end
-    a.file = path
+    a.file = table.concat(paths, " ")
 
     -- certificate ends by day, from the audit's time
     local ref = a.last or os.time()
@@ -507,7 +511,7 @@ local function section_verdicts(a, add)
     if a.errors > 0 then notes[#notes + 1] = ("%d records with an error (not a domain name, or an internal error)"):format(a.errors) end
     if a.duplicates > 0 then notes[#notes + 1] = ("%d domains recorded twice (the first record counts)"):format(a.duplicates) end
     if a.unreadable > 0 then notes[#notes + 1] = ("%d lines that are not records"):format(a.unreadable) end
-    if a.partial > 0 then notes[#notes + 1] = "the last line is cut short (an audit still running, or killed)" end
+    if a.partial > 0 then notes[#notes + 1] = ("%d last lines cut short (an audit still running, or killed)"):format(a.partial) end
     if #notes > 0 then add('<p class="muted" id="notes">' .. esc(table.concat(notes, "; ")) .. "</p>") end
     add("</section>")
 
@@ -661,7 +665,7 @@ local function parser()
     p:epilog("Exit status: 0 written; 3 an error (unreadable input, unwritable output).\n\n"
         .. "Example:\n  mxprobe report results.jsonl -o report.html\n\nFull documentation: docs/audits.md")
     p:add_help(false):usage_max_width(80):help_max_width(80):help_description_margin(30)
-    p:argument("audit", "JSON Lines output of mxprobe audit (- for stdin)."):args(1)
+    p:argument("audit", "JSON Lines output(s) of mxprobe audit (- for stdin; the parts of a sharded audit)."):args("+")
     p:option("-o --output", "Write the page to this file (default: stdout)."):argname("<file>")
     p:option("--title", "The page's title."):argname("<text>")
     p:flag("-h --help", "Show this help and exit.")
@@ -686,9 +690,10 @@ function M.main(argv, env)
     local a, err = M.aggregate(args.audit)
     if not a then return fail(err) end
     if a.records == 0 then
-        return fail(("'%s' has no audit records (%d lines that are not records)"):format(args.audit, a.unreadable))
+        return fail(("'%s' has no audit records (%d lines that are not records)"):format(
+            table.concat(args.audit, "', '"), a.unreadable))
     end
-    local page = M.render(a, { title = args.title, source = args.audit })
+    local page = M.render(a, { title = args.title, source = table.concat(args.audit, " ") })
     if args.output and args.output ~= "-" then
         local f, oerr = io.open(args.output, "wb")
         if not f then return fail(("cannot write '%s': %s"):format(args.output, (tostring(oerr):gsub("^[^:]*: ", "")))) end
