@@ -76,17 +76,6 @@ end
 local function jstr(x) return cjson.encode(json.valid_utf8(x)) end
 local function jnum(x) x = int(x); return x and ("%d"):format(x) or "null" end
 
-local function each_finding(r, fn)
-    local dns = type(r.dns) == "table" and r.dns or {}
-    for _, f in ipairs(type(dns.findings) == "table" and dns.findings or {}) do fn(f, nil) end
-    for _, f in ipairs(type(r.findings) == "table" and r.findings or {}) do fn(f, nil) end
-    for _, s in ipairs(type(r.servers) == "table" and r.servers or {}) do
-        if type(s) == "table" then
-            for _, f in ipairs(type(s.findings) == "table" and s.findings or {}) do fn(f, s) end
-        end
-    end
-end
-
 ----------------------------------------------------------------- aggregation
 
 local function new_agg()
@@ -102,20 +91,24 @@ local function new_agg()
 end
 
 -- A finding of a domain as an index into the page's table of distinct
--- findings ({ code, severity, where, message }).
-local function finding_ref(a, f, srv)
-    local where = srv and (tostring(srv.host or "?") .. (srv.address and (" " .. tostring(srv.address)) or "")) or ""
+-- findings ({ code, severity, where, message }).  The index is a tree
+-- where -> code -> severity -> message: no key string is built per finding
+-- (this runs for every finding of every record).
+local function finding_ref(a, f, where)
+    local sev = type(f.severity) == "string" and f.severity or "info"
     -- the message of a passed check says what passed ("Port 25 open (0.012
     -- s)"): timings make it unique per server, and the code says enough
-    local msg = f.severity ~= "ok" and type(f.message) == "string" and f.message or ""
+    local msg = sev ~= "ok" and type(f.message) == "string" and f.message or ""
     if #msg > M.MESSAGE_MAX then msg = msg:sub(1, M.MESSAGE_MAX) .. "..." end
-    local sev = type(f.severity) == "string" and f.severity or "info"
-    local key = table.concat({ f.code, sev, where, msg }, "\0")
-    local i = a.finding_index[key]
+    local t = a.finding_index
+    local n1 = t[where]; if not n1 then n1 = {}; t[where] = n1 end
+    local n2 = n1[f.code]; if not n2 then n2 = {}; n1[f.code] = n2 end
+    local n3 = n2[sev]; if not n3 then n3 = {}; n2[sev] = n3 end
+    local i = n3[msg]
     if not i then
         a.findings[#a.findings + 1] = { f.code, sev, where, msg }
         i = #a.findings - 1 -- 0-based, for the script
-        a.finding_index[key] = i
+        n3[msg] = i
     end
     return i
 end
@@ -239,14 +232,25 @@ function M.add(a, r)
 
     -- codes (severity above ok, each once per domain) and the findings
     local codes, code_list, refs = {}, {}, {}
-    each_finding(r, function(f, srv)
-        if type(f) ~= "table" or type(f.code) ~= "string" then return end
-        refs[#refs + 1] = finding_ref(a, f, srv)
-        if f.severity ~= "ok" and not codes[f.code] then
-            codes[f.code] = true
-            code_list[#code_list + 1] = f.code
+    local function take(list, where)
+        for _, f in ipairs(list) do
+            if type(f) == "table" and type(f.code) == "string" then
+                refs[#refs + 1] = finding_ref(a, f, where)
+                if f.severity ~= "ok" and not codes[f.code] then
+                    codes[f.code] = true
+                    code_list[#code_list + 1] = f.code
+                end
+            end
         end
-    end)
+    end
+    local dns = type(r.dns) == "table" and r.dns or {}
+    if type(dns.findings) == "table" then take(dns.findings, "") end
+    if type(r.findings) == "table" then take(r.findings, "") end
+    for _, srv in ipairs(type(r.servers) == "table" and r.servers or {}) do
+        if type(srv) == "table" and type(srv.findings) == "table" then
+            take(srv.findings, tostring(srv.host or "?") .. (srv.address and (" " .. tostring(srv.address)) or ""))
+        end
+    end
     table.sort(code_list)
     for _, c in ipairs(code_list) do a.codes[c] = (a.codes[c] or 0) + 1 end
 
