@@ -61,7 +61,7 @@ local function rec(domain, o)
   for _, c in ipairs(o.codes or {}) do
     findings[#findings + 1] = { code = c[1], severity = c[2], check = "x", message = c[3] or (c[1] .. " on " .. host) }
   end
-  local facts = { connect = { state = "connected" } }
+  local facts = { connect = { state = o.unreachable and "timeout" or "connected" } }
   if o.tls then facts.starttls = { offered = true, handshake = true, version = o.tls } end
   if o.days then
     facts.certificate = { not_after = T0 + o.days * 86400 + 3600, days_left = o.days,
@@ -90,7 +90,8 @@ local INPUT = table.concat {
                      codes = { { "CERT_EXPIRED", "critical", "ended </script><b>3 days ago</b>" } }, score = 40, grade = "D" }),
   rec("f.example", { verdict = "critical", codes = { { "STARTTLS_NOT_OFFERED", "critical" }, { "CERT_EXPIRING", "info" } },
                      host = "smtp.other.example", score = 30, grade = "E" }),
-  rec("g.example", { verdict = "inconclusive", codes = { { "CONNECT_TIMEOUT", "inconclusive" } }, host = "smtp.other.example" }),
+  rec("g.example", { verdict = "inconclusive", codes = { { "CONNECT_TIMEOUT", "inconclusive" } }, host = "smtp.other.example",
+                     unreachable = true }),
   rec("h.example", { verdict = "ok", tls = "TLSv1.3", days = 89, host = "mx.small.example" }),
   rec("not a domain", { verdict = "inconclusive", error = "not a domain name: two words" }),
   rec("a.example", { verdict = "critical" }), -- again: the first record counts
@@ -145,6 +146,9 @@ describe("mxprobe report", function()
     dom_detail = chromium("--dump-dom " .. sh_quote(url .. "#d/e.example"))
     dom_filter = chromium("--dump-dom " .. sh_quote(url .. "#q/code:cert_expiring"))
     chromium("--window-size=1400,2000 --screenshot=" .. sh_quote(SHOT) .. " " .. sh_quote(url))
+    -- and one of a domain's findings, the panel over the page
+    chromium("--window-size=1400,900 --screenshot=" .. sh_quote(SHOT:gsub("%.png$", "-detail.png")) .. " "
+      .. sh_quote(url .. "#d/e.example"))
   end)
   teardown(function() os.remove(input); os.remove(page) end)
 
@@ -188,11 +192,15 @@ describe("mxprobe report", function()
     assert.equal(2, want.codes.CERT_EXPIRING) -- c (warning) and f (info: above ok)
     local tls = {}
     for v, n in dom:gmatch('data%-tls="([^"]+)">(%d+)<') do tls[v] = tonumber(n) end
-    assert.same({ ["TLSv1.3"] = 3, ["TLSv1.2"] = 2, ["TLSv1.1"] = 0, ["TLSv1"] = 1, ["no TLS"] = 2, ["not tested"] = 1 }, tls)
+    assert.same({ ["TLSv1.3"] = 3, ["TLSv1.2"] = 2, ["TLSv1.1"] = 0, ["TLSv1"] = 1, ["no TLS"] = 1, ["not tested"] = 2 }, tls)
     local bigmail = dom:match('<tr data%-provider="bigmail.example">(.-)</tr>')
     local nums = {}
     for n in bigmail:gmatch('class="num">(%d+)<') do nums[#nums + 1] = tonumber(n) end
     assert.same({ 3, 2, 1, 0, 0, 0 }, nums) -- domains, ok, warning, critical, inconclusive, no TLS
+    -- g.example timed out: not "no TLS" (f.example answered without STARTTLS)
+    nums = {}
+    for n in dom:match('<tr data%-provider="other.example">(.-)</tr>'):gmatch('class="num">(%d+)<') do nums[#nums + 1] = tonumber(n) end
+    assert.same({ 2, 0, 0, 1, 1, 1 }, nums)
     -- 6 distinct certificates (a and b share one): 12, 45 and 89 days ahead; one ended
     assert.equal(3, attr_count(dom, "cert-expiring"))
     assert.equal(1, attr_count(dom, "cert-expired"))
@@ -225,6 +233,9 @@ describe("mxprobe report", function()
     local w, h = string.unpack(">I4I4", png, 17)
     assert.equal(1400, w); assert.equal(2000, h)
     assert.truthy(#png > 20000, "a blank page compresses to almost nothing")
+    png = slurp((SHOT:gsub("%.png$", "-detail.png")))
+    assert.equal("\137PNG\r\n\26\n", png:sub(1, 8))
+    assert.truthy(#png > 20000, "the detail screenshot is blank")
   end)
 
   it("takes the parts of a sharded audit: every part's records, a domain once", function()

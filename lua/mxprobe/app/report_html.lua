@@ -154,14 +154,19 @@ local function weakest_server(a, r)
     local tested = 0
     for _, s in ipairs(servers) do
         if type(s) == "table" then
-            tested = tested + 1
             if type(s.score) == "number" and (not min_score or s.score < min_score) then
                 min_score, grade = s.score, s.grade
             end
             local facts = type(s.facts) == "table" and s.facts or {}
-            local st = type(facts.starttls) == "table" and facts.starttls or {}
-            local rank = TLS_RANK[st.version] or 0
-            if not weakest or rank < weakest then weakest = rank end
+            -- only a server that answered says anything about TLS: one that
+            -- timed out or refused is not a server "without TLS"
+            local connect = type(facts.connect) == "table" and facts.connect or {}
+            if connect.state == "connected" or facts.banner ~= nil then
+                tested = tested + 1
+                local st = type(facts.starttls) == "table" and facts.starttls or {}
+                local rank = TLS_RANK[st.version] or 0
+                if not weakest or rank < weakest then weakest = rank end
+            end
             local c = type(facts.certificate) == "table" and facts.certificate or nil
             if c and type(c.not_after) == "number" then
                 local key = type(c.fingerprint_sha256) == "string" and c.fingerprint_sha256
@@ -393,7 +398,7 @@ th{background:#f1f3f4;font-weight:600;white-space:nowrap}td.num,th.num{text-alig
 #domains th{cursor:pointer;user-select:none}#domains th.sorted-asc::after{content:" \25B2"}#domains th.sorted-desc::after{content:" \25BC"}
 .controls{display:flex;gap:10px;align-items:center;flex-wrap:wrap;margin-bottom:8px}.controls input{padding:5px 8px;min-width:280px}
 .pager button{margin:0 2px}.muted{color:var(--muted)}code{font-size:12px}.codes{font-size:12px;color:var(--muted)}
-#detail{border-left:4px solid #1565c0}#detail[hidden]{display:none}.sev-ok{color:var(--ok)}.sev-warning{color:#a67c00}.sev-critical{color:var(--critical)}
+#detail{position:fixed;top:0;right:0;width:min(760px,96vw);height:100vh;overflow:auto;margin:0;z-index:10;border-left:4px solid #1565c0;box-shadow:-4px 0 16px rgba(0,0,0,.2);border-radius:0}#detail[hidden]{display:none}#detail .close{float:right;font-size:20px;text-decoration:none}.sev-ok{color:var(--ok)}.sev-warning{color:#a67c00}.sev-critical{color:var(--critical)}
 .sev-inconclusive,.sev-error{color:var(--inconclusive)}.sev-info{color:var(--muted)}.side{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}
 ]]
 
@@ -440,13 +445,14 @@ function detail(){var m=/^#d\/(.+)$/.exec(location.hash),box=document.getElement
   if(!m){box.hidden=true;return;}var name=decodeURIComponent(m[1]),r=null;
   for(var i=0;i<rows.length;i++)if(rows[i][0]===name){r=rows[i];break;}
   box.hidden=false;box.textContent="";
+  box.appendChild(el("a",{href:"#","class":"close","aria-label":"close"},"\u00d7"));
   if(!r){box.appendChild(el("h2",null,"No record for "+name));return;}
   var h=el("h2",null,r[0]+" ");h.appendChild(el("span",{"class":"v "+V[r[1]]},V[r[1]]));box.appendChild(h);
   if(r[10])box.appendChild(el("p",null,"error: "+r[10]));
   var t=el("table",{id:"detail-findings"}),hd=el("tr");["Code","Severity","Server","Message"].forEach(function(x){hd.appendChild(el("th",null,x));});t.appendChild(hd);
   r[9].forEach(function(ix){var f=F[ix],tr=el("tr",{"class":"finding"});var c=el("td");c.appendChild(el("code",null,f[0]));tr.appendChild(c);
     tr.appendChild(el("td",{"class":"sev-"+f[1]},f[1]));tr.appendChild(el("td",null,f[2]));tr.appendChild(el("td",null,f[3]));t.appendChild(tr);});
-  box.appendChild(t);box.appendChild(el("p",{"class":"muted"},r[9].length+" findings"));box.scrollIntoView();}
+  box.appendChild(t);box.appendChild(el("p",{"class":"muted"},r[9].length+" findings"));box.scrollTop=0;}
 var head=document.querySelector("#domains thead tr");
 COLS.forEach(function(c){var th=el("th",{"data-key":c[0]},c[1]);th.addEventListener("click",function(){
   if(state.key===c[0])state.dir=-state.dir;else{state.key=c[0];state.dir=c[0]===0||c[0]===6?1:-1;}refresh();});head.appendChild(th);});
@@ -540,7 +546,7 @@ local function section_codes_tls(a, add)
     add("</table></section>")
 
     -- TLS
-    add('<section id="tls"><h2>TLS versions</h2><p class="muted">Domains by the weakest TLS version among their servers; "no TLS": a server without STARTTLS or whose handshake failed.</p>')
+    add('<section id="tls"><h2>TLS versions</h2><p class="muted">Domains by the weakest TLS version among the servers that answered; "no TLS": one of them without STARTTLS or whose handshake failed; "not tested": no server answered (or there is none).</p>')
     local titems = {}
     for _, t in ipairs(M.TLS_ORDER) do titems[#titems + 1] = { t, a.tls[t], COLORS[t] } end
     add(M.bars_svg(titems, { title = "domains by weakest TLS version", label_width = 110 }))
