@@ -109,7 +109,10 @@ describe("runner", function()
     table.sort(recs, function(x, y) return x.domain < y.domain end)
     local function shape(r)
       local keys = {}
-      for k, v in pairs(r) do if k ~= "error" and k ~= "domain" then keys[k] = type(v) == "table" and json.encode(v) or v end end
+      -- provenance: what every audit record adds (docs/json-schema.md)
+      for k, v in pairs(r) do
+        if k ~= "error" and k ~= "domain" and k ~= "provenance" then keys[k] = type(v) == "table" and json.encode(v) or v end
+      end
       return keys
     end
     assert.same(shape(from_cli), shape(recs[1]))

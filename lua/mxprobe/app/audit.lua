@@ -32,6 +32,7 @@ local runner = require "mxprobe.app.runner"
 local sink = require "mxprobe.app.sink"
 local formats = require "mxprobe.app.formats"
 local cjson = require "cjson"
+local core = require "mxprobe.core"
 
 local M = {}
 
@@ -238,6 +239,106 @@ function M.target(e)
     return { kind = "domain", name = e.name, input = e.name and e.input or e.input, error = e.error, entry = e }
 end
 
+----------------------------------------------------------------- provenance and compact records
+-- What a record needs to say how it was made, so that two audits can be
+-- compared honestly (mxprobe diff) and an old file explained: the program's
+-- version and every option that shapes results.  Computed once per run and
+-- shared by every record (the encoder writes it into each line).
+
+M.SUMMARY_SCHEMA = 1           -- the shape of the summary document (--summary, --summarize)
+M.TRANSCRIPTS = { none = true, failing = true, all = true }
+
+local function file_digest(path)
+    if type(path) ~= "string" then return nil end
+    return (core.digest.file(path)) -- unreadable: no digest (the record still says which file)
+end
+
+local function version()
+    return core.version or "unknown"
+end
+M.version = version
+
+local function list_copy(t)
+    if type(t) ~= "table" then return nil end
+    local o = json.array()
+    for i, v in ipairs(t) do o[i] = v end
+    return o
+end
+
+--- The provenance object of the records of one run (docs/json-schema.md):
+-- { mxprobe, ehlo, policy = { name, file, sha256 }, ca_file = { path, sha256 },
+--   options = { port, families, timeouts, relay, checks, allow_reserved,
+--   resolvers, share, transcripts }, vantage }.  run: an engine run.
+function M.provenance(run, extra)
+    extra = extra or {}
+    local cfg = type(run.config) == "table" and run.config or {}
+    local pol = type(run.policy) == "table" and run.policy or {}
+    local p = { mxprobe = version(), ehlo = cfg.helo }
+    p.policy = json.object { name = pol.name, file = type(pol.file) == "string" and pol.file or nil,
+                             sha256 = file_digest(pol.file) }
+    if cfg.ca_file then p.ca_file = json.object { path = cfg.ca_file, sha256 = file_digest(cfg.ca_file) } end
+    -- the relay probe's envelope: the relay check's options (config over policy)
+    local relay = {}
+    for _, src in ipairs { (type(pol.options) == "table" and pol.options.relay) or {}, (type(cfg.options) == "table" and cfg.options.relay) or {} } do
+        for k, v in pairs(src) do relay[k] = v end
+    end
+    for _, id in ipairs(type(cfg.disable) == "table" and cfg.disable or {}) do if id == "relay" then relay.enabled = false end end
+    local timeouts = json.object()
+    for k, v in pairs(type(cfg.timeouts) == "table" and cfg.timeouts or {}) do timeouts[k] = v end
+    p.options = json.object {
+        port = cfg.port, families = list_copy(cfg.families), timeouts = timeouts,
+        relay = json.object { enabled = relay.enabled ~= false, from = relay.from, to = relay.to },
+        checks = list_copy(cfg.only), allow_reserved = list_copy(cfg.allow_reserved),
+        resolvers = list_copy(cfg.resolvers or (type(cfg.resolver) == "table" and cfg.resolver.servers) or nil),
+        share = run.share and true or false, transcripts = extra.transcripts,
+    }
+    -- where the probes came from, when the configuration says (a vantage
+    -- name, source addresses): results from two vantages are not comparable
+    if cfg.vantage ~= nil then p.vantage = cfg.vantage end
+    return json.object(p)
+end
+
+-- Severities of a server's findings that make it "failing" for
+-- --transcripts=failing: the ones a reader would want the dialogue of.
+local FAILING = { warning = true, critical = true, inconclusive = true, error = true }
+
+--- Whether a server (of a result) has a finding worse than info.
+function M.failing_server(srv)
+    for _, f in ipairs(type(srv.findings) == "table" and srv.findings or {}) do
+        if type(f) == "table" and FAILING[f.severity] then return true end
+    end
+    return false
+end
+
+--- The record to write for result r: without the transcripts (mode
+-- "none"), with them for failing servers only ("failing"), or all ("all").
+-- Copies what it changes: r itself (what on_result gets) keeps everything.
+function M.compact(r, mode)
+    if mode == "all" or type(r.servers) ~= "table" then return r end
+    local drop = false
+    for _, srv in ipairs(r.servers) do
+        if type(srv) == "table" and srv.transcript ~= nil and not (mode == "failing" and M.failing_server(srv)) then
+            drop = true
+            break
+        end
+    end
+    if not drop then return r end
+    local out = {}
+    for k, v in pairs(r) do out[k] = v end
+    local servers = json.array()
+    for i, srv in ipairs(r.servers) do
+        if type(srv) == "table" and not (mode == "failing" and M.failing_server(srv)) then
+            local c = {}
+            for k, v in pairs(srv) do if k ~= "transcript" then c[k] = v end end
+            servers[i] = c
+        else
+            servers[i] = srv
+        end
+    end
+    out.servers = servers
+    return out
+end
+
 ----------------------------------------------------------------- summary
 
 local function new_summary()
@@ -256,6 +357,9 @@ local function count(summary, r)
     if r.error then summary.errors = summary.errors + 1 end
     for _, code in ipairs(csv.codes(r)) do summary.codes[code] = (summary.codes[code] or 0) + 1 end
 end
+
+-- for mxprobe audit --summarize (mxprobe.app.audit_summarize): the same counting
+M.new_summary, M.count = new_summary, count
 
 --- Codes by number of domains, most frequent first: { {code, n}, ... }
 function M.codes_by_count(codes)
@@ -286,6 +390,11 @@ function M.summary_text(s)
     local i = s.input or {}
     add("  input: %d lines, %d names; %d duplicates, %d not domain names, %d already recorded, %d in other shards",
         i.lines or 0, i.entries or 0, i.duplicates or 0, i.invalid or 0, i.already_recorded or 0, i.other_shard or 0)
+    if (i.already_recorded or 0) > 0 then
+        -- these figures are this run's: the whole file's come from --summarize
+        add("  resumed: the %d records of earlier attempts are not in these figures; "
+            .. "mxprobe audit --summarize FILE counts them all", i.already_recorded)
+    end
     if s.probes then
         add("  probes: %d made, %d shared; at most %d sessions open at once",
             s.probes, s.shared or 0, s.sessions_open_peak or 0)
@@ -306,6 +415,7 @@ function M.summary_json(s)
     copy.codes = json.object(s.codes)
     copy.verdicts = json.object(s.verdicts)
     copy.kind = "mxprobe-audit-summary"
+    copy.schema = M.SUMMARY_SCHEMA
     return json.encode(copy) .. "\n"
 end
 
@@ -351,7 +461,7 @@ local RUN_KEYS = {
     input = true, domains = true, entries = true, output = true, format = true, map = true, on_result = true,
     columns = true, shard = true, resume = true, progress = true, summary = true, signals = true,
     engine = true, run = true, policy = true, checks_dirs = true, config = true, limits = true,
-    share = true, parallel = true, stderr = true,
+    share = true, parallel = true, stderr = true, transcripts = true,
 }
 
 --- Run an audit.  Inside a task (mxprobe run SCRIPT, busted specs) it runs
@@ -381,6 +491,10 @@ local RUN_KEYS = {
 --              connects_per_second_per_address, max_sessions } over the
 --              policy's probe.limits; parallel: same as limits.max_domains
 --   stderr     where progress and messages go (default io.stderr)
+--   transcripts  which SMTP transcripts the written records keep: "none"
+--              (the default: compact records), "failing" (servers with a
+--              finding worse than info) or "all"; map and on_result get
+--              the full result either way
 -- @return summary (exit_code inside: 0 every domain has a record, 3 not)
 --   | nil, "io", detail (an input or output that cannot be opened)
 -- What to check: the entries of this shard, first occurrences, minus what
@@ -454,9 +568,20 @@ local function progress_line(opts, stderr, summary, total, t_start)
 end
 
 -- write(result, target) for the runner: map, encode, write, count, on_result.
-local function record_writer(opts, write, encode, summary, stderr, clear_line)
+-- opts.transcripts, checked: "none" (the default), "failing" or "all".
+local function transcripts_of(opts)
+    local t = opts.transcripts or "none"
+    if not M.TRANSCRIPTS[t] then
+        error(("audit.run: transcripts: 'none', 'failing' or 'all' expected, got %q"):format(tostring(t)), 3)
+    end
+    return t
+end
+
+local function record_writer(opts, write, encode, summary, stderr, clear_line, provenance, transcripts)
     return function(r, target)
         local e = target.entry
+        -- every audit record says how it was made, error records too
+        r.provenance = provenance
         local v = r
         if opts.map then
             local ok, m = pcall(opts.map, r, e)
@@ -466,6 +591,7 @@ local function record_writer(opts, write, encode, summary, stderr, clear_line)
             end
             v = m
         end
+        if v == r then v = M.compact(r, transcripts) end
         if v ~= nil then
             if clear_line then stderr:write("\r\27[K") end
             local ok, err = write(encode(v))
@@ -508,11 +634,15 @@ local function write_summary(opts, summary, stderr)
     end
 end
 
-function M.run(opts)
-    if type(opts) ~= "table" then error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 2) end
+local function check_run_opts(opts)
+    if type(opts) ~= "table" then error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 3) end
     for k in pairs(opts) do
-        if not RUN_KEYS[k] then error(("audit.run: unknown option '%s'"):format(tostring(k)), 2) end
+        if not RUN_KEYS[k] then error(("audit.run: unknown option '%s'"):format(tostring(k)), 3) end
     end
+end
+
+function M.run(opts)
+    check_run_opts(opts)
     if not loop.current() then
         loop.catch_signals()
         return loop.run(M.run, opts)
@@ -522,6 +652,7 @@ function M.run(opts)
     local todo, counts, resume_info = plan_input(opts)
     if not todo then return nil, counts, resume_info end
     local run, parallel = engine_run(opts)
+    local transcripts = transcripts_of(opts)
 
     local format = opts.format or "jsonl"
     if format ~= "jsonl" and format ~= "csv" then
@@ -545,6 +676,8 @@ function M.run(opts)
     counts.shard = nil
     summary.output = type(opts.output) == "string" and opts.output or nil
     summary.share = run.share
+    summary.provenance = M.provenance(run, { transcripts = transcripts })
+    local provenance = summary.provenance
 
     local header = fresh and not opts.map and fmt.header(fopts)
     if header then
@@ -572,7 +705,7 @@ function M.run(opts)
         parallel = math.min(parallel, math.max(#todo, 1)), ordered = false,
         signals = opts.signals ~= false,
         notice = function(line) stderr:write(progress and "\r\27[K" or "", line) end,
-        write = record_writer(opts, write, encode, summary, stderr, progress and to_stdout),
+        write = record_writer(opts, write, encode, summary, stderr, progress and to_stdout, provenance, transcripts),
     })
     if ticker then loop.cancel(ticker); progress(true) end
     if out_file and out_file ~= io.stdout then out_file:close() end

@@ -5,6 +5,7 @@ local options = require "mxprobe.app.cli.options"
 local common = require "mxprobe.app.cli.common"
 local audit = require "mxprobe.app.audit"
 local sink = require "mxprobe.app.sink"
+local escape = require "mxprobe.runtime.escape"
 
 local M = {}
 
@@ -19,12 +20,39 @@ local function output_of(args, stdout)
     return sink.of(stdout)
 end
 
+-- Records and summaries (issue 14): --summarize is a mode of its own
+-- (mxprobe.app.audit_summarize); --transcripts=WHICH is taken out of argv
+-- because an optional argument would swallow the FILE after a bare
+-- --transcripts.  @return argv without it, which | nil, message | "summarize"
+local function take_transcripts(argv)
+    local rest, which = {}, nil
+    for i, a in ipairs(argv) do
+        if a == "--" then table.move(argv, i, #argv, #rest + 1, rest); break end
+        if a == "--summarize" then return nil, nil, "summarize" end
+        local w = a:match("^%-%-transcripts=(.*)$")
+        if w then
+            if w ~= "all" and w ~= "failing" and w ~= "none" then
+                return nil, ("--transcripts=%s: 'all', 'failing' or 'none' expected"):format(escape.for_display(w))
+            end
+            which = w
+        else
+            rest[#rest + 1] = a
+        end
+    end
+    return rest, which
+end
+
 --- argv: the arguments after "audit".  @return exit code: 0 every domain
 -- has a record, else 3
 function M.main(argv, env)
     local stdout = env.stdout or io.stdout
     local out = common.writer(stdout)
     local fail = common.failer(common.writer(env.stderr or io.stderr), "audit: ")
+    local rest, transcripts, mode = take_transcripts(argv)
+    -- lazy: a mode of its own, loaded only when asked for
+    if mode == "summarize" then return require("mxprobe.app.audit_summarize").main(argv, env) end
+    if not rest then return fail(transcripts) end
+    argv = rest
     if parser.wants_help(argv) then out(parser.help("audit"), "\n"); return 0 end
     local args, perr = parser.parse(argv, "audit")
     if not args then return fail(perr .. " (see mxprobe audit --help)") end
@@ -32,6 +60,7 @@ function M.main(argv, env)
     if not config then return fail(plan) end
     local a, aerr = options.audit(args, audit.parse_shard)
     if not a then return fail(aerr) end
+    if args.transcripts then transcripts = transcripts or "all" end
     local output = output_of(args, stdout)
     return common.in_loop(env, function(own_loop)
         local engine, lerr = common.load_engine(env)
@@ -42,7 +71,7 @@ function M.main(argv, env)
             progress = args.no_progress and false or nil, signals = own_loop,
             engine = engine, policy = plan.policy, checks_dirs = plan.checks_dirs, config = config,
             share = not args.no_share, limits = a.limits, parallel = plan.parallel,
-            stderr = env.stderr or io.stderr,
+            stderr = env.stderr or io.stderr, transcripts = transcripts,
         })
         if not rok then return fail(summary) end
         if not summary then return fail(detail or code) end

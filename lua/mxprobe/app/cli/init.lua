@@ -22,6 +22,15 @@ local M = {}
 -- A new subcommand is one entry (and a module of its own).
 M.COMMANDS = {
     audit = audit.main,
+    -- subcommands with parsers of their own (issue 14)
+    report = function(argv, env)
+        -- lazy: a subcommand's module is loaded only when asked for
+        return require("mxprobe.app.report_html").main(argv, env)
+    end,
+    diff = function(argv, env)
+        -- lazy: a subcommand's module is loaded only when asked for
+        return require("mxprobe.app.diff").main(argv, env)
+    end,
 }
 
 function M.main(argv, env)

@@ -29,7 +29,9 @@ local PROBE_EPILOG = "Exit status: 0 OK, 1 warning, 2 critical, 3 could not test
     .. "  mxprobe --csv example.org example.net > results.csv\n"
     .. "  mxprobe --mx mx1.example.org --port 2525 -v\n"
     .. "  mxprobe --explain TLS_VERSION_DEPRECATED\n"
-    .. "  mxprobe audit domains.txt -o results.jsonl   (many domains; mxprobe audit --help)\n\n"
+    .. "  mxprobe audit domains.txt -o results.jsonl   (many domains; mxprobe audit --help)\n"
+    .. "  mxprobe report results.jsonl -o report.html  (one page to read)\n"
+    .. "  mxprobe diff old.jsonl new.jsonl             (what changed)\n\n"
     .. "Full documentation: docs/cli.md"
 local AUDIT_DESCRIPTION = "Test the mail servers of many domains, one per line of FILE (- for stdin; "
     .. "'#' comments and blank lines allowed; internationalised names are converted "
@@ -105,6 +107,13 @@ local POLICY = {
     { "flag", "--list-checks", "List the checks and exit.", probe = true },
     { "option", "--explain", "Explain a diagnostic code and exit.", "<code>", probe = true },
 }
+-- records and summaries (issue 14): --transcripts[=failing], --summarize
+local AUDIT_RECORDS = {
+    { "flag", "--transcripts", "Keep the SMTP transcripts in the records (default: compact records "
+        .. "without them); --transcripts=failing: only for servers with a finding worse than info." },
+    { "flag", "--summarize", "mxprobe audit --summarize FILE... [--input LIST] [--summary OUT]: the summary "
+        .. "of earlier outputs, every record counted once (after --resume, over shards)." },
+}
 local OTHER = {
     { "flag", "-h --help", "Show this help and exit." },
     { "flag", "--version", "Show the version and exit.", probe = true },
@@ -114,7 +123,8 @@ M.GROUPS = {
     probe = { { "Output", PROBE_OUTPUT }, { "What to test", WHAT }, { "Network", NETWORK },
               { "Policy and checks", POLICY }, { "Other", OTHER } },
     audit = { { "Output", AUDIT_OUTPUT }, { "What to test", WHAT }, { "Audit: shares and limits", AUDIT_LIMITS },
-              { "Network", NETWORK }, { "Policy and checks", POLICY }, { "Other", OTHER } },
+              { "Network", NETWORK }, { "Policy and checks", POLICY }, { "Records and summaries", AUDIT_RECORDS },
+              { "Other", OTHER } },
 }
 
 local function add_row(p, row, audit)
