@@ -226,11 +226,11 @@ describe("policy check selection", function()
   end
 
   it("every stock check by default", function()
-    assert.equal("mx address connect banner ehlo starttls certificate relay starttls_injection tls_consistency", ids({}))
+    assert.equal("mx address connect banner ehlo starttls certificate dane relay starttls_injection tls_consistency", ids({}))
   end)
   it("disable_categories turns a category off; enable brings one back", function()
-    assert.equal("mx address connect banner ehlo starttls certificate tls_consistency", ids({ checks = { disable_categories = { "security" } } }))
-    assert.equal("mx address connect banner ehlo starttls certificate relay tls_consistency",
+    assert.equal("mx address connect banner ehlo starttls certificate dane tls_consistency", ids({ checks = { disable_categories = { "security" } } }))
+    assert.equal("mx address connect banner ehlo starttls certificate dane relay tls_consistency",
       ids({ checks = { disable_categories = { "security" }, enable = { "relay" } } }))
   end)
   it("disable takes what requires it along; enabling such a dependant is an error", function()
