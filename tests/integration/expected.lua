@@ -2,11 +2,11 @@
 -- the exact set of diagnostic codes (DNS, domain and every server) and the verdict.
 return {
   ["good.lab.test"] = { verdict = "ok",
-    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
+    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "DANE_TLSA_INSECURE", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
   ["two-mx.lab.test"] = { verdict = "ok",
-    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
+    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "DANE_TLSA_INSECURE", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
   ["bad-secondary.lab.test"] = { verdict = "warning",
-    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CERT_SELF_SIGNED", "CONNECT_OK", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
+    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CERT_SELF_SIGNED", "CONNECT_OK", "DANE_TLSA_INSECURE", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
   ["implicit.lab.test"] = { verdict = "warning",
     codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_HOSTNAME_MISMATCH", "BANNER_OK", "CERT_OK", "CONNECT_OK", "EHLO_OK", "MX_NONE_IMPLICIT", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
   ["null-mx.lab.test"] = { verdict = "ok",
@@ -48,7 +48,7 @@ return {
   ["tls10.lab.test"] = { verdict = "warning",
     codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "EHLO_OK", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_DEPRECATED" } },
   ["dup-mx.lab.test"] = { verdict = "ok",
-    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "EHLO_OK", "MX_DUPLICATE", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
+    codes = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_OK", "CONNECT_OK", "DANE_TLSA_INSECURE", "EHLO_OK", "MX_DUPLICATE", "MX_OK", "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" } },
   ["mx-private.lab.test"] = { verdict = "critical",
     codes = { "ADDRESS_LOOPBACK", "ADDRESS_NONE_ALL", "ADDRESS_NO_IPV6", "MX_OK" } },
   ["slow-greeting.lab.test"] = { verdict = "warning",
