@@ -55,18 +55,19 @@ local function with(...)
   return t
 end
 
+-- TLSRPT_MISSING: the cases use DANE and publish no _smtp._tls record
 local EXPECTED = {
-  ["dane-ee.sec.lab.test"] = { verdict = "ok", codes = with("CERT_OK", "DANE_MATCH") },
-  ["dane-ta.sec.lab.test"] = { verdict = "ok", codes = with("CERT_OK", "DANE_MATCH") },
-  ["dane-mismatch.sec.lab.test"] = { verdict = "critical", codes = with("CERT_OK", "DANE_NO_MATCH") },
+  ["dane-ee.sec.lab.test"] = { verdict = "ok", codes = with("CERT_OK", "DANE_MATCH", "TLSRPT_MISSING") },
+  ["dane-ta.sec.lab.test"] = { verdict = "ok", codes = with("CERT_OK", "DANE_MATCH", "TLSRPT_MISSING") },
+  ["dane-mismatch.sec.lab.test"] = { verdict = "critical", codes = with("CERT_OK", "DANE_NO_MATCH", "TLSRPT_MISSING") },
   -- DANE-EE ignores the dates: DANE senders deliver; the certificate check
   -- still says the leaf expired (and names expired.mx.lab.test only)
   ["dane-expired.sec.lab.test"] = { verdict = "critical",
-    codes = with("CERT_EXPIRED", "CERT_NAME_MISMATCH", "DANE_MATCH") },
+    codes = with("CERT_EXPIRED", "CERT_NAME_MISMATCH", "DANE_MATCH", "TLSRPT_MISSING") },
   ["dane-rollover.sec.lab.test"] = { verdict = "warning",
-    codes = with("CERT_EXPIRING", "CERT_NAME_MISMATCH", "DANE_MATCH", "DANE_ROLLOVER_MISSING") },
-  ["dane-pkix.sec.lab.test"] = { verdict = "warning", codes = with("CERT_OK", "DANE_RECORDS_UNUSABLE") },
-  ["dane-bogus.sec.lab.test"] = { verdict = "critical", codes = with("CERT_OK", "DANE_BOGUS") },
+    codes = with("CERT_EXPIRING", "CERT_NAME_MISMATCH", "DANE_MATCH", "DANE_ROLLOVER_MISSING", "TLSRPT_MISSING") },
+  ["dane-pkix.sec.lab.test"] = { verdict = "warning", codes = with("CERT_OK", "DANE_RECORDS_UNUSABLE", "TLSRPT_MISSING") },
+  ["dane-bogus.sec.lab.test"] = { verdict = "critical", codes = with("CERT_OK", "DANE_BOGUS", "TLSRPT_MISSING") },
   ["nodane.sec.lab.test"] = { verdict = "ok", codes = with("CERT_OK") },
 }
 
