@@ -187,7 +187,7 @@ return {
     if policy.mode == "none" then return dctx:finding("MTA_STS_MODE_NONE", { domain = dctx.domain }) end
 
     -- the MX set against the patterns, then each matching MX as a sender sees it
-    local matched, ok_hosts, failed = {}, {}, false
+    local matched, ok_hosts, ok_seen, failed = {}, {}, {}, false
     fact.mx = {}
     local hosts, seen = {}, {}
     for _, srv in ipairs(dctx.servers or {}) do
@@ -215,8 +215,8 @@ return {
           failed = true
           local code2 = policy.mode == "enforce" and "MTA_STS_MX_FAILS" or "MTA_STS_TESTING_FAILS"
           dctx:finding(code2, { host = srv.host, address = srv.address, reason = why })
-        elseif not ok_hosts[srv.host] then
-          ok_hosts[srv.host] = true
+        elseif not ok_seen[srv.host] then
+          ok_seen[srv.host] = true
           ok_hosts[#ok_hosts + 1] = srv.host
         end
       end

@@ -433,11 +433,6 @@ static int l_result(lua_State *L)
     if (x->over_cap) return mx_fail(L, "limit", "the body is larger than %zu bytes", x->max_bytes);
     if (x->rc != CURLE_OK) {
         const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->rc);
-        if (x->rc == CURLE_PEER_FAILED_VERIFICATION || x->rc == CURLE_SSL_CONNECT_ERROR) {
-            long vr = 0;
-            curl_easy_getinfo(x->e, CURLINFO_SSL_VERIFYRESULT, &vr);
-            if (vr) return mx_fail(L, "tls", "%s (verify result %ld)", why, vr);
-        }
         return mx_fail(L, fail_code(x->rc), "%s", why);
     }
     long status = 0;

@@ -230,6 +230,24 @@ W.dnssec_domains = {
 }
 -- and the TLSA in the unsigned zone: _25._tcp.good.mx.lab.test (good.lab.test)
 
+-- The MTA-STS and TLS-RPT cases (zones/sts.lab.test.zone; the policy host is
+-- nginx on 192.0.2.80, tests/lab/mtasts.sh). tests/integration/mta_sts_spec.lua
+-- holds their exact codes; mta_sts_query: what `mta-sts-query` says.
+W.policy_host = "192.0.2.80"
+W.servers["192.0.2.80"] = { kind = "https", mode = "nginx", host = "mta-sts.*.sts.lab.test", port = 443,
+                            behaviour = "MTA-STS policy host: one policy per mta-sts.<domain> (SNI)" }
+local function sts(name, mxs, policy, tlsrpt, query)
+  return { name = name .. ".sts.lab.test", mx = mxs, policy = policy, tlsrpt = tlsrpt, mta_sts_query = query }
+end
+W.sts_domains = {
+  sts("enforce", { mx(10, "good.mx.lab.test") }, "enforce, mx good.mx.lab.test", "mailto:", "STSFetchResult.VALID"),
+  sts("other-mx", { mx(10, "good.mx.lab.test") }, "enforce, mx elsewhere.mx.lab.test", "https:", "STSFetchResult.VALID"),
+  sts("testing", { mx(10, "self-signed.mx.lab.test") }, "testing, mx self-signed.mx.lab.test", "malformed (ftp:)", "STSFetchResult.VALID"),
+  sts("wildcard", { mx(10, "good.mx.lab.test"), mx(20, "good2.mx.lab.test") }, "enforce, mx *.mx.lab.test", nil, "STSFetchResult.VALID"),
+  sts("notfound", { mx(10, "good.mx.lab.test") }, "404", nil, "STSFetchResult.FETCH_ERROR"),
+  sts("wrongcert", { mx(10, "good.mx.lab.test") }, "policy host certificate for somebody-else.lab.test", nil, "STSFetchResult.FETCH_ERROR"),
+}
+
 -- by_name["good.lab.test"] -> the domain entry
 W.by_name = {}
 for _, dom in ipairs(W.domains) do W.by_name[dom.name] = dom end
