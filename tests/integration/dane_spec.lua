@@ -117,6 +117,29 @@ describe("DANE in the lab, through the validating resolver", function()
     assert.is_true(f.evidence.days >= 8 and f.evidence.days <= 10, tostring(f.evidence.days))
   end)
 
+  it("the sender matrix: what DANE senders and the others do with each case", function()
+    local function dom(name, kind) return results[name].senders.domain[kind] end
+    assert.equal("authenticated", dom("dane-ee.sec.lab.test", "dane").outcome)
+    assert.equal("authenticated", dom("dane-ta.sec.lab.test", "dane").outcome)
+    assert.equal("no_delivery", dom("dane-mismatch.sec.lab.test", "dane").outcome)
+    assert.equal("encrypted", dom("dane-mismatch.sec.lab.test", "opportunistic").outcome)
+    assert.equal("defers", dom("dane-bogus.sec.lab.test", "dane").outcome)
+    -- DANE-EE ignores the expired certificate; every PKIX-verifying sender refuses it
+    assert.equal("authenticated", dom("dane-expired.sec.lab.test", "dane").outcome)
+    assert.equal("no_delivery", dom("dane-expired.sec.lab.test", "strict").outcome)
+    assert.equal("encrypted", dom("dane-pkix.sec.lab.test", "dane").outcome)
+    assert.equal("opportunistic", dom("nodane.sec.lab.test", "dane").as)
+    local b = results["dane-ta.sec.lab.test"].senders.breaks
+    local kinds = {}
+    for _, x in ipairs(b) do kinds[#kinds + 1] = x.kind end
+    assert.same({ "dane", "strict" }, kinds) -- DANE-TA checks dates, DANE-EE does not
+    assert.same({ "strict" }, (function()
+      local k = {}
+      for _, x in ipairs(results["dane-ee.sec.lab.test"].senders.breaks) do k[#k + 1] = x.kind end
+      return k
+    end)())
+  end)
+
   it("a TLSA record in the unsigned lab.test zone is info: senders ignore it", function()
     local f = find(results["good.lab.test"], "DANE_TLSA_INSECURE")
     assert.equal("info", f.severity)

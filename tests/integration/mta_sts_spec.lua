@@ -82,6 +82,18 @@ describe("MTA-STS and TLS-RPT in the lab (nginx policy host)", function()
     assert.same({ "good.mx.lab.test", "good2.mx.lab.test" }, f.evidence.hosts)
   end)
 
+  it("the sender matrix: MTA-STS senders per policy", function()
+    local function dom(name, kind) return results[name].senders.domain[kind] end
+    assert.equal("authenticated", dom("enforce.sts.lab.test", "mta_sts").outcome)
+    assert.equal("no_delivery", dom("other-mx.sts.lab.test", "mta_sts").outcome)
+    assert.equal("good.mx.lab.test: the MX is not in the policy (policy enforce)", dom("other-mx.sts.lab.test", "mta_sts").reason)
+    assert.equal("encrypted", dom("testing.sts.lab.test", "mta_sts").outcome) -- testing: reports, delivers
+    assert.equal("no_delivery", dom("testing.sts.lab.test", "strict").outcome)
+    assert.equal("authenticated", dom("wildcard.sts.lab.test", "mta_sts").outcome)
+    assert.equal("opportunistic", dom("notfound.sts.lab.test", "mta_sts").as)
+    assert.equal("opportunistic", dom("wrongcert.sts.lab.test", "mta_sts").as)
+  end)
+
   it("the fetches overlap the SMTP probes: all six domains in about one session's time", function()
     assert.is_true(elapsed < 8, ("took %.1f s"):format(elapsed))
   end)

@@ -9,6 +9,7 @@
 --      behind its severity.
 
 local rules = require "mxprobe.policy.rules"
+local senders = require "mxprobe.policy.senders"
 
 local M = {}
 
@@ -112,6 +113,7 @@ end
 
 function M.judge(run, result, dctx)
     local pol = run.policy
+    result.senders = senders.compute(result, dctx and dctx.facts) -- the sender matrix, for rules (api.senders) and reports
     score_all(run, result)
     rules.apply(run, result, dctx)
     score_all(run, result, true)
