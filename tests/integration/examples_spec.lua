@@ -79,7 +79,8 @@ describe("examples: every file loads and validates", function()
   end)
 
   it("at least three policies and two checks, each exercised below", function()
-    assert.same({ "backup-mx-plaintext.lua", "corporate-strict.lua", "hosted-provider.lua", "mta-sts-prepare.lua" }, ls(POLICIES))
+    assert.same({ "backup-mx-plaintext.lua", "corporate-strict.lua", "hosted-provider.lua", "mta-sts-prepare.lua",
+                  "sender-matrix.lua" }, ls(POLICIES)) -- sender-matrix: tests/integration/senders_spec.lua
     assert.same({ "dane_tlsa.lua", "greeting_software.lua", "mx_networks.lua" }, ls(CHECKS))
   end)
 
