@@ -36,7 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define MULTI_KEY "mxprobe.http.multi"
+#define MULTI_KEY "mxprobe.http.the_multi" /* not MULTI_MT: that slot holds the metatable */
 #define MULTI_MT "mxprobe.http.multi"
 #define XFER_MT "mxprobe.http.transfer"
 #define DEFAULT_TIMEOUT 10.0
