@@ -261,10 +261,20 @@ static int l_tlsa(lua_State *L)
     unsigned mdlen = 0;
     int n = sel == 0 ? i2d_X509(x, &der) : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
     if (n <= 0) return luaL_error(L, "x509:tlsa: cannot encode the %s", sel == 0 ? "certificate" : "public key");
-    if (mt == 0) { /* push_hex's buffer holds a digest, not a certificate */
+    if (mt == 0) {
+        /* the hex of the DER itself: push_hex's buffer holds a digest only.
+         * The Lua buffer is made while nothing is allocated (it may raise),
+         * and der is freed before the result is pushed (which may raise). */
+        OPENSSL_free(der);
+        der = NULL;
         static const char hx[] = "0123456789abcdef";
         luaL_Buffer b;
         char *out = luaL_buffinitsize(L, &b, 2 * (size_t)n);
+        int m = sel == 0 ? i2d_X509(x, &der) : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+        if (m != n) {
+            OPENSSL_free(der);
+            return luaL_error(L, "x509:tlsa: cannot encode the %s", sel == 0 ? "certificate" : "public key");
+        }
         for (int i = 0; i < n; i++) {
             out[2 * i] = hx[der[i] >> 4];
             out[2 * i + 1] = hx[der[i] & 15];

@@ -14,6 +14,7 @@ answers (any other path: 404):
   unknown   an extra key "colour: blue"     garbage   random binary bytes
   badmax    max_age 99999999999             badmx     mx: *.*.test
   noversion no version line                 crlf      ok's policy with CRLF line ends
+  flood     200 without Content-Length, 200000 bytes until the connection closes
 
 usage: https_policy.py READY_FILE CERT KEY [LIFETIME_SECONDS]
 Binds an ephemeral port, writes it to READY_FILE, exits after LIFETIME
@@ -81,6 +82,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(b"v")
                     self.wfile.flush()
                     time.sleep(1)
+            except OSError:
+                pass
+            return
+        if mode == "flood":
+            # no length announced: only the reader's own cap can stop it
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for _ in range(200):
+                    self.wfile.write(b"mx: mx.test\n" * 85)
             except OSError:
                 pass
             return

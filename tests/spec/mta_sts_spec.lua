@@ -81,7 +81,7 @@ describe("MTA-STS and TLS-RPT runs", function()
   setup(function()
     certs = make_certs()
     local modes = { "ok", "testing", "other", "wild", "none", "html", "redirect", "notfound", "big", "drip",
-                    "notutf8", "dup", "unknown", "garbage", "badmax", "badmx", "noversion", "crlf" }
+                    "notutf8", "dup", "unknown", "garbage", "badmax", "badmx", "noversion", "crlf", "flood" }
     local san = {}
     for i, m in ipairs(modes) do san[i] = "DNS:mta-sts." .. m .. ".test" end
     local leaf = certs.make_leaf("sts", table.concat(san, ","))
@@ -199,6 +199,7 @@ describe("MTA-STS and TLS-RPT runs", function()
       { "redirect.test", "MTA_STS_POLICY_REDIRECT", "answers 301 (redirect to https://elsewhere.test/.well-known/mta-sts.txt)" },
       { "notfound.test", "MTA_STS_POLICY_HTTP_STATUS", "answers HTTP 404, not 200" },
       { "big.test", "MTA_STS_POLICY_TOO_LARGE", "is larger than 65536 bytes" },
+      { "flood.test", "MTA_STS_POLICY_TOO_LARGE", "is larger than 65536 bytes" }, -- no Content-Length: the read cap
       { "notutf8.test", "MTA_STS_POLICY_INVALID", "not UTF-8 (byte" },
       { "garbage.test", "MTA_STS_POLICY_INVALID", "is invalid (" },
       { "badmax.test", "MTA_STS_POLICY_INVALID", 'max_age "99999999999" is not an integer' },

@@ -49,7 +49,7 @@ function M.get(url, opts, deadline)
         url = url, resolve = resolve, timeout = math.max(0.001, left), max_bytes = opts.max_bytes,
         ca_file = opts.ca_file,
     })
-    if not ok then error((tostring(t):gsub("to 'get'", "to 'get'", 1)), 2) end
+    if not ok then error(t, 2) end -- core.http.get's message already names 'get' and the option
     local w, code, detail = loop.wait(t, nil, deadline + 0.5) -- curl's own timeout ends it first
     local me = loop.current()
     if me then t:clear_waiter(me.token) end
