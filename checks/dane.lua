@@ -82,16 +82,6 @@ return {
     local name = "_25._tcp." .. host
     local fact = { name = name, records = {}, result = "none" }
     ctx:fact(fact)
-    local ans, code, detail = ctx.dns:query(name, "TLSA", ctx:deadline("dns"))
-    if not ans then
-      if code == "dns" and tostring(detail):find("^malformed answer") then
-        fact.result = "bogus"
-        return ctx:finding("DANE_TLSA_MALFORMED", { name = name, detail = detail })
-      end
-      fact.result = "inconclusive"
-      return ctx:finding("DANE_DNS_FAILED", { name = name, reason = ("%s %s"):format(code, detail or "") })
-    end
-
     -- is this resolver one whose AD bits mean anything?  (once per run)
     local probe_name, probe_type = probe_of(ctx.config.dnssec_probe or ctx:option("dnssec_probe"))
     local function validating()
@@ -100,8 +90,23 @@ return {
     local addr = ctx.dns:query(host, ctx.family == 6 and "AAAA" or "A", ctx:deadline("dns"))
     local addr_secure = addr ~= nil and addr.secure == true
     fact.address_secure = addr_secure
+    -- a validating resolver says the MX host is not signed: senders never
+    -- ask for its TLSA records, so a failure to get them changes nothing
+    local function ignored_by_senders() return not addr_secure and (validating()) end
+
+    local ans, code, detail = ctx.dns:query(name, "TLSA", ctx:deadline("dns"))
+    if not ans then
+      if ignored_by_senders() then fact.result = "insecure"; return end
+      if code == "dns" and tostring(detail):find("^malformed answer") then
+        fact.result = "bogus"
+        return ctx:finding("DANE_TLSA_MALFORMED", { name = name, detail = detail })
+      end
+      fact.result = "inconclusive"
+      return ctx:finding("DANE_DNS_FAILED", { name = name, reason = ("%s %s"):format(code, detail or "") })
+    end
 
     if ans.rcode == "SERVFAIL" then
+      if ignored_by_senders() then fact.result = "insecure"; return end
       local ok, why = validating()
       if ok and addr_secure then
         fact.result = "bogus"

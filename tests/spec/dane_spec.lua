@@ -204,6 +204,13 @@ describe("the dane check", function()
     -- but not when the resolver does not validate: then nobody knows
     fs = dane { tlsa = function() return { rcode = "SERVFAIL", answers = {} } end, validating = false }
     assert.equal("DANE_DNS_FAILED", codes(fs))
+    -- and an unsigned MX host: senders never ask for its TLSA records
+    local r
+    fs, r = dane { tlsa = function() return { rcode = "SERVFAIL", answers = {} } end, addr_secure = false }
+    assert.equal("", codes(fs))
+    assert.equal("insecure", r.servers[1].facts.dane.result)
+    fs = dane { tlsa = function() return nil, "timeout", "no answer" end, addr_secure = false }
+    assert.equal("", codes(fs))
   end)
 
   it("a malformed TLSA answer is critical with the decoder's reason; a time-out is inconclusive", function()
