@@ -131,7 +131,8 @@ return {
     MTA_STS_TXT_DNS_FAIL = { severity = "inconclusive", message = "The TXT query for _mta-sts.{domain} failed ({reason})" },
   },
 
-  applies = function(ctx) return ctx.domain ~= nil end,
+  -- a mail domain only: with --mx HOST there is no domain whose policy counts
+  applies = function(ctx) return ctx.domain ~= nil and ctx.result.mode ~= "host" end,
 
   run = function(ctx)
     local domain = ctx.domain

@@ -68,6 +68,8 @@ return {
     TLSRPT_DNS_FAIL = { severity = "inconclusive", message = "The TXT query for _smtp._tls.{domain} failed ({reason})" },
   },
 
+  applies = function(ctx) return ctx.result.mode ~= "host" end, -- not with --mx HOST
+
   run = function(ctx)
     local d = ctx.domain
     local fact = { record = "none" }

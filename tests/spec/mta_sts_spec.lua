@@ -250,6 +250,23 @@ describe("MTA-STS and TLS-RPT runs", function()
     assert.equal("", (run("ok.test", { txt = { "something else" } })))
   end)
 
+  it("--mx HOST (check_host): no mail domain, so no MTA-STS or TLS-RPT lookup", function()
+    local asked = {}
+    local dns = { query = function(_, name, qtype)
+      asked[#asked + 1] = qtype .. " " .. name
+      if qtype == "A" and name == "mx.test" then return { rcode = "NOERROR", answers = { { type = "A", address = "127.0.0.1" } } } end
+      return { rcode = "NOERROR", answers = {} }
+    end }
+    local smtp = fake.start(tls_script(), { lifetime = 15 })
+    local r = engine.new { dns = dns, installed_checks = false, config = { allow_reserved = { "loopback" }, helo = "tester.test",
+      port = smtp.port, families = { 4 }, timeouts = { connect = 2, greeting = 3, command = 3, tls = 3 }, ca_file = certs.ca,
+      only = { "mta_sts", "tlsrpt", "certificate" } } }:check_host("mx.test")
+    smtp:wait()
+    assert.equal("host", r.mode)
+    for _, q in ipairs(asked) do assert.is_nil(q:find("_mta-sts", 1, true), q); assert.is_nil(q:find("_smtp._tls", 1, true), q) end
+    assert.same({}, r.findings)
+  end)
+
   it("TLS-RPT: invalid and multiple records", function()
     local cases = {
       { { "v=TLSRPTv1; rua=ftp://x.ok.test/" }, "TLSRPT_INVALID", '"ftp://x.ok.test/" is neither a mailto: nor an https: URI' },
