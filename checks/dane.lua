@@ -182,7 +182,7 @@ return {
             local what = ("issuer at depth %d, %s (DANE-TA)"):format(i - 1, chain[i]:subject() or "?")
             local vok, _, vwhy = core_x509.verify_to_anchor(chain, i, host)
             if vok then
-              matched = matched or { rr = rr, what = what }
+              matched = matched or { rr = rr, what = what, anchor = chain[i] }
             else
               ta_failure = ta_failure or { rr = rr, what = what, reason = vwhy }
             end
@@ -195,6 +195,7 @@ return {
     if matched then
       fact.result = "match"
       fact.matched = record_text(matched.rr)
+      if matched.anchor then fact.anchor_not_after = matched.anchor:not_after() end -- DANE-TA: the anchor's dates count
       ctx:finding("DANE_MATCH", { name = name, record = record_text(matched.rr), what = matched.what })
       -- rollover foresight: only the current key is pinned and it expires soon
       local na = leaf:not_after()

@@ -75,6 +75,19 @@ describe("the sender matrix", function()
     assert.equal("mx1.test: DNSSEC bogus: TLSA lookup fails", m.domain.dane.reason)
   end)
 
+  it("when it breaks: DANE-TA senders at the earlier of the leaf's and the anchor's expiry; DANE-EE never", function()
+    local ta = srv("mx1.test", 10, "192.0.2.1", { dane = { result = "match", matched = "2 0 1 ab", anchor_not_after = NOW + 5 * 86400 } })
+    local m = senders.compute({ servers = { ta } }, {}, NOW)
+    local by = {}
+    for _, b in ipairs(m.breaks) do by[b.kind] = b end
+    assert.equal("expiry of the DANE-TA trust anchor", by.dane.reason)
+    assert.equal(os.date("!%Y-%m-%d", NOW + 5 * 86400), by.dane.date)
+    assert.equal("dane", m.breaks[1].kind) -- earliest first
+    local ee = srv("mx1.test", 10, "192.0.2.1", { dane = { result = "match", matched = "3 1 1 ab" } })
+    m = senders.compute({ servers = { ee } }, {}, NOW)
+    for _, b in ipairs(m.breaks) do assert.is_not.equal("dane", b.kind) end
+  end)
+
   it("unreachable and throttling servers defer; a 554 greeting does not deliver", function()
     local m = senders.compute({ servers = {
       srv("mx1.test", 10, "192.0.2.1", { connect = { state = "timeout" } }),

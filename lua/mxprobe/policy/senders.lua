@@ -206,11 +206,12 @@ function M.compute(result, facts, now)
     local f = srv.facts or {}
     local na = f.certificate and f.certificate.not_after
     if math.type(na) and na >= now then
-      local function add(kind, why)
+      local function add(kind, why, at)
         local key = kind .. "|" .. srv.host
         if seen[key] then return end
         seen[key] = true
-        out.breaks[#out.breaks + 1] = { kind = kind, host = srv.host, date = date(na), at = na, reason = why }
+        at = at or na
+        out.breaks[#out.breaks + 1] = { kind = kind, host = srv.host, date = date(at), at = at, reason = why }
       end
       for _, m in ipairs(mx) do
         if m.host == srv.host then
@@ -220,7 +221,12 @@ function M.compute(result, facts, now)
               if a.mta_sts.outcome == "authenticated" then add("mta_sts", "certificate expiry") end
               local d = f.dane
               if a.dane.outcome == "authenticated" and d and d.matched and d.matched:match("^2 ") then
-                add("dane", "certificate expiry (DANE-TA checks dates)")
+                local ta = d.anchor_not_after
+                if math.type(ta) and ta < na then
+                  add("dane", "expiry of the DANE-TA trust anchor", ta)
+                else
+                  add("dane", "certificate expiry (DANE-TA checks dates)")
+                end
               end
             end
           end
