@@ -39,6 +39,7 @@ int mx_open_x509(lua_State *L);
 int mx_open_idn(lua_State *L);
 int mx_open_term(lua_State *L);
 int mx_open_digest(lua_State *L);
+int mx_open_http(lua_State *L);
 
 /* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn=, term= } */
 int luaopen_mxprobe_core(lua_State *L);

@@ -291,6 +291,108 @@ static int l_spki_sha256(lua_State *L)
     return 1;
 }
 
+/* x509:tlsa (selector, mtype)  [-3, +1, e]
+ * -> the certificate association data a TLSA record with this selector
+ * (0: the whole certificate, 1: SubjectPublicKeyInfo) and matching type
+ * (0: exact, 1: SHA-256, 2: SHA-512) carries for this certificate, as
+ * lower-case hex (RFC 6698 section 2.1).  Raises on other values. */
+static int l_tlsa(lua_State *L)
+{
+    X509 *x = mx_x509_check(L, 1);
+    lua_Integer sel = luaL_checkinteger(L, 2), mt = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, sel == 0 || sel == 1, 2, "selector 0 or 1 expected");
+    luaL_argcheck(L, mt >= 0 && mt <= 2, 3, "matching type 0, 1 or 2 expected");
+    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    int n = sel == 0 ? i2d_X509(x, &der) : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+    if (n <= 0) return luaL_error(L, "x509:tlsa: cannot encode the %s", sel == 0 ? "certificate" : "public key");
+    if (mt == 0) {
+        /* the hex of the DER itself: push_hex's buffer holds a digest only.
+         * The Lua buffer is made while nothing is allocated (it may raise),
+         * and der is freed before the result is pushed (which may raise). */
+        OPENSSL_free(der);
+        der = NULL;
+        static const char hx[] = "0123456789abcdef";
+        luaL_Buffer b;
+        char *out = luaL_buffinitsize(L, &b, 2 * (size_t)n);
+        int m = sel == 0 ? i2d_X509(x, &der) : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+        if (m != n) {
+            OPENSSL_free(der);
+            return luaL_error(L, "x509:tlsa: cannot encode the %s", sel == 0 ? "certificate" : "public key");
+        }
+        for (int i = 0; i < n; i++) {
+            out[2 * i] = hx[der[i] >> 4];
+            out[2 * i + 1] = hx[der[i] & 15];
+        }
+        OPENSSL_free(der);
+        luaL_pushresultsize(&b, 2 * (size_t)n);
+        return 1;
+    }
+    int ok = EVP_Digest(der, (size_t)n, md, &mdlen, mt == 1 ? EVP_sha256() : EVP_sha512(), NULL);
+    OPENSSL_free(der);
+    if (!ok) return luaL_error(L, "x509:tlsa: digest failed");
+    push_hex(L, md, mdlen, 0, 0);
+    return 1;
+}
+
+/* x509.verify_to_anchor (chain, anchor, name [, time])  [-3|4, +1|3, e]
+ * chain: { leaf, intermediate..., } as the peer sent it; anchor: the index
+ * in chain of the certificate a DANE-TA (usage 2) record matched.  Verifies
+ * the leaf up to that certificate as the only trust anchor (partial chain:
+ * it need not be self-signed), the certificates in between as untrusted
+ * intermediates, validity at `time` (default now), and the leaf's names
+ * against `name` (RFC 6125 rules, as a DANE-TA sender checks the MX host;
+ * RFC 7672 section 3.2.2).
+ * -> true | nil, "verify", "reason (at depth N)" */
+static int l_verify_to_anchor(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer anchor = luaL_checkinteger(L, 2);
+    const char *name = luaL_checkstring(L, 3);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 64, 1, "a chain of 1 to 64 certificates expected");
+    luaL_argcheck(L, anchor >= 1 && anchor <= n, 2, "index into the chain expected");
+    X509 *certs[64];
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        certs[i - 1] = mx_x509_check(L, -1);
+        lua_pop(L, 1); /* the table keeps the object alive */
+    }
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    char why[300];
+    int ok = store && sctx && untrusted && X509_STORE_add_cert(store, certs[anchor - 1]) == 1;
+    for (lua_Integer i = 2; ok && i < anchor; i++) ok = sk_X509_push(untrusted, certs[i - 1]) > 0;
+    if (ok) ok = X509_STORE_CTX_init(sctx, store, certs[0], untrusted) == 1;
+    if (!ok) {
+        mx_ssl_errors(why, sizeof why);
+        sk_X509_free(untrusted);
+        X509_STORE_CTX_free(sctx);
+        X509_STORE_free(store);
+        return luaL_error(L, "x509.verify_to_anchor: %s", why);
+    }
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(sctx);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_VERIFY_PARAM_set1_host(param, name, 0);
+    if (!lua_isnoneornil(L, 4)) X509_VERIFY_PARAM_set_time(param, (time_t)luaL_checkinteger(L, 4));
+    int r = X509_verify_cert(sctx);
+    int err = X509_STORE_CTX_get_error(sctx), depth = X509_STORE_CTX_get_error_depth(sctx);
+    sk_X509_free(untrusted);
+    X509_STORE_CTX_free(sctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+    if (r == 1) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushliteral(L, "verify");
+    lua_pushfstring(L, "%s (at depth %d)", X509_verify_cert_error_string(err), depth);
+    return 3;
+}
+
 /* x509:pem ()  [-0, +1, e] */
 static int l_pem(lua_State *L)
 {
@@ -492,6 +594,7 @@ static const luaL_Reg x509_methods[] = {
     {"signature_algorithm", l_signature_algorithm},
     {"fingerprint", l_fingerprint},
     {"spki_sha256", l_spki_sha256},
+    {"tlsa", l_tlsa},
     {"pem", l_pem},
     {"der", l_der},
     {"check_host", l_check_host},
@@ -504,6 +607,7 @@ static const luaL_Reg x509_methods[] = {
 static const luaL_Reg x509_funcs[] = {
     {"load_pem", l_load_pem},
     {"load_der", l_load_der},
+    {"verify_to_anchor", l_verify_to_anchor},
     {NULL, NULL},
 };
 

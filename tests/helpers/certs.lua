@@ -6,6 +6,7 @@
 --   certs.intermediate            the intermediate that issues the leaves
 --   certs.leaf.NAME.cert / .key / .chain (leaf + its issuers, for servers)
 --   certs.dir                     the directory; certs.cleanup() removes it
+--   certs.make_leaf(name, san)    one more leaf under the intermediate
 --
 -- Leaves (all under the intermediate unless said otherwise):
 --   valid      mx.test, *.wild.test, 127.0.0.1 (EC P-256, SHA-256)
@@ -163,6 +164,8 @@ function M.make()
         end
     end
     set.read = read
+    -- more leaves under the same intermediate: set.make_leaf(name, "DNS:a,DNS:b")
+    set.make_leaf = function(name, san, o) make_leaf(name, san, o); return leaf[name] end
     return set
 end
 

@@ -11,6 +11,9 @@ picks the behaviour:
   garbage    a valid question followed by bytes that are no records
   servfail   rcode SERVFAIL, no records
   ad         A 192.0.2.1 with the AD bit set
+  adecho     A 192.0.2.1, AD set only when the query set AD (a validating
+             resolver that says so only to clients that ask, RFC 6840 5.7)
+  tlsashort  a TLSA record whose rdata is 2 bytes (malformed)
   cname      CNAME target.test. (and nothing else: the client asks again)
   slow       A 192.0.2.1 after 0.3 s (counts toward "maxout")
   stats      TXT "queries=N maxout=M": queries seen so far (stats excluded)
@@ -80,6 +83,9 @@ def answer(qid, question, first, stats):
         return header(qid, RESPONSE, an=1) + question + rr
     if first == "ad":
         return header(qid, RESPONSE | 0x0020, an=1) + question + A_RECORD
+    if first == "tlsashort":
+        rr = b"\xc0\x0c" + struct.pack("!HHIH", 52, 1, 60, 2) + b"\x03\x01"
+        return header(qid, RESPONSE, an=1) + question + rr
     if first == "stats":
         text = ("queries=%d maxout=%d" % (stats["queries"], stats["maxout"])).encode()
         rr = b"\xc0\x0c" + struct.pack("!HHIH", 16, 1, 0, len(text) + 1) + bytes([len(text)]) + text
@@ -124,6 +130,9 @@ def main():
                     seq += 1
                     heapq.heappush(later, (time.monotonic() + 0.3, seq, addr, answer(qid, question, first, stats)))
                     stats["maxout"] = max(stats["maxout"], len(later))
+                elif first == "adecho":
+                    ad = "ad" if pkt[3] & 0x20 else "noad"
+                    sock.sendto(answer(qid, question, ad, stats), addr)
                 elif first != "silent":
                     sock.sendto(answer(qid, question, first, stats), addr)
         now = time.monotonic()

@@ -16,7 +16,7 @@ local state = os.getenv("MXLAB_STATE") or world.state_dir
 -- the greeting deadline is shorter than the lab spec's: these two depend on it
 local TIMING = { ["slow-greeting.lab.test"] = true, ["drip.lab.test"] = true }
 local CONFIG = {
-  resolvers = { world.dns[1] }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
+  resolvers = { world.resolver }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
   timeouts = { connect = 5, greeting = 10, command = 10, tls = 10, dns = 3 },
 }
 
@@ -174,7 +174,7 @@ describe("mxprobe audit in the lab", function()
     local seen = {}
     for k = 1, 3 do
       local out, err = buffer(), buffer()
-      local code = cli.main({ "audit", list, "--csv", "--shard", k .. "/3", "--resolver", world.dns[1],
+      local code = cli.main({ "audit", list, "--csv", "--shard", k .. "/3", "--resolver", world.resolver,
                               "--allow-reserved", "documentation", "--ca-file", state .. "/ca/ca.pem",
                               "--timeout-connect", "5" }, { stdout = out, stderr = err })
       assert.equal(0, code, err:text())

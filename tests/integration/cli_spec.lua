@@ -28,7 +28,7 @@ local function codes_of(r)
   return list
 end
 
-local COMMON = { "--resolver", world.dns[1], "--allow-reserved", "documentation", "--ca-file", state .. "/ca/ca.pem",
+local COMMON = { "--resolver", world.resolver, "--allow-reserved", "documentation", "--ca-file", state .. "/ca/ca.pem",
                  "--timeout-connect", "5" }
 -- every one of these has good.mx.lab.test as an MX
 local SHARING = { "dup-mx.lab.test", "good.lab.test", "bad-secondary.lab.test", "two-mx.lab.test" }

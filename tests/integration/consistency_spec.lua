@@ -13,7 +13,7 @@ local state = os.getenv("MXLAB_STATE") or world.state_dir
 
 local function config(extra)
   local c = {
-    resolvers = { world.dns[1] }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
+    resolvers = { world.resolver }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
     timeouts = { connect = 5, greeting = 40, command = 10, tls = 10, dns = 3 },
   }
   for k, v in pairs(extra or {}) do c[k] = v end

@@ -13,7 +13,7 @@ local DOMAINS = { "double-greeting", "early-reply", "greet-554-listed", "long-gr
 
 local run = engine.new {
   config = {
-    resolvers = { world.dns[1] }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
+    resolvers = { world.resolver }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
     timeouts = { connect = 5, greeting = 10, command = 10, tls = 10, dns = 3 },
   },
 }

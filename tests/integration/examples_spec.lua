@@ -15,7 +15,7 @@ local ROOT = require("mxprobe.runtime.paths").root
 local POLICIES, CHECKS = ROOT .. "/examples/policies", ROOT .. "/examples/checks"
 
 local CONFIG = {
-  resolvers = { world.dns[1] }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
+  resolvers = { world.resolver }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
   timeouts = { connect = 5, greeting = 10, command = 10, tls = 10, dns = 3 },
 }
 
@@ -79,7 +79,8 @@ describe("examples: every file loads and validates", function()
   end)
 
   it("at least three policies and two checks, each exercised below", function()
-    assert.same({ "backup-mx-plaintext.lua", "corporate-strict.lua", "hosted-provider.lua", "mta-sts-prepare.lua" }, ls(POLICIES))
+    assert.same({ "backup-mx-plaintext.lua", "corporate-strict.lua", "hosted-provider.lua", "mta-sts-prepare.lua",
+                  "sender-matrix.lua" }, ls(POLICIES)) -- sender-matrix: tests/integration/senders_spec.lua
     assert.same({ "dane_tlsa.lua", "greeting_software.lua", "mx_networks.lua" }, ls(CHECKS))
   end)
 
@@ -277,7 +278,7 @@ describe("examples through the command line", function()
     local out, err = {}, {}
     local env = { stdout = { write = function(_, ...) for _, s in ipairs { ... } do out[#out + 1] = s end return true end },
                   stderr = { write = function(_, ...) for _, s in ipairs { ... } do err[#err + 1] = s end return true end } }
-    local argv = { "--allow-reserved", "documentation", "--ca-file", state .. "/ca/ca.pem", "--resolver", world.dns[1] }
+    local argv = { "--allow-reserved", "documentation", "--ca-file", state .. "/ca/ca.pem", "--resolver", world.resolver }
     for _, a in ipairs(args) do argv[#argv + 1] = a end
     local code = cli.main(argv, env)
     return code, table.concat(out), table.concat(err)

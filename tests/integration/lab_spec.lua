@@ -22,7 +22,7 @@ end
 
 local run = engine.new {
   config = {
-    resolvers = { world.dns[1] }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
+    resolvers = { world.resolver }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
     timeouts = { connect = 5, greeting = 40, command = 10, tls = 10, dns = 3 },
   },
 }

@@ -51,7 +51,7 @@ local function lines_in(path)
   return n
 end
 
-local NET = { "--resolver", world.dns[1], "--allow-reserved", "documentation", "--ca-file", CA,
+local NET = { "--resolver", world.resolver, "--allow-reserved", "documentation", "--ca-file", CA,
               "--timeout-connect", "3", "--no-progress" }
 
 local function audit_cli(argv)

@@ -11,7 +11,7 @@ local state = os.getenv("MXLAB_STATE") or world.state_dir
 local function new_run(tls)
   return engine.new {
     config = {
-      resolvers = { world.dns[1] }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
+      resolvers = { world.resolver }, ca_file = state .. "/ca/ca.pem", allow_reserved = { "documentation" },
       timeouts = { connect = 5, greeting = 10, command = 10, tls = 10, dns = 3 }, tls = tls,
     },
   }

@@ -87,7 +87,8 @@ EOF
   }
 
   local many='DNS:*.many-mx.lab.test'   # the 12 many-mx names point at the good servers
-  leaf good        "DNS:good.mx.lab.test,DNS:implicit.lab.test,$many"
+  # *.mx.sec.lab.test: the DNSSEC cases of dnssec.sh point at good too
+  leaf good        "DNS:good.mx.lab.test,DNS:implicit.lab.test,$many,DNS:*.mx.sec.lab.test"
   leaf good2       "DNS:good2.mx.lab.test,$many"
   leaf good3       "DNS:good3.mx.lab.test,$many"
   leaf good4       "DNS:good4.mx.lab.test,$many"

@@ -14,6 +14,10 @@ local W = {
   intermediate   = "/tmp/mxlab/ca/intermediate.pem",
   dns            = { "192.0.2.53", "2001:db8::53" },  -- nsd, authoritative only, port 53
   dns_name       = "ns.lab.test",
+  -- unbound (dnssec.sh): validates with the lab root's key and sec.lab.test's
+  -- as trust anchors; the integration specs ask it, not nsd
+  resolver       = "192.0.2.54",
+  signed_dns     = "192.0.2.55",  -- nsd serving ".", sec.lab.test and the bogus zone
   zone           = "lab.test",
   external_rcpt  = "relay-test@example.com",  -- a non-lab recipient for relay checks
   lab_rcpt       = "postmaster@good.lab.test", -- a recipient every lab server accepts
@@ -40,9 +44,13 @@ end
 W.servers = {
   ["192.0.2.53"]    = { kind = "dns", mode = "nsd", host = "ns.lab.test", port = 53 },
   ["2001:db8::53"]  = { kind = "dns", mode = "nsd", host = "ns.lab.test", port = 53 },
+  ["192.0.2.54"]    = { kind = "dns", mode = "unbound", host = "resolver.lab.test", port = 53,
+                        behaviour = "validating resolver; trust anchors: the lab root and sec.lab.test" },
+  ["192.0.2.55"]    = { kind = "dns", mode = "nsd", host = "ns.sec.lab.test", port = 53,
+                        behaviour = "the signed zones: the lab root, sec.lab.test, _tcp.dane-bogus.mx.sec.lab.test" },
 
   ["192.0.2.10"]    = pf("good",  "good.mx.lab.test",
-                         { san = { "good.mx.lab.test", "implicit.lab.test", "*.many-mx.lab.test" },
+                         { san = { "good.mx.lab.test", "implicit.lab.test", "*.many-mx.lab.test", "*.mx.sec.lab.test" },
                            tlsa = "3 1 1 (SHA-256 of the leaf's SPKI, made at up time)" }),
   ["192.0.2.11"]    = pf("good2", "good2.mx.lab.test", { relay = 554 }),  -- 554 5.7.1 Relay access denied
   ["192.0.2.12"]    = pf("good3", "good3.mx.lab.test"),
@@ -233,6 +241,43 @@ W.domains = {
     "EHLO reply exceeded 100 lines (said as such; HELO never sent)", one("ehlo-flood.mx.lab.test")),
   d("no-postmaster", "no-postmaster", "RCPT TO postmaster@ the domain is rejected with 550",
     "postmaster rejected (RFC 5321 4.5.1): warning; otherwise works", one("no-postmaster.mx.lab.test")),
+}
+
+-- The DNSSEC cases (tests/lab/dnssec.sh, zone tests/lab/dnssec/sec.lab.test.zone),
+-- asked through the validating resolver; tests/integration/dane_spec.lua
+-- holds their exact codes. posttls: what `posttls-finger -l dane` says.
+local function sec(name, mxhost, addr, tlsa, dane, posttls)
+  return { name = name .. ".sec.lab.test", mx = { { pref = 10, host = mxhost .. ".mx.sec.lab.test", addrs = { addr } } },
+           tlsa = tlsa, dane = dane, posttls = posttls }
+end
+W.dnssec_domains = {
+  sec("dane-ee", "dane-ee", "192.0.2.10", "3 1 1 (good's key)", "match (DANE-EE)", "Verified TLS connection"),
+  sec("dane-ta", "dane-ta", "192.0.2.10", "2 0 1 (the lab intermediate)", "match (DANE-TA, name *.mx.sec.lab.test)", "Verified TLS connection"),
+  sec("dane-mismatch", "dane-mismatch", "192.0.2.10", "3 1 1 (good2's key: stale)", "mismatch", "no matching DANE TLSA records"),
+  sec("dane-expired", "dane-expired", "198.51.100.20", "3 1 1 (the expired leaf's key)", "match: DANE-EE ignores dates", "Verified TLS connection"),
+  sec("dane-rollover", "dane-rollover", "198.51.100.26", "3 1 1 (a leaf expiring in 10 days), no next key", "match, rollover warning", "Verified TLS connection"),
+  sec("dane-pkix", "dane-pkix", "192.0.2.10", "1 1 1 (PKIX-EE)", "unusable for SMTP", "unsupported TLSA certificate usage"),
+  sec("dane-bogus", "dane-bogus", "192.0.2.10", "3 1 1 in a zone with expired signatures", "bogus (SERVFAIL)", "TLSA lookup error"),
+  sec("nodane", "nodane", "192.0.2.10", nil, "none (signed, no TLSA)", "Untrusted TLS connection"),
+}
+-- and the TLSA in the unsigned zone: _25._tcp.good.mx.lab.test (good.lab.test)
+
+-- The MTA-STS and TLS-RPT cases (zones/sts.lab.test.zone; the policy host is
+-- nginx on 192.0.2.80, tests/lab/mtasts.sh). tests/integration/mta_sts_spec.lua
+-- holds their exact codes; mta_sts_query: what `mta-sts-query` says.
+W.policy_host = "192.0.2.80"
+W.servers["192.0.2.80"] = { kind = "https", mode = "nginx", host = "mta-sts.*.sts.lab.test", port = 443,
+                            behaviour = "MTA-STS policy host: one policy per mta-sts.<domain> (SNI)" }
+local function sts(name, mxs, policy, tlsrpt, query)
+  return { name = name .. ".sts.lab.test", mx = mxs, policy = policy, tlsrpt = tlsrpt, mta_sts_query = query }
+end
+W.sts_domains = {
+  sts("enforce", { mx(10, "good.mx.lab.test") }, "enforce, mx good.mx.lab.test", "mailto:", "STSFetchResult.VALID"),
+  sts("other-mx", { mx(10, "good.mx.lab.test") }, "enforce, mx elsewhere.mx.lab.test", "https:", "STSFetchResult.VALID"),
+  sts("testing", { mx(10, "self-signed.mx.lab.test") }, "testing, mx self-signed.mx.lab.test", "malformed (ftp:)", "STSFetchResult.VALID"),
+  sts("wildcard", { mx(10, "good.mx.lab.test"), mx(20, "good2.mx.lab.test") }, "enforce, mx *.mx.lab.test", nil, "STSFetchResult.VALID"),
+  sts("notfound", { mx(10, "good.mx.lab.test") }, "404", nil, "STSFetchResult.FETCH_ERROR"),
+  sts("wrongcert", { mx(10, "good.mx.lab.test") }, "policy host certificate for somebody-else.lab.test", nil, "STSFetchResult.FETCH_ERROR"),
 }
 
 -- by_name["good.lab.test"] -> the domain entry

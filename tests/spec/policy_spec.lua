@@ -239,15 +239,15 @@ describe("policy check selection", function()
   end
 
   it("every stock check by default", function()
-    assert.equal("mx address connect banner ehlo starttls certificate relay starttls_injection tls_consistency tls_offer", ids({}))
+    assert.equal("mx address connect banner ehlo starttls certificate dane mta_sts relay starttls_injection tls_consistency tls_offer tlsrpt", ids({}))
   end)
   it("disable_categories turns a category off; enable brings one back", function()
-    assert.equal("mx address connect banner ehlo starttls certificate tls_consistency tls_offer", ids({ checks = { disable_categories = { "security" } } }))
-    assert.equal("mx address connect banner ehlo starttls certificate relay tls_consistency tls_offer",
+    assert.equal("mx address connect banner ehlo starttls certificate dane mta_sts tls_consistency tls_offer tlsrpt", ids({ checks = { disable_categories = { "security" } } }))
+    assert.equal("mx address connect banner ehlo starttls certificate dane mta_sts relay tls_consistency tls_offer tlsrpt",
       ids({ checks = { disable_categories = { "security" }, enable = { "relay" } } }))
   end)
   it("disable takes what requires it along; enabling such a dependant is an error", function()
-    assert.equal("mx address connect banner ehlo relay", ids({ checks = { disable = { "starttls" } } }))
+    assert.equal("mx address connect banner ehlo mta_sts relay tlsrpt", ids({ checks = { disable = { "starttls" } } }))
     local ok, err = pcall(ids, { checks = { disable = { "starttls" }, enable = { "certificate" } } })
     assert.is_false(ok)
     assert.matches("checks.enable: \"certificate\" requires \"starttls\", which checks.disable turns off", err)

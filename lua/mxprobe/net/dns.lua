@@ -9,6 +9,10 @@
 --
 -- A query's result is the answer table of core.dns (rcode, aa, ad, tc,
 -- answers, authority, negative_ttl...): NXDOMAIN and NODATA are answers.
+-- Every query sets the AD bit (RFC 6840 5.7; dnssec = false: not), and
+-- every answer carries `secure`: true when the resolver set AD, i.e. it
+-- validated the data with DNSSEC.  Only a validating resolver ever says so:
+-- M.validates(resolver, name) tells whether this one does (asked once).
 -- Failures are nil, code, detail with code "timeout" (no answer in time),
 -- "refused" (ICMP port unreachable), "cancelled", "dns" (malformed answer,
 -- CNAME loop, other c-ares failures) or "limit" (CNAME chain too long).
@@ -35,7 +39,7 @@ M.types = C.types
 local TYPE_LIST = "MX, A, AAAA, CNAME, TXT, PTR, TLSA, NS or SOA"
 local NEW_KEYS = {
     servers = true, timeout = true, tries = true, resolv_conf = true, max_records = true,
-    max_inflight = true, max_cname_depth = true,
+    max_inflight = true, max_cname_depth = true, dnssec = true,
 }
 -- answers worth remembering for the run; SERVFAIL, REFUSED... are asked again
 local CACHEABLE = { NOERROR = true, NXDOMAIN = true }
@@ -87,6 +91,9 @@ function M.new(opts)
     if math.type(max_inflight) ~= "integer" or max_inflight < 1 then
         argerror(1, "new", "max_inflight: integer >= 1 expected")
     end
+    if opts.dnssec ~= nil and type(opts.dnssec) ~= "boolean" then
+        argerror(1, "new", "dnssec: boolean expected, got " .. type(opts.dnssec))
+    end
     local depth = opts.max_cname_depth or DEFAULT_CNAME_DEPTH
     if math.type(depth) ~= "integer" or depth < 0 or depth > 64 then
         argerror(1, "new", "max_cname_depth: integer 0 to 64 expected")
@@ -102,6 +109,7 @@ function M.new(opts)
         sem = loop.semaphore(max_inflight),
         max_inflight = max_inflight,
         max_cname_depth = depth,
+        flags = opts.dnssec ~= false and "ad" or nil,
         cache = {},     -- key -> answer
         flights = {},   -- key -> core query in flight (or done, not yet settled)
         -- query -> its packed outcome, so that every asker of a coalesced
@@ -116,6 +124,7 @@ local function settle(self, key, q)
     local o = self.outcomes[q]
     if not o then
         o = table.pack(q:result())
+        if o[1] then o[1].secure = self.flags == "ad" and o[1].ad == true end
         self.outcomes[q] = o
     end
     if self.flights[key] == q then
@@ -168,7 +177,7 @@ function Resolver:query(name, qtype, deadline)
             end
             counts.coalesced = counts.coalesced + 1
         else
-            local sent, err = pcall(self.core.query, self.core, name, qtype)
+            local sent, err = pcall(self.core.query, self.core, name, qtype, self.flags)
             if not sent then
                 self.sem:release()
                 error(err, 2)
@@ -320,6 +329,38 @@ function Resolver:ptr(ip, deadline)
         if rr.type == "PTR" then hosts[#hosts + 1] = norm(rr.host) end
     end
     return hosts, res
+end
+
+-- resolver -> outcome of its self-test, so that it is asked once per run
+local probes = setmetatable({}, { __mode = "k" })
+
+--- Does this resolver validate DNSSEC?  As Postfix's dnssec_probe: ask a
+-- name known to be signed (default ". NS", the root zone) and look at AD.
+-- Asked once per resolver (one run); concurrent askers share the question.
+-- Works with any object that has :query (spec stand-ins too).
+-- @return true | false, reason   (false also when the probe itself failed)
+function M.validates(resolver, name, qtype, deadline)
+    name, qtype = name or ".", qtype or "NS"
+    local key = qtype .. " " .. norm(name)
+    local memo = probes[resolver]
+    if not memo then memo = {}; probes[resolver] = memo end
+    local o = memo[key]
+    if not o then
+        local res, code, detail = resolver:query(name, qtype, deadline)
+        if memo[key] then o = memo[key] -- another asker finished first
+        else
+            if not res then
+                o = { false, ("the DNSSEC probe %s %s failed: %s %s"):format(name, qtype, tostring(code), detail or "") }
+            elseif res.ad ~= true then
+                o = { false, ("this resolver does not validate DNSSEC (no AD bit for the signed name %s %s, rcode %s)")
+                    :format(name, qtype, tostring(res.rcode)) }
+            else
+                o = { true }
+            end
+            memo[key] = o
+        end
+    end
+    return o[1], o[2]
 end
 
 --- Counters: sent (queries on the wire), cached (answered from the

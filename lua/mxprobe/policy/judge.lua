@@ -14,6 +14,7 @@ local rules = require "mxprobe.policy.rules"
 local findings = require "mxprobe.runtime.findings"
 local vocab = require "mxprobe.runtime.vocab"
 local budget = require "mxprobe.runtime.budget"
+local senders = require "mxprobe.policy.senders"
 
 local M = {}
 
@@ -116,6 +117,7 @@ end
 
 function M.judge(run, result, dctx)
     local pol = run.policy
+    result.senders = senders.compute(result, dctx and dctx.facts) -- the sender matrix, for rules (api.senders) and reports
     score_all(run, result)
     rules.apply(run, result, dctx)
     score_all(run, result, true)

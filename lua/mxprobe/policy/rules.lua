@@ -170,6 +170,7 @@ function M.add_readers(api, run, result)
     end
     function api.has(code, server) return api.find(code, server) ~= nil end
     function api.mx() return result.dns.mx end
+    function api.senders() return result.senders end -- mxprobe.policy.senders: what each kind of sender does
     function api.lowest_preference()
         local low
         for _, m in ipairs(result.dns.mx) do

@@ -34,6 +34,7 @@ M.ARRAY_KEYS = {
     transcript = true, extensions = true, sans = true, families = true,
     categories = true, requires = true, checks = true, chain = true,
     only = true, results = true, ehlo_after = true, auth = true, ptrs = true, not_run = true,
+    kinds = true, breaks = true, -- result.senders (policy/senders.lua)
 }
 
 local MAX_DEPTH = 64

@@ -363,7 +363,58 @@ function M.render(result, opts)
         lines[#lines + 1] = ""
         lines[#lines + 1] = "  no server was tested"
     end
+    M.senders_block(lines, result, paint)
     return table.concat(lines, "\n") .. "\n"
+end
+
+-- The sender matrix (result.senders, mxprobe.policy.senders) as a small
+-- table: one row per MX address and one for the domain, one column per kind
+-- of sender; then the dates from which a kind stops delivering.
+local SENDER_KINDS = { { "opportunistic", "OPPORTUNISTIC" }, { "mta_sts", "MTA-STS" }, { "dane", "DANE" },
+                       { "strict", "STRICT CLIENT" } }
+local OUTCOME_TEXT = { authenticated = "encrypted+authenticated", encrypted = "encrypted", plaintext = "plaintext",
+                       defers = "defers", no_delivery = "no delivery", inconclusive = "inconclusive" }
+local OUTCOME_PAINT = { authenticated = "ok", encrypted = "ok", plaintext = "warning", defers = "critical",
+                        no_delivery = "critical", inconclusive = "inconclusive" }
+function M.senders_block(lines, result, paint)
+    local m = type(result.senders) == "table" and result.senders or nil
+    if not m or #list_of(m.mx) == 0 then return end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = paint("heading", "Senders")
+    local head = { { "", "heading" } }
+    for _, k in ipairs(SENDER_KINDS) do head[#head + 1] = { k[2], "heading" } end
+    local rows = { head }
+    local function row(label, cells)
+        local r = { label }
+        for _, k in ipairs(SENDER_KINDS) do
+            local c = type(cells[k[1]]) == "table" and cells[k[1]] or {}
+            local o = c.outcome or "inconclusive"
+            local txt = OUTCOME_TEXT[o] or M.escape(o)
+            if c.as == "opportunistic" then txt = txt .. " *" end
+            r[#r + 1] = { txt, OUTCOME_PAINT[o] }
+        end
+        rows[#rows + 1] = r
+    end
+    for _, mx in ipairs(list_of(m.mx)) do
+        for _, a in ipairs(list_of(mx.addresses)) do
+            row(("%s %s"):format(M.escape(mx.host or "?"), M.escape(a.address or "?")), a)
+        end
+    end
+    row("domain", type(m.domain) == "table" and m.domain or {})
+    for _, l in ipairs(format_table(rows, "  ", paint)) do lines[#lines + 1] = l end
+    lines[#lines + 1] = "  (* no MTA-STS policy or DANE records in use: such senders act as opportunistic ones)"
+    for _, k in ipairs(SENDER_KINDS) do
+        local c = type(m.domain) == "table" and m.domain[k[1]] or nil
+        local worth = { plaintext = true, defers = true, no_delivery = true, inconclusive = true }
+        if type(c) == "table" and not c.as and worth[c.outcome] and c.reason then
+            lines[#lines + 1] = ("  %s: %s (%s)"):format(k[2]:lower(), OUTCOME_TEXT[c.outcome] or M.escape(c.outcome), M.escape(c.reason))
+        end
+    end
+    local labels = { opportunistic = "Opportunistic", mta_sts = "MTA-STS", dane = "DANE", strict = "Strict-client" }
+    for _, b in ipairs(list_of(m.breaks)) do
+        lines[#lines + 1] = ("  %s senders stop delivering to %s on %s (%s)"):format(labels[b.kind] or M.escape(b.kind),
+            M.escape(b.host or "?"), M.escape(b.date or "?"), M.escape(b.reason or "?"))
+    end
 end
 
 --- One line summing up several results, e.g. "3 domains: 1 ok, 2 warning".

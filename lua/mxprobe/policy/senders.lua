@@ -1,0 +1,254 @@
+--- mxprobe.policy.senders: what each kind of sender does with this domain,
+-- computed from the facts the checks left (issue 10, section 4).
+--
+--   local m = senders.compute(result, domain_facts [, now])
+--   m.kinds                   { "opportunistic", "mta_sts", "dane", "strict" }
+--   m.mx[i] = { host, preference, addresses = { { address,
+--               opportunistic = cell, mta_sts = cell, dane = cell, strict = cell }, ... } }
+--   m.domain[kind] = cell     the domain as a sender sees it: MX in preference
+--                             order, the next one when one fails
+--   m.breaks = { { kind, host, date, reason }, ... }   earliest first: when a
+--                             kind stops delivering to an MX if nothing changes
+--   cell = { outcome = OUTCOME, reason = "..." [, via = host] }
+--
+-- OUTCOME: "authenticated" (delivers encrypted and authenticated),
+-- "encrypted" (encrypted, not authenticated), "plaintext", "defers",
+-- "no_delivery", "inconclusive" (not tested, or the tester cannot tell).
+--
+-- Kinds: opportunistic (most MTAs; Postfix "may": STARTTLS when offered,
+-- any certificate, plaintext otherwise); mta_sts (only with a usable
+-- policy: policy-matching MX, TLS 1.2+, PKIX certificate for the MX name;
+-- mode testing reports and delivers); dane (only with secure TLSA records:
+-- must match); strict (OpenSSL 3 defaults: TLS 1.2+, PKIX chain and name).
+-- No judging here: the policy and its rules read the matrix (api.senders).
+local vocab = require "mxprobe.runtime.vocab"
+local P = require "mxprobe.net.mta_sts_policy"
+
+local M = {}
+
+M.KINDS = { "opportunistic", "mta_sts", "dane", "strict" }
+M.OUTCOMES = { "authenticated", "encrypted", "plaintext", "defers", "no_delivery", "inconclusive" }
+M.TEXT = {
+  authenticated = "delivers encrypted and authenticated", encrypted = "delivers encrypted, not authenticated",
+  plaintext = "delivers in plaintext", defers = "defers", no_delivery = "does not deliver",
+  inconclusive = "inconclusive",
+}
+local DELIVERS = { authenticated = true, encrypted = true, plaintext = true }
+
+local function cell(outcome, reason) return { outcome = outcome, reason = reason } end
+
+local function date(t) return math.type(t) and os.date("!%Y-%m-%d", t) or nil end
+
+-- Before TLS: does a session get as far as MAIL at all?  nil, or the cell.
+local function session_problem(f)
+  local c = f.connect
+  if not c then return cell("inconclusive", "not probed") end
+  if c.state ~= "connected" then
+    if c.state == "timeout" then return cell("defers", "connection timed out") end
+    return cell("defers", "connection " .. tostring(c.state))
+  end
+  local b = f.banner or {}
+  if not b.ok then
+    if math.type(b.code) and b.code >= 500 then return cell("no_delivery", ("greeting %d"):format(b.code)) end
+    if math.type(b.code) and b.code >= 400 then return cell("defers", ("greeting %d"):format(b.code)) end
+    return cell("defers", "no valid greeting" .. (b.error and (" (" .. tostring(b.error) .. ")") or ""))
+  end
+  local e = f.ehlo
+  if not e or e.failed then
+    return cell("defers", e and e.throttled and "421 to EHLO" or "EHLO failed")
+  end
+end
+
+local function tls_ok(f) local s = f.starttls; return s and s.offered and s.handshake == true end
+
+local function opportunistic(f)
+  local p = session_problem(f)
+  if p then return p end
+  local s = f.starttls or {}
+  if not s.offered then return cell("plaintext", "no STARTTLS") end
+  if s.throttled then return cell("defers", "421 to STARTTLS") end
+  if not s.handshake then return cell("plaintext", "the TLS handshake failed; opportunistic senders retry in plaintext") end
+  return cell("encrypted", (s.version or "TLS") .. ", certificate not checked")
+end
+
+-- the time compute() judges at (its `now`)
+local clock = os.time
+
+-- PKIX as a verifying sender sees it: nil (fine) or the reason
+local function pkix_problem(f, host)
+  local s = f.starttls or {}
+  if (vocab.TLS_RANK[s.version] or 0) < vocab.TLS_RANK["TLSv1.2"] then return (s.version or "?") .. " is below TLS 1.2" end
+  local c = f.certificate
+  if not c then return "no certificate" end
+  if math.type(c.not_after) and c.not_after < clock() then return "the certificate expired on " .. date(c.not_after) end
+  if not c.verified then return "the certificate chain does not verify" end
+  if not c.name_match then return "the certificate does not name " .. host end
+end
+
+local function strict(f, host)
+  local p = session_problem(f)
+  if p then return p end
+  local s = f.starttls or {}
+  if not s.offered then return cell("no_delivery", "no STARTTLS") end
+  if s.throttled then return cell("defers", "421 to STARTTLS") end
+  if not s.handshake then return cell("no_delivery", "the TLS handshake failed") end
+  local why = pkix_problem(f, host)
+  if why then return cell("no_delivery", why) end
+  return cell("authenticated", (s.version or "TLS") .. ", PKIX chain and name verified")
+end
+
+local function mta_sts(f, host, sts, opp)
+  if not sts or not sts.usable or not sts.policy or sts.policy.mode == "none" then
+    local c = cell(opp.outcome, "no usable MTA-STS policy: " .. opp.reason)
+    c.as = "opportunistic"
+    return c
+  end
+  local pol = sts.policy
+  local matches = false
+  for _, pat in ipairs(pol.mx or {}) do if P.matches(pat, host) then matches = true end end
+  local why
+  if not matches then why = "the MX is not in the policy"
+  else
+    local p = session_problem(f)
+    if p then return p end
+    local s = f.starttls or {}
+    if not s.offered then why = "no STARTTLS"
+    elseif not s.handshake then why = "the TLS handshake failed"
+    else why = pkix_problem(f, host) end
+  end
+  if not why then return cell("authenticated", "policy " .. pol.mode .. ", PKIX verified") end
+  if pol.mode == "testing" then
+    return cell(opp.outcome, "testing mode: would fail (" .. why .. "), delivers as opportunistic")
+  end
+  return cell("no_delivery", why .. " (policy enforce)")
+end
+
+local DANE_CELL = {
+  match = { "authenticated", "TLSA matches" },
+  mismatch = { "no_delivery", "no TLSA record matches" },
+  no_tls = { "no_delivery", "TLSA published but no TLS" },
+  unusable = { "encrypted", "TLSA records unusable: TLS required, nothing authenticated" },
+  bogus = { "defers", "DNSSEC bogus: TLSA lookup fails" },
+  inconclusive = { "inconclusive", "DANE result inconclusive" },
+}
+
+local function dane(f, opp)
+  local d = f.dane
+  local c = d and DANE_CELL[d.result]
+  if not c then
+    local why = d and d.result == "insecure" and "TLSA not DNSSEC-secure" or "no TLSA records"
+    local x = cell(opp.outcome, why .. ": " .. opp.reason)
+    x.as = "opportunistic"
+    return x
+  end
+  if d.result == "match" or d.result == "unusable" then
+    local p = session_problem(f)
+    if p then return p end
+  end
+  return cell(c[1], c[2])
+end
+
+-- the domain row: MX in preference order, each address; the first that
+-- delivers is where mail goes; otherwise defers if any address defers
+local function domain_cell(mx, kind)
+  local defer, inconclusive, last
+  for _, m in ipairs(mx) do
+    for _, a in ipairs(m.addresses) do
+      local c = a[kind]
+      if DELIVERS[c.outcome] then
+        local out = cell(c.outcome, c.reason)
+        out.via, out.as = m.host, c.as
+        return out
+      end
+      if c.outcome == "defers" then defer = defer or { m.host, c.reason } end
+      if c.outcome == "inconclusive" then inconclusive = inconclusive or { m.host, c.reason } end
+      last = { m.host, c.reason }
+    end
+  end
+  if defer then return cell("defers", ("%s: %s"):format(defer[1], defer[2])) end
+  if inconclusive then return cell("inconclusive", ("%s: %s"):format(inconclusive[1], inconclusive[2])) end
+  if last then return cell("no_delivery", ("%s: %s"):format(last[1], last[2])) end
+  return cell("no_delivery", "no MX address to try")
+end
+
+--- The matrix for one result.  facts: the domain checks' facts (mta_sts).
+function M.compute(result, facts, now)
+  now = now or os.time()
+  clock = function() return now end
+  facts = facts or {}
+  local sts = facts.mta_sts
+  local mx, by_host = {}, {}
+  for _, srv in ipairs(result.servers or {}) do
+    local m = by_host[srv.host]
+    if not m then
+      m = { host = srv.host, preference = srv.preference, addresses = {} }
+      by_host[srv.host] = m
+      mx[#mx + 1] = m
+    end
+    local f = srv.facts or {}
+    local opp = opportunistic(f)
+    local a = { address = srv.address, opportunistic = opp, strict = strict(f, srv.host) }
+    a.mta_sts = mta_sts(f, srv.host, sts, opp)
+    a.dane = dane(f, opp)
+    m.addresses[#m.addresses + 1] = a
+  end
+  table.sort(mx, function(x, y)
+    if (x.preference or 0) ~= (y.preference or 0) then return (x.preference or 0) < (y.preference or 0) end
+    return x.host < y.host
+  end)
+  local out = { kinds = M.KINDS, mx = mx, domain = {}, breaks = {} }
+  for _, k in ipairs(M.KINDS) do out.domain[k] = domain_cell(mx, k) end
+
+  -- when it breaks: certificate expiry for kinds that check dates, where
+  -- they deliver today (DANE-EE ignores dates; opportunistic senders too)
+  local seen = {}
+  for _, srv in ipairs(result.servers or {}) do
+    local f = srv.facts or {}
+    local na = f.certificate and f.certificate.not_after
+    if math.type(na) and na >= now then
+      local function add(kind, why, at)
+        local key = kind .. "|" .. srv.host
+        if seen[key] then return end
+        seen[key] = true
+        at = at or na
+        out.breaks[#out.breaks + 1] = { kind = kind, host = srv.host, date = date(at), at = at, reason = why }
+      end
+      for _, m in ipairs(mx) do
+        if m.host == srv.host then
+          for _, a in ipairs(m.addresses) do
+            if a.address == srv.address then
+              if a.strict.outcome == "authenticated" then add("strict", "certificate expiry") end
+              if a.mta_sts.outcome == "authenticated" then add("mta_sts", "certificate expiry") end
+              local d = f.dane
+              if a.dane.outcome == "authenticated" and d and d.matched and d.matched:match("^2 ") then
+                local ta = d.anchor_not_after
+                if math.type(ta) and ta < na then
+                  add("dane", "expiry of the DANE-TA trust anchor", ta)
+                else
+                  add("dane", "certificate expiry (DANE-TA checks dates)")
+                end
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+  table.sort(out.breaks, function(x, y)
+    if x.at ~= y.at then return x.at < y.at end
+    if x.kind ~= y.kind then return x.kind < y.kind end
+    return x.host < y.host
+  end)
+  for _, b in ipairs(out.breaks) do b.at = nil end
+  return out
+end
+
+local LABEL = { opportunistic = "opportunistic", mta_sts = "MTA-STS", dane = "DANE", strict = "strict client" }
+M.LABEL = LABEL
+
+--- "MTA-STS senders stop delivering to mx1 on 2026-12-06 (certificate expiry)"
+function M.break_text(b)
+  return ("%s senders stop delivering to %s on %s (%s)"):format(LABEL[b.kind] or b.kind, b.host, b.date, b.reason)
+end
+
+return M
