@@ -37,8 +37,9 @@ int mx_open_dns(lua_State *L);
 int mx_open_tls(lua_State *L);
 int mx_open_x509(lua_State *L);
 int mx_open_idn(lua_State *L);
+int mx_open_fs(lua_State *L);
 
-/* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn= } */
+/* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn=, fs= } */
 int luaopen_mxprobe_core(lua_State *L);
 
 #endif
