@@ -25,6 +25,7 @@
 local vocab = require "mxprobe.runtime.vocab"
 local config_errors = require "mxprobe.runtime.config_errors"
 local paths = require "mxprobe.runtime.paths"
+local trust = require "mxprobe.runtime.file_trust"
 
 local M = {}
 
@@ -131,6 +132,7 @@ end
 --- Load one check file in an environment of its own (a fresh table that
 -- reads the globals), so that a check cannot leak globals into another.
 function M.load_file(path)
+    trust.check(path, "check file")
     local env = setmetatable({}, { __index = _G })
     local chunk, err = loadfile(path, "t", env)
     if not chunk then error(err, 0) end

@@ -20,6 +20,7 @@
 local paths = require "mxprobe.runtime.paths"
 local vocab = require "mxprobe.runtime.vocab"
 local config_errors = require "mxprobe.runtime.config_errors"
+local trust = require "mxprobe.runtime.file_trust"
 
 local M = {}
 
@@ -410,8 +411,51 @@ local function merge(base, over, top)
 end
 M.merge = merge
 
+-- What a policy file's code can reach (docs/policies.md, "What a policy
+-- may do"): pure functions only.  A policy judges results that it is
+-- handed; it has no business running programs, touching files or the
+-- network, or changing the libraries the engine uses.  So: no io, os
+-- beyond the clock, require, load/dofile (load would run code in the real
+-- global table), debug, collectgarbage or print; the libraries are copies,
+-- and getmetatable refuses strings (the string metatable leads to the real
+-- string table).  Rules do their DNS work through `api`.
+M.SANDBOX_GLOBALS = {
+    "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring", "type",
+    "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable", "_VERSION",
+}
+M.SANDBOX_LIBRARIES = {
+    string = { "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "rep", "reverse",
+               "sub", "upper", "pack", "packsize", "unpack" },
+    table = { "concat", "insert", "move", "pack", "remove", "sort", "unpack" },
+    math = true, -- every function and constant
+    utf8 = true,
+    os = { "clock", "date", "difftime", "time" },
+}
+
+--- A fresh environment for one policy file.
+function M.sandbox()
+    local env = {}
+    for _, k in ipairs(M.SANDBOX_GLOBALS) do env[k] = _G[k] end
+    for lib, names in pairs(M.SANDBOX_LIBRARIES) do
+        local copy = {}
+        if names == true then
+            for k, v in pairs(_G[lib]) do copy[k] = v end
+        else
+            for _, k in ipairs(names) do copy[k] = _G[lib][k] end
+        end
+        env[lib] = copy
+    end
+    env.getmetatable = function(v)
+        if type(v) == "string" then return nil end
+        return getmetatable(v)
+    end
+    env._G = env
+    return env
+end
+
 local function load_chunk(path)
-    local chunk, err = loadfile(path, "t")
+    trust.check(path, "policy file")
+    local chunk, err = loadfile(path, "t", M.sandbox())
     if not chunk then error(err, 0) end
     local ok, p = pcall(chunk)
     if not ok then
