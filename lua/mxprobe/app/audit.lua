@@ -25,6 +25,7 @@ local loop = require "mxprobe.runtime.loop"
 local json = require "mxprobe.report.json"
 local csv = require "mxprobe.report.csv"
 local domain = require "mxprobe.net.domain"
+local goodbye = require "mxprobe.smtp.goodbye"
 local cjson = require "cjson"
 
 local M = {}
@@ -739,6 +740,7 @@ function M.run(opts)
         end)
     end
     for _, t in ipairs(state.workers) do loop.join(t) end
+    if state.stopping then goodbye.all(nil, state.workers) end -- cancelled probes still say QUIT
     -- Stopped early: count what was left unchecked (the summary says how
     -- many). Not from stdin or a given file, which may be a terminal or a
     -- pipe that never ends: there the count is of the entries read.

@@ -20,6 +20,7 @@ local audit_mod = require "mxprobe.app.audit"
 local json = require "mxprobe.report.json"
 local text = require "mxprobe.report.text"
 local explain = require "mxprobe.report.explain"
+local goodbye = require "mxprobe.smtp.goodbye"
 
 local M = {}
 
@@ -571,6 +572,7 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
         end)
     end
     for i = 1, n do loop.join(tasks[i]) end
+    if interrupted or output_closed then goodbye.all(nil, tasks) end -- cancelled probes still say QUIT
     if own_loop then loop.on_signal(nil) end
     -- after an interrupt: print what did finish, in order
     for i = 1, n do done[i] = true end
