@@ -18,6 +18,21 @@ local function hostname_of(text)
   end
 end
 
+-- Addresses whose PTR the machine's resolver must not be asked for: they
+-- mean nothing outside this host or network (loopback, link-local), or
+-- are reserved for examples (documentation, RFC 5737 / RFC 3849), so the
+-- question can only leak to the tester's upstream DNS which address is
+-- being probed.  They are asked for only when the resolver was chosen for
+-- this run (--resolver, a policy's resolvers, or a resolver the caller
+-- gave the engine): the test world's own DNS serves such PTRs.
+local NO_SYSTEM_PTR = { loopback = true, linklocal = true, documentation = true, unspecified = true, multicast = true }
+
+local function ptr_wanted(ctx)
+  if NO_SYSTEM_PTR[iputil.classify(ctx.address) or "global"] == nil then return true end
+  local named = ctx.config.resolvers ~= nil or ctx.config.resolver ~= nil
+  return named or (ctx.run ~= nil and ctx.run.dns_named == true)
+end
+
 return {
   id = "banner",
   description = "The 220 greeting: present, timely, with a host name that matches the MX name and the PTR",
@@ -55,6 +70,7 @@ return {
     local t0 = loop.now()
     -- the PTR lookup runs while we wait for the greeting
     local ptr_task = loop.spawn(function()
+      if not ptr_wanted(ctx) then return nil end
       local name = core.dns.reverse_name(ctx.address)
       return ctx.dns:query(name, "PTR", ctx:deadline("dns"))
     end)
