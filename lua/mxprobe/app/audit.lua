@@ -221,33 +221,42 @@ local function json_value_end(s, i)
             j = j + 1
         end
     end
-    local j = s:find("[,}%s]", i)
+    local j = s:find("[,} \t\r\n]", i)
     return j and j - 1 or nil
 end
 
 --- The string value of top-level key `want` of one JSON object line,
 -- found without decoding the record: the other values are skipped over,
--- and only that string is decoded.  nil when the line is not an object or
--- has no such string.
+-- and only that string (and a key with escapes in it) is decoded.  Where a
+-- key appears twice the last one counts, as with cjson.  nil when the line
+-- is not an object or has no such string.
 function M.json_field(s, want)
     if s:byte(1) ~= 123 then return nil end
-    local i = 2
+    local i, found = 2, nil
     while true do
-        i = s:find("[^%s,]", i)
-        if not i or s:byte(i) ~= 34 then return nil end -- "}" or not JSON
+        i = s:find("[^ \t\r\n,]", i)
+        if not i then return nil end
+        if s:byte(i) == 125 then return found end -- "}": the end of the object
+        if s:byte(i) ~= 34 then return nil end
         local kend = json_string_end(s, i)
         if not kend then return nil end
         local key = s:sub(i + 1, kend - 1)
-        i = s:find("[^%s]", kend + 1)
+        if key:find("\\", 1, true) then
+            local ok, k = pcall(cjson.decode, s:sub(i, kend))
+            key = ok and k or key
+        end
+        i = s:find("[^ \t\r\n]", kend + 1)
         if not i or s:byte(i) ~= 58 then return nil end -- ":"
-        i = s:find("[^%s]", i + 1)
+        i = s:find("[^ \t\r\n]", i + 1)
         if not i then return nil end
         local vend = json_value_end(s, i)
         if not vend then return nil end
         if key == want then
-            if s:byte(i) ~= 34 then return nil end
-            local ok, v = pcall(cjson.decode, s:sub(i, vend))
-            return ok and type(v) == "string" and v or nil
+            found = nil
+            if s:byte(i) == 34 then
+                local ok, v = pcall(cjson.decode, s:sub(i, vend))
+                if ok and type(v) == "string" then found = v end
+            end
         end
         i = vend + 1
     end
@@ -260,9 +269,15 @@ local function csv_first(line)
 end
 
 -- The domain of one output line: JSON Lines (a record's "domain") or CSV
--- (the first field).  `first`: the file's first line, where a CSV header is.
-local function recorded_domain(line, first)
-    if line:byte(1) == 123 then return M.json_field(line, "domain") end
+-- (the first field).  `first`: the file's first line, where a CSV header
+-- is; `csv_file`: that header was seen.  A CSV record may start with "{"
+-- too (the text of a line that is not a domain name), but never holds a
+-- JSON object with a string in it unquoted (a '"' makes the field quoted).
+local function recorded_domain(line, first, csv_file)
+    if line:byte(1) == 123 then
+        local d = M.json_field(line, "domain")
+        if d or not csv_file then return d end
+    end
     if first and line:sub(1, 7) == "domain," then return nil, "header" end
     local d = csv_first(line)
     if d and d ~= "" then return d end
@@ -281,7 +296,7 @@ function M.recorded(path)
         if err:find("No such file", 1, true) then return set, info end
         return nil, "io", ("cannot read '%s': %s"):format(path, (err:gsub("^[^:]*: ", "")))
     end
-    local first = true
+    local first, csv_file = true, false
     while true do
         local line, rerr = f:read("L")
         if not line then
@@ -295,7 +310,8 @@ function M.recorded(path)
         end
         line = line:sub(1, -2)
         if line:find("%S") then
-            local d, header = recorded_domain(line, first)
+            local d, header = recorded_domain(line, first, csv_file)
+            if header then csv_file = true end
             if d then
                 if not set[d] then info.records = info.records + 1 end
                 set[d] = true
