@@ -79,6 +79,23 @@ describe("a policy file's environment", function()
   end)
 end)
 
+describe("files the Lua parser gives up on (found by fuzzing)", function()
+  local deep = "return " .. string.rep("(", 300) .. "1" .. string.rep(")", 300) .. "\n"
+  it("a policy: the message names the file", function()
+    local p = write("deep.lua", deep)
+    local err = load_error(p)
+    assert.equal(p .. ": ", err:sub(1, #p + 2))
+  end)
+  it("a check file: the message names the file", function()
+    os.execute(("mkdir -p '%s/deep'"):format(tmp))
+    local p = tmp .. "/deep/deep.lua"
+    local f = assert(io.open(p, "w")); f:write(deep); f:close()
+    local ok, err = pcall(checks.load_file, p)
+    assert.is_false(ok)
+    assert.equal(p .. ": ", tostring(err):sub(1, #p + 2))
+  end)
+end)
+
 describe("program files others can write", function()
   it("refuses a world-writable or group-writable policy file", function()
     local p = write("open.lua", "return {}\n", "666")

@@ -135,7 +135,12 @@ function M.load_file(path)
     trust.check(path, "check file")
     local env = setmetatable({}, { __index = _G })
     local chunk, err = loadfile(path, "t", env)
-    if not chunk then error(err, 0) end
+    if not chunk then
+        -- syntax errors name the file; a few parser limits do not ("C stack overflow")
+        err = tostring(err)
+        if err:sub(1, #path + 1) ~= path .. ":" then err = ("%s: %s"):format(path, err) end
+        error(err, 0)
+    end
     local ok, def = pcall(chunk)
     if not ok then
         local msg = tostring(def):match("^[^\n]*")

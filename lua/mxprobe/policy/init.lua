@@ -456,7 +456,12 @@ end
 local function load_chunk(path)
     trust.check(path, "policy file")
     local chunk, err = loadfile(path, "t", M.sandbox())
-    if not chunk then error(err, 0) end
+    if not chunk then
+        -- syntax errors name the file; a few parser limits do not ("C stack overflow")
+        err = tostring(err)
+        if err:sub(1, #path + 1) ~= path .. ":" then err = ("%s: %s"):format(path, err) end
+        error(err, 0)
+    end
     local ok, p = pcall(chunk)
     if not ok then
         local msg = tostring(p):match("^[^\n]*")
