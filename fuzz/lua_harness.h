@@ -101,6 +101,8 @@ static void fuzz_lua_hook(lua_State *L, lua_Debug *ar)
 static void fuzz_lua_report(void)
 {
     fprintf(stderr, "stat::lua_lines_covered: %lu\n", fuzz_lua_lines_seen);
+    /* the drivers' private work directories (fuzz/lua/common.lua) */
+    if (fuzz_L && lua_getglobal(fuzz_L, "__fuzz_cleanup") == LUA_TFUNCTION) lua_pcall(fuzz_L, 0, 0, 0);
 }
 
 /* Create the state and load fuzz/lua/<driver>.lua; abort on failure (a

@@ -10,7 +10,7 @@ local function forbidden(name)
   return function() error("fuzz: " .. name .. " is not available while fuzzing", 2) end
 end
 
-local real_open = io.open
+local real_open, real_execute = io.open, os.execute
 function M.disarm()
   os.execute, os.remove, os.rename, os.exit, os.tmpname = forbidden("os.execute"), forbidden("os.remove"),
     forbidden("os.rename"), forbidden("os.exit"), forbidden("os.tmpname")
@@ -41,10 +41,12 @@ function M.invariant(ok, fmt, ...)
   if not ok then error("INVARIANT: " .. fmt:format(...), 0) end
 end
 
--- A private directory for this fuzz process (made once, before disarming).
+-- A private directory for this fuzz process (made once, before disarming;
+-- removed at exit by the harness through __fuzz_cleanup).
 function M.workdir(name)
   local dir = ("/tmp/mxprobe-fuzz-%s-%d"):format(name, math.random(1, 1e9))
-  assert(os.execute("mkdir -p -m 700 '" .. dir .. "'"))
+  assert(real_execute("mkdir -p -m 700 '" .. dir .. "'"))
+  _G.__fuzz_cleanup = function() real_execute("rm -rf '" .. dir .. "'") end
   return dir
 end
 
