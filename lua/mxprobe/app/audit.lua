@@ -257,6 +257,12 @@ function M.json_field(s, want)
                 local ok, v = pcall(cjson.decode, s:sub(i, vend))
                 if ok and type(v) == "string" then found = v end
             end
+            -- A second such key can only come later, spelt plainly or with
+            -- \u escapes; without either, the rest of the record (most of
+            -- it: servers, transcripts) need not be walked.
+            if not s:find('"' .. want .. '"', vend + 1, true) and not s:find("\\u", vend + 1, true) then
+                return found
+            end
         end
         i = vend + 1
     end
