@@ -24,6 +24,21 @@ local function hostname_of(text)
   end
 end
 
+-- Addresses whose PTR the machine's resolver must not be asked for: they
+-- mean nothing outside this host or network (loopback, link-local), or
+-- are reserved for examples (documentation, RFC 5737 / RFC 3849), so the
+-- question can only leak to the tester's upstream DNS which address is
+-- being probed.  They are asked for only when the resolver was chosen for
+-- this run (--resolver, a policy's resolvers, or a resolver the caller
+-- gave the engine): the test world's own DNS serves such PTRs.
+local NO_SYSTEM_PTR = { loopback = true, linklocal = true, documentation = true, unspecified = true, multicast = true }
+
+local function ptr_wanted(ctx)
+  if NO_SYSTEM_PTR[iputil.classify(ctx.address) or "global"] == nil then return true end
+  local named = ctx.config.resolvers ~= nil or ctx.config.resolver ~= nil
+  return named or (ctx.run ~= nil and ctx.run.dns_named == true)
+end
+
 local findings = {
     BANNER_OK = { severity = "ok", message = "Greeting in {seconds} s: {text}" },
     BANNER_SLOW = { severity = "warning", message = "The greeting took {seconds} s (more than {threshold} s)",
@@ -107,6 +122,7 @@ return {
     local t0 = loop.now()
     -- the PTR lookup runs while we wait for the greeting
     local ptr_task = loop.spawn(function()
+      if not ptr_wanted(ctx) then return nil end
       return dns.ptr(ctx.dns, ctx.address, ctx:deadline("dns"))
     end)
     local r, code, detail = dialog.greet(sess, { deadline = t0 + timeout })

@@ -40,8 +40,9 @@ int mx_open_idn(lua_State *L);
 int mx_open_term(lua_State *L);
 int mx_open_digest(lua_State *L);
 int mx_open_http(lua_State *L);
+int mx_open_fs(lua_State *L);
 
-/* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn=, term= } */
+/* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn=, term=, digest=, http=, fs= } */
 int luaopen_mxprobe_core(lua_State *L);
 
 #endif

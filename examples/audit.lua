@@ -10,8 +10,8 @@
 -- a big provider is connected to a few times, not once per customer.
 --
 -- In the test world (tests/lab/up --scale 1000):
---   ip netns exec mxlab build/mxprobe run examples/audit.lua /tmp/mxlab/scale-domains.txt \
---       --ca-file /tmp/mxlab/ca/ca.pem --allow-reserved documentation -o /tmp/portfolio.csv
+--   ip netns exec mxprobe-lab build/mxprobe run examples/audit.lua /tmp/mxprobe-lab/scale-domains.txt \
+--       --ca-file /tmp/mxprobe-lab/ca/ca.pem --allow-reserved documentation -o /tmp/portfolio.csv
 local argparse = require "argparse"
 local audit = require "mxprobe.app.audit"
 

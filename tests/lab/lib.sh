@@ -7,9 +7,15 @@
 # world.lua and README.md describe the same plan: keep the three in step.
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-NS=${MXLAB_NS:-mxlab}
+# The default names are unusual on purpose: `down` deletes the namespaces it
+# names, so they must not collide with anything the machine already has.
+NS=${MXLAB_NS:-mxprobe-lab}
 VOID_NS=${NS}-void            # holds the peer of v0: what goes there is dropped
-STATE=${MXLAB_STATE:-/tmp/mxlab}
+STATE=${MXLAB_STATE:-/tmp/mxprobe-lab}
+# `up` writes one marker file per namespace it creates here; `down` deletes,
+# and `up` reuses, only a namespace that has one. /run is a tmpfs like the
+# /run/netns mounts themselves, so a marker never outlives a reboot.
+MARK_DIR=/run/mxprobe-lab
 PY=/usr/bin/python3           # Debian's python: its ssl module uses the system OpenSSL
 
 DNS4=192.0.2.53
@@ -68,6 +74,27 @@ SCRIPTED_SERVERS=(
 SCALE_POOL=(good.mx.lab.test good2.mx.lab.test good3.mx.lab.test good4.mx.lab.test)
 
 nsx() { ip netns exec "$NS" "$@"; }
+
+ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"; }
+ns_marked() { [ -f "$MARK_DIR/$1" ]; }
+# Mark a namespace as made by this lab (called right after `ip netns add`).
+ns_mark() {
+  mkdir -p "$MARK_DIR"
+  printf 'made by tests/lab/up (pid %s, %s); tests/lab/down removes it\n' "$$" "$(date -u +%FT%TZ)" \
+    >"$MARK_DIR/$1"
+}
+# Fail (return 1, with a message) when a namespace exists that this lab did not
+# make: it belongs to someone else, and neither `up` nor `down` may touch it.
+ns_guard() {
+  local ns
+  for ns in "$@"; do
+    if ns_exists "$ns" && ! ns_marked "$ns"; then
+      say "network namespace '$ns' exists but was not created by tests/lab/up (no $MARK_DIR/$ns): refusing to use or delete it; set MXLAB_NS to another name"
+      return 1
+    fi
+  done
+  return 0
+}
 say() { printf 'mxlab: %s\n' "$*" >&2; }
 
 # Stop processes by PID file: TERM all, wait (bounded, 5 s) until gone, then KILL.

@@ -7,11 +7,11 @@
 -- MXLAB_NS / MXLAB_STATE environment variables the way up/down do.
 
 local W = {
-  namespace      = "mxlab",
-  void_namespace = "mxlab-void",   -- holds the silent peer of the "timeout" route
-  state_dir      = "/tmp/mxlab",
-  ca_file        = "/tmp/mxlab/ca/ca.pem",   -- the lab root only (trust anchor)
-  intermediate   = "/tmp/mxlab/ca/intermediate.pem",
+  namespace      = "mxprobe-lab",   -- defaults; MXLAB_NS / MXLAB_STATE override them
+  void_namespace = "mxprobe-lab-void",   -- holds the silent peer of the "timeout" route
+  state_dir      = "/tmp/mxprobe-lab",
+  ca_file        = "/tmp/mxprobe-lab/ca/ca.pem",   -- the lab root only (trust anchor)
+  intermediate   = "/tmp/mxprobe-lab/ca/intermediate.pem",
   dns            = { "192.0.2.53", "2001:db8::53" },  -- nsd, authoritative only, port 53
   dns_name       = "ns.lab.test",
   -- unbound (dnssec.sh): validates with the lab root's key and sec.lab.test's
@@ -288,7 +288,7 @@ for _, dom in ipairs(W.domains) do W.by_name[dom.name] = dom end
 W.scale = {
   zone = "scale.lab.test",
   pattern = "d%05d.scale.lab.test",   -- 1 .. N
-  list_file = "/tmp/mxlab/scale-domains.txt",
+  list_file = "/tmp/mxprobe-lab/scale-domains.txt",
   pool = { "good.mx.lab.test", "good2.mx.lab.test", "good3.mx.lab.test", "good4.mx.lab.test" },
   rule = "i % 20 == 0: MX 10 dropped.mx.lab.test (timeout); else MX 10 pool[i % 4 + 1], "
       .. "and if i % 3 == 0 also MX 20 pool[(i + 1) % 4 + 1]",

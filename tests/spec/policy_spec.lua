@@ -123,7 +123,7 @@ describe("policy validation", function()
       load_error("return { grades = { { 90, 'A' }, { 95, 'B' } } }"))
     assert.matches(":1: options.relay.to: \"nobody\" is not a mail address", load_error("return { options = { relay = { to = 'nobody' } } }"))
     assert.matches(":1: probe.relay: unknown field", load_error("return { probe = { relay = { to = 'a@b.test' } } }"))
-    assert.matches(":1: probe.limits.sessions_per_address: must be at least 1", load_error("return { probe = { limits = { sessions_per_address = 0 } } }"))
+    assert.matches(":1: probe.limits.sessions_per_address: must be a whole number from 1 to 10000, got 0", load_error("return { probe = { limits = { sessions_per_address = 0 } } }"))
     assert.matches(":1: probe.helo: \"a b\" is not a host name", load_error("return { probe = { helo = 'a b' } }"))
   end)
 

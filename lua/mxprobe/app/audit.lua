@@ -32,7 +32,6 @@ local runner = require "mxprobe.app.runner"
 local sink = require "mxprobe.app.sink"
 local formats = require "mxprobe.app.formats"
 local cjson = require "cjson"
-local core = require "mxprobe.core"
 
 local M = {}
 
@@ -55,19 +54,46 @@ function M.normalize(s)
     return name:lower()
 end
 
+--- The text of an input line that is not a domain name, as its record
+-- stores it (the record's `domain`, and the key `--resume` reads back):
+-- every byte that is not part of a valid UTF-8 sequence, every control
+-- character and the backslash itself become the four characters \xNN.
+-- Why all three: JSON and CSV must be UTF-8, CSV turns CR into a space, and
+-- escaping the backslash too makes the text one-to-one with the bytes, so
+-- two different lines ("\255" and the four characters "\xFF") can never
+-- share a record, and a resumed run finds every record it wrote.
+-- Text without any of these comes back unchanged.
+function M.input_text(s)
+    if utf8.len(s) and not s:find("[%z\1-\31\127\\]") then return s end
+    local out, i, n = {}, 1, #s
+    while i <= n do
+        local b = s:byte(i)
+        local ok, cp = pcall(utf8.codepoint, s, i)
+        if ok and b >= 0x20 and b ~= 0x7f and b ~= 0x5c then
+            local len = #utf8.char(cp)
+            out[#out + 1] = s:sub(i, i + len - 1)
+            i = i + len
+        else
+            out[#out + 1] = ("\\x%02X"):format(b)
+            i = i + 1
+        end
+    end
+    return table.concat(out)
+end
+
 --- One line of an input file.  Comments start with '#' (whole lines or
 -- after the name); blank lines are skipped; CR, a UTF-8 BOM and spaces
 -- around the name are ignored.
 -- @return nil for nothing, or an entry:
 --   { name = "xn--bcher-kva.example", input = "bücher.example" (when it
 --     differs from name), line = n } or
---   { input = "not a domain", error = "why", line = n }
+--   { input = "not a domain" (as M.input_text writes it), error = "why", line = n }
 function M.parse_line(line, lineno)
     if lineno == 1 then line = line:gsub("^\239\187\191", "") end
     line = line:gsub("#.*", ""):match("^%s*(.-)%s*$")
     if line == "" then return nil end
     local name, why = M.normalize(line)
-    if not name then return { input = line, error = why, line = lineno } end
+    if not name then return { input = M.input_text(line), error = why, line = lineno } end
     local e = { name = name, line = lineno }
     if line ~= name then e.input = line end
     return e
@@ -77,36 +103,75 @@ end
 -- normalised name, or the text as given when it is not a domain name.
 function M.key(e) return e.name or e.input end
 
---- Read entries from a path, "-" (stdin), an open file, or a list of
--- strings.  @return entries, lines | nil, "io", detail
-function M.read(source)
-    local f, close
+--- Entries of a path, "-" (stdin), an open file, or a list of strings, one
+-- at a time: the input is never held in memory as a whole.
+-- @return stream { next = function() -> entry | nil at the end,
+--   lines = lines read so far, close = function() }  | nil, "io", detail
+-- Reading stdin blocks the whole run while the producer is silent (Lua has
+-- no non-blocking line reads); give a file for inputs made slowly.
+function M.stream(source)
+    local st = { lines = 0, finite = true } -- finite: a list or a named file, not a pipe
     if type(source) == "table" and getmetatable(source) == nil then
-        local entries = {}
-        for i, s in ipairs(source) do
-            if type(s) ~= "string" then error(("domains[%d]: string expected, got %s"):format(i, type(s)), 2) end
-            entries[#entries + 1] = M.parse_line(s, i)
+        for i, s in ipairs(source) do -- a bad list fails at once, not in mid-run
+            if type(s) ~= "string" then error(("domains[%d]: string expected, got %s"):format(i, type(s)), 3) end
         end
-        return entries, #source
-    elseif source == "-" then
-        f = io.stdin
+        function st.next()
+            while st.lines < #source do
+                st.lines = st.lines + 1
+                local e = M.parse_line(source[st.lines], st.lines)
+                if e then return e end
+            end
+        end
+        function st.close() end
+        return st
+    end
+    local f, close
+    if source == "-" then
+        f, st.finite = io.stdin, false
     elseif type(source) == "string" then
         local err
         f, err = io.open(source, "r")
         if not f then return nil, "io", ("cannot read '%s': %s"):format(source, (err:gsub("^[^:]*: ", ""))) end
+        -- a directory opens, then fails to read: say so now, plainly
+        local _, rerr = f:read(0)
+        if rerr then
+            f:close()
+            return nil, "io", ("cannot read '%s': %s"):format(source, (tostring(rerr):gsub("^[^:]*: ", "")))
+        end
         close = true
     elseif io.type(source) == "file" then
-        f = source
+        f, st.finite = source, false
     else
-        error(("bad argument #1 to 'read' (path, '-', file or list expected, got %s)"):format(type(source)), 2)
+        error(("bad argument #1 to 'read' (path, '-', file or list expected, got %s)"):format(type(source)), 3)
     end
-    local entries, n = {}, 0
-    for line in f:lines() do
-        n = n + 1
-        entries[#entries + 1] = M.parse_line(line, n)
+    local eof = false
+    function st.next()
+        while not eof do
+            local line = f:read("l")
+            if not line then
+                eof = true
+                st.close()
+                return nil
+            end
+            st.lines = st.lines + 1
+            local e = M.parse_line(line, st.lines)
+            if e then return e end
+        end
     end
-    if close then f:close() end
-    return entries, n
+    function st.close()
+        if close then close = false; f:close() end
+    end
+    return st
+end
+
+--- Read all entries of a path, "-" (stdin), an open file, or a list of
+-- strings (M.stream, collected).  @return entries, lines | nil, "io", detail
+function M.read(source)
+    local st, code, detail = M.stream(source)
+    if not st then return nil, code, detail end
+    local entries = {}
+    for e in st.next do entries[#entries + 1] = e end
+    return entries, st.lines
 end
 
 ----------------------------------------------------------------- shards
@@ -134,20 +199,110 @@ end
 
 ----------------------------------------------------------------- resume
 
--- The domain of one output line: JSON Lines (a record's "domain") or CSV
--- (the first field; the header line has "domain").
-local function recorded_domain(line)
-    if line:sub(1, 1) == "{" then
-        local ok, rec = pcall(cjson.decode, line)
-        if ok and type(rec) == "table" and type(rec.domain) == "string" then return rec.domain end
-        return nil
+-- The end (index of the closing quote) of the JSON string starting at i.
+local function json_string_end(s, i)
+    local j = i + 1
+    while true do
+        j = s:find('["\\]', j)
+        if not j then return nil end
+        if s:byte(j) == 34 then return j end
+        j = j + 2 -- an escape: skip the escaped character
     end
-    local d = csv.parse_line(line)[1]
-    if d and d ~= "" and d ~= "domain" then return d end
+end
+
+-- The end of the JSON value starting at i (nested values are skipped by
+-- counting brackets outside strings; nothing is decoded).
+local function json_value_end(s, i)
+    local c = s:byte(i)
+    if c == 34 then return json_string_end(s, i) end
+    if c == 123 or c == 91 then -- { [
+        local depth, j = 1, i + 1
+        while true do
+            j = s:find('[][{}"]', j)
+            if not j then return nil end
+            local b = s:byte(j)
+            if b == 34 then
+                j = json_string_end(s, j)
+                if not j then return nil end
+            elseif b == 123 or b == 91 then depth = depth + 1
+            else
+                depth = depth - 1
+                if depth == 0 then return j end
+            end
+            j = j + 1
+        end
+    end
+    local j = s:find("[,} \t\r\n]", i)
+    return j and j - 1 or nil
+end
+
+--- The string value of top-level key `want` of one JSON object line,
+-- found without decoding the record: the other values are skipped over,
+-- and only that string (and a key with escapes in it) is decoded.  Where a
+-- key appears twice the last one counts, as with cjson.  nil when the line
+-- is not an object or has no such string.
+function M.json_field(s, want)
+    if s:byte(1) ~= 123 then return nil end
+    local i, found = 2, nil
+    while true do
+        i = s:find("[^ \t\r\n,]", i)
+        if not i then return nil end
+        if s:byte(i) == 125 then return found end -- "}": the end of the object
+        if s:byte(i) ~= 34 then return nil end
+        local kend = json_string_end(s, i)
+        if not kend then return nil end
+        local key = s:sub(i + 1, kend - 1)
+        if key:find("\\", 1, true) then
+            local ok, k = pcall(cjson.decode, s:sub(i, kend))
+            key = ok and k or key
+        end
+        i = s:find("[^ \t\r\n]", kend + 1)
+        if not i or s:byte(i) ~= 58 then return nil end -- ":"
+        i = s:find("[^ \t\r\n]", i + 1)
+        if not i then return nil end
+        local vend = json_value_end(s, i)
+        if not vend then return nil end
+        if key == want then
+            found = nil
+            if s:byte(i) == 34 then
+                local ok, v = pcall(cjson.decode, s:sub(i, vend))
+                if ok and type(v) == "string" then found = v end
+            end
+            -- A second such key can only come later, spelt plainly or with
+            -- \u escapes; without either, the rest of the record (most of
+            -- it: servers, transcripts) need not be walked.
+            if not s:find('"' .. want .. '"', vend + 1, true) and not s:find("\\u", vend + 1, true) then
+                return found
+            end
+        end
+        i = vend + 1
+    end
+end
+
+-- The first field of a CSV line as report.csv writes it.
+local function csv_first(line)
+    if line:byte(1) ~= 34 then return line:match("^[^,]*") end
+    return csv.parse_line(line)[1]
+end
+
+-- The domain of one output line: JSON Lines (a record's "domain") or CSV
+-- (the first field).  `first`: the file's first line, where a CSV header
+-- is; `csv_file`: that header was seen.  A CSV record may start with "{"
+-- too (the text of a line that is not a domain name), but never holds a
+-- JSON object with a string in it unquoted (a '"' makes the field quoted).
+local function recorded_domain(line, first, csv_file)
+    if line:byte(1) == 123 then
+        local d = M.json_field(line, "domain")
+        if d or not csv_file then return d end
+    end
+    if first and line:sub(1, 7) == "domain," then return nil, "header" end
+    local d = csv_first(line)
+    if d and d ~= "" then return d end
 end
 
 --- The domains an earlier output (JSON Lines or CSV, as written by an
--- audit) already has records for.  A missing file is an empty one.  A last
+-- audit) already has records for, read line by line: only each record's
+-- domain is kept, in one table.  A missing file is an empty one.  A last
 -- line without its newline (the writer was killed mid-line) does not count.
 -- @return set (domain -> true), info { records =, unreadable =, partial = bytes, size = bytes }
 --   | nil, "io", detail
@@ -158,70 +313,92 @@ function M.recorded(path)
         if err:find("No such file", 1, true) then return set, info end
         return nil, "io", ("cannot read '%s': %s"):format(path, (err:gsub("^[^:]*: ", "")))
     end
-    local data = f:read("a")
-    f:close()
-    info.size = #data
-    local complete = data:match("^.*\n") or ""
-    info.partial = #data - #complete
-    for line in complete:gmatch("([^\n]*)\n") do
+    local first, csv_file = true, false
+    while true do
+        local line, rerr = f:read("L")
+        if not line then
+            if rerr then f:close(); return nil, "io", ("cannot read '%s': %s"):format(path, rerr) end
+            break
+        end
+        info.size = info.size + #line
+        if line:byte(-1) ~= 10 then
+            info.partial = #line -- only the last line can lack its newline
+            break
+        end
+        line = line:sub(1, -2)
         if line:find("%S") then
-            local d = recorded_domain(line)
+            local d, header = recorded_domain(line, first, csv_file)
+            if header then csv_file = true end
             if d then
                 if not set[d] then info.records = info.records + 1 end
                 set[d] = true
-            elseif line:sub(1, 7) ~= "domain," then
+            elseif not header then
                 info.unreadable = info.unreadable + 1
             end
         end
+        first = false
     end
+    f:close()
     return set, info
 end
 
--- Drop a partial last line (a writer killed mid-record) so that appending
--- starts on a line of its own.
+-- Cut a partial last line (a writer killed mid-record) off, in place, so
+-- that appending starts on a line of its own.
 local function drop_partial_line(path, info)
     if info.partial == 0 then return true end
-    local f, err = io.open(path, "rb")
-    if not f then return nil, err end
-    local keep = f:read(info.size - info.partial)
-    f:close()
-    local tmp = path .. ".mxprobe-tmp"
-    local w
-    w, err = io.open(tmp, "wb")
-    if not w then return nil, err end
-    local ok, werr = w:write(keep)
-    if ok then ok, werr = w:close() else w:close() end
-    if not ok then os.remove(tmp); return nil, werr end
-    return os.rename(tmp, path)
+    local ok, _, detail = core.fs.truncate(path, info.size - info.partial)
+    if not ok then return nil, detail end
+    return true
 end
 
 ----------------------------------------------------------------- plan
 
---- Choose what to check: entries of this shard, first occurrences only,
--- minus those already recorded.
--- opts: shard = { k, n } | nil, done = set | nil
+--- A chooser of what to check: entries of this shard, first occurrences
+-- only, minus those already recorded.
+-- opts: shard = { k, n } | nil, done = set | nil,
+--   own_done = true: `done` is this run's own table, and records the keys
+--   seen too (one table for both: half the memory of two)
+-- @return want(entry) -> true (check it) | false, counts { entries,
+--   duplicates, other_shard, already_recorded, invalid }
+function M.selector(opts)
+    opts = opts or {}
+    local k, n = opts.shard and opts.shard[1], opts.shard and opts.shard[2]
+    local done = opts.done
+    local seen = opts.own_done and done or {}
+    local SEEN = 0 -- value of a seen key in `seen` (`done` holds true)
+    local c = { entries = 0, duplicates = 0, other_shard = 0, already_recorded = 0, invalid = 0 }
+    local function want(e)
+        c.entries = c.entries + 1
+        local key = M.key(e)
+        if n and M.shard_of(key, n) ~= k then
+            c.other_shard = c.other_shard + 1
+            return false
+        end
+        if seen[key] == SEEN then
+            c.duplicates = c.duplicates + 1
+            return false
+        end
+        local recorded = done and done[key] == true
+        seen[key] = SEEN
+        if recorded then
+            c.already_recorded = c.already_recorded + 1
+            return false
+        end
+        if e.error then c.invalid = c.invalid + 1 end
+        return true
+    end
+    return want, c
+end
+
+--- Choose what to check from a list of entries (M.selector over a list).
 -- @return todo (entries), counts { lines, entries, duplicates, other_shard,
 --   already_recorded, invalid }
 function M.select(entries, opts)
     opts = opts or {}
-    local k, n = opts.shard and opts.shard[1], opts.shard and opts.shard[2]
-    local seen, todo = {}, {}
-    local c = { entries = #entries, duplicates = 0, other_shard = 0, already_recorded = 0, invalid = 0 }
+    local want, c = M.selector { shard = opts.shard, done = opts.done }
+    local todo = {}
     for _, e in ipairs(entries) do
-        local key = M.key(e)
-        if n and M.shard_of(key, n) ~= k then
-            c.other_shard = c.other_shard + 1
-        elseif seen[key] then
-            c.duplicates = c.duplicates + 1
-        else
-            seen[key] = true
-            if opts.done and opts.done[key] then
-                c.already_recorded = c.already_recorded + 1
-            else
-                if e.error then c.invalid = c.invalid + 1 end
-                todo[#todo + 1] = e
-            end
-        end
+        if want(e) then todo[#todo + 1] = e end
     end
     return todo, c
 end
@@ -500,14 +677,19 @@ local RUN_KEYS = {
 -- What to check: the entries of this shard, first occurrences, minus what
 -- `resume` already has.  @return todo, counts, resume_info | nil, "io", detail
 local function plan_input(opts)
-    local entries, lines = opts.entries, nil
-    if not entries then
+    -- read one entry at a time as workers ask (M.stream): memory follows
+    -- what is in flight, not the size of the input
+    local stream
+    if opts.entries then
+        local list, i = opts.entries, 0
+        stream = { lines = #list, finite = true, close = function() end,
+                   next = function() i = i + 1; return list[i] end }
+    else
         local src = opts.input or opts.domains
         if src == nil then error("audit.run: give input (a path, '-' or a file) or domains (a list)", 3) end
         local code, detail
-        entries, code, detail = M.read(src)
-        if not entries then return nil, code, detail end
-        lines = code
+        stream, code, detail = M.stream(src)
+        if not stream then return nil, code, detail end
     end
     local shard
     if opts.shard then
@@ -528,9 +710,19 @@ local function plan_input(opts)
         if not done then return nil, code, detail end
         resume_info = code
     end
-    local todo, counts = M.select(entries, { shard = shard, done = done })
-    counts.lines = lines or #entries
+    local want, counts = M.selector { shard = shard, done = done, own_done = resume_info ~= nil }
+    counts.lines = 0
     counts.shard = shard
+    -- todo: entries handed out so far (n); complete: the input was read to its end
+    local todo = { n = 0, complete = false, finite = stream.finite }
+    function todo.next()
+        while not todo.complete do
+            local e = stream.next()
+            counts.lines = stream.lines
+            if e == nil then todo.complete = true; stream.close(); break end
+            if want(e) then todo.n = todo.n + 1; return e end
+        end
+    end
     return todo, counts, resume_info
 end
 
@@ -552,16 +744,17 @@ local function engine_run(opts)
 end
 
 -- The progress line on stderr: only on a terminal, unless asked.
-local function progress_line(opts, stderr, summary, total, t_start)
+local function progress_line(opts, stderr, summary, todo, t_start)
     local progress = opts.progress
     if progress == nil then progress = stderr == io.stderr and core.term.isatty(io.stderr) end
     if not progress then return nil end
     return function(final)
         local el = loop.now() - t_start
         local rate = el > 0 and summary.records / el or 0
-        local left = total - summary.records
-        local eta = rate > 0 and ("ETA %ds"):format(math.ceil(left / rate)) or "ETA ?"
-        stderr:write(("\r\27[K%d/%d domains  %.0f/s  %s"):format(summary.records, total, rate, eta),
+        local left = todo.n - summary.records
+        local eta = (rate > 0 and todo.complete) and ("ETA %ds"):format(math.ceil(left / rate)) or "ETA ?"
+        stderr:write(("\r\27[K%d/%d%s domains  %.0f/s  %s"):format(summary.records, todo.n,
+                     todo.complete and "" or "+", rate, eta),
                      final and "\r\27[K" or "")
         if stderr.flush then stderr:flush() end
     end
@@ -634,6 +827,15 @@ local function write_summary(opts, summary, stderr)
     end
 end
 
+-- opts.format: the writer of records (mxprobe.app.formats).
+local function format_of(opts)
+    local format = opts.format or "jsonl"
+    if format ~= "jsonl" and format ~= "csv" then
+        error(("audit.run: format: 'jsonl' or 'csv' expected, got %q"):format(tostring(format)), 3)
+    end
+    return formats.get(format)
+end
+
 local function check_run_opts(opts)
     if type(opts) ~= "table" then error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 3) end
     for k in pairs(opts) do
@@ -654,11 +856,7 @@ function M.run(opts)
     local run, parallel = engine_run(opts)
     local transcripts = transcripts_of(opts)
 
-    local format = opts.format or "jsonl"
-    if format ~= "jsonl" and format ~= "csv" then
-        error(("audit.run: format: 'jsonl' or 'csv' expected, got %q"):format(tostring(format)), 2)
-    end
-    local fmt, fopts = formats.get(format), { columns = opts.columns }
+    local fmt, fopts = format_of(opts), { columns = opts.columns }
     local write, out_file, fresh = open_output {
         output = opts.output, resume_path = type(opts.resume) == "string" and opts.resume or nil,
         resume_info = resume_info,
@@ -670,7 +868,7 @@ function M.run(opts)
     end
 
     local summary = new_summary()
-    summary.domains = #todo
+    summary.domains = 0 -- counted as the input is read
     summary.input = counts
     summary.shard = counts.shard and ("%d/%d"):format(counts.shard[1], counts.shard[2]) or nil
     counts.shard = nil
@@ -688,31 +886,35 @@ function M.run(opts)
         end
     end
 
-    local progress = progress_line(opts, stderr, summary, #todo, t_start)
+    local progress = progress_line(opts, stderr, summary, todo, t_start)
     local to_stdout = opts.output == nil or opts.output == io.stdout
     local ticker
-    if progress and #todo > 0 then
+    if progress then
         ticker = loop.spawn(function()
             while loop.sleep(M.PROGRESS_INTERVAL) do progress(false) end
         end)
     end
-    local i = 0
     local outcome = runner.run(run, {
         next = function()
-            i = i + 1
-            return todo[i] and M.target(todo[i])
+            local e = todo.next()
+            return e and M.target(e)
         end,
-        parallel = math.min(parallel, math.max(#todo, 1)), ordered = false,
+        parallel = parallel, ordered = false,
         signals = opts.signals ~= false,
         notice = function(line) stderr:write(progress and "\r\27[K" or "", line) end,
         write = record_writer(opts, write, encode, summary, stderr, progress and to_stdout, provenance, transcripts),
     })
+    -- Stopped early: count what was left unchecked (the summary says how
+    -- many). Not from stdin or a given file, which may be a terminal or a
+    -- pipe that never ends: there the count is of the entries read.
+    if todo.finite then while todo.next() do end end
+    summary.domains = todo.n
     if ticker then loop.cancel(ticker); progress(true) end
     if out_file and out_file ~= io.stdout then out_file:close() end
 
     summary.interrupted = outcome.interrupted
     if outcome.write_error then summary.write_error = outcome.write_error end
-    summary.not_checked = #todo - summary.records
+    summary.not_checked = todo.n - summary.records
     summary.elapsed_s = math.floor((loop.now() - t_start) * 1000 + 0.5) / 1000
     summary.rate = summary.elapsed_s > 0 and summary.records / summary.elapsed_s or 0
     run_stats(summary, run)

@@ -28,6 +28,7 @@
 -- them); with `ordered`, what finished before is still written, in order.
 local loop = require "mxprobe.runtime.loop"
 local json = require "mxprobe.report.json"
+local goodbye = require "mxprobe.smtp.goodbye"
 
 local M = {}
 
@@ -166,6 +167,9 @@ function M.run(run, opts)
     if opts.targets then n = math.max(1, math.min(n, #opts.targets)) end
     for i = 1, n do job.workers[i] = loop.spawn(Job.worker, job) end
     for _, w in ipairs(job.workers) do loop.join(w) end
+    -- stopped (Ctrl-C, nobody reads): the cancelled probes still say QUIT,
+    -- within a second in all, and only this run's sessions
+    if job.stopping then goodbye.all(nil, job.workers) end
     if opts.signals then loop.on_signal(nil) end
     if opts.ordered and not job.st.write_error then
         -- after a stop: what did finish, in order, skipping the cancelled

@@ -28,6 +28,7 @@ local vocab = require "mxprobe.runtime.vocab"
 local config_errors = require "mxprobe.runtime.config_errors"
 local paths = require "mxprobe.runtime.paths"
 local lfs = require "lfs"
+local trust = require "mxprobe.runtime.file_trust"
 
 local M = {}
 
@@ -134,9 +135,15 @@ end
 --- Load one check file in an environment of its own (a fresh table that
 -- reads the globals), so that a check cannot leak globals into another.
 function M.load_file(path)
+    trust.check(path, "check file")
     local env = setmetatable({}, { __index = _G })
     local chunk, err = loadfile(path, "t", env)
-    if not chunk then error(err, 0) end
+    if not chunk then
+        -- syntax errors name the file; a few parser limits do not ("C stack overflow")
+        err = tostring(err)
+        if err:sub(1, #path + 1) ~= path .. ":" then err = ("%s: %s"):format(path, err) end
+        error(err, 0)
+    end
     local ok, def = pcall(chunk)
     if not ok then
         local msg = tostring(def):match("^[^\n]*")

@@ -114,6 +114,8 @@ function M.new(opts)
     run.share = opts.share == true or run.config.share == true
     run.shared, run.counters = {}, { probes = 0, shared = 0 }
 
+    -- chosen for this run (not the machine's resolver): checks/banner asks it for PTRs of lab addresses
+    run.dns_named = opts.dns ~= nil or run.config.resolvers ~= nil or run.config.resolver ~= nil
     run.dns = opts.dns or dns.new {
         servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,
         max_inflight = run.config.limits.max_dns_queries,

@@ -22,6 +22,7 @@ local paths = require "mxprobe.runtime.paths"
 local core = require "mxprobe.core"
 local vocab = require "mxprobe.runtime.vocab"
 local config_errors = require "mxprobe.runtime.config_errors"
+local trust = require "mxprobe.runtime.file_trust"
 
 local M = {}
 
@@ -251,17 +252,76 @@ end
 
 local TLS_SET, KIND_SET = set_of(vocab.TLS_VERSIONS), set_of(vocab.RESERVED_KINDS)
 
+-- The range of every number a user gives (policy files, --timeout-*, the
+-- embedding API's options): { lowest, highest, integer = true, above = true
+-- (lowest itself excluded) }.  Why every one: NaN fails every comparison and
+-- so passed "x <= 0" style checks, and an infinite time-out waits forever;
+-- a finite upper bound also keeps a typo (3600000) from looking like a hang.
+local SECONDS = { 0, 86400, above = true } -- a day
+M.RANGES = {
+    thresholds = {
+        greeting_slow_s = { 0, 86400 }, expiry_warning_days = { 0, 36500 },
+        min_rsa_bits = { 0, 65536, integer = true }, min_ec_bits = { 0, 4096, integer = true },
+        max_mx = { 0, 10000, integer = true }, max_addresses = { 0, 10000, integer = true },
+    },
+    weight = { 0, 1000 },            -- weights.<severity>, findings.<code>.weight
+    grade_minimum = { -100000, 100 }, -- grades[i][1]: scores are 100 minus weights
+    timeouts = { connect = SECONDS, greeting = SECONDS, command = SECONDS, tls = SECONDS, dns = SECONDS },
+    limits = {
+        sessions_per_address = { 1, 10000, integer = true }, connects_per_second_per_address = { 0, 1000000 },
+        max_sessions = { 0, 1000000, integer = true }, max_domains = { 1, 1000000, integer = true },
+        max_dns_queries = { 1, 1000000, integer = true },
+    },
+    option = { -2^53, 2^53 },        -- a check's numeric option: finite at least
+}
+
+--- Why number x is outside range r, or nil when it is inside.
+function M.out_of_range(x, r)
+    if type(x) ~= "number" then return nil end
+    local function num(n)
+        if n ~= n then return "NaN" end
+        if math.type(n) == "float" and n == math.floor(n) and math.abs(n) < 2^53 then return ("%d"):format(n) end
+        return tostring(n)
+    end
+    local lo, hi = r[1], r[2]
+    local inside = x == x and (r.above and x > lo or not r.above and x >= lo) and x <= hi
+    if inside and not (r.integer and x ~= math.floor(x)) then return nil end
+    if r.above then return ("must be more than %s and at most %s, got %s"):format(num(lo), num(hi), num(x)) end
+    return ("must be a %s from %s to %s, got %s"):format(r.integer and "whole number" or "number", num(lo), num(hi), num(x))
+end
+
+function V:range(segments, x, r)
+    local why = M.out_of_range(x, r)
+    if why then self:fail(segments, "%s", why) end
+end
+
 -- Checks beyond types: ranges, known names, ids and categories.
 function V:semantics(p)
     local t = p.thresholds or {}
     for k, x in pairs(t) do
-        if type(x) == "number" and x < 0 then self:fail({ "thresholds", k }, "must not be negative") end
+        if M.RANGES.thresholds[k] then self:range({ "thresholds", k }, x, M.RANGES.thresholds[k]) end
     end
     if t.min_tls and not TLS_SET[t.min_tls] then
         self:fail({ "thresholds", "min_tls" }, "%q is not a TLS version (%s)", t.min_tls, table.concat(vocab.TLS_VERSIONS, ", "))
     end
-    for sev in pairs(p.weights or {}) do
+    for sev, x in pairs(p.weights or {}) do
         if not SEVERITY[sev] then self:fail({ "weights", sev }, "not a severity (%s)", table.concat(vocab.SEVERITY_LIST, ", ")) end
+        self:range({ "weights", sev }, x, M.RANGES.weight)
+    end
+    if type(p.findings) == "table" then
+        for code, f in pairs(p.findings) do
+            if type(f) == "table" then self:range({ "findings", tostring(code), "weight" }, f.weight, M.RANGES.weight) end
+        end
+    end
+    for i, band in ipairs(type(p.grades) == "table" and p.grades or {}) do
+        if type(band) == "table" then self:range({ "grades", i }, band[1], M.RANGES.grade_minimum) end
+    end
+    if type(p.options) == "table" then
+        for id, opts in pairs(p.options) do
+            for k, x in pairs(type(opts) == "table" and opts or {}) do
+                self:range({ "options", tostring(id), tostring(k) }, x, M.RANGES.option)
+            end
+        end
     end
     local probe = p.probe or {}
     if probe.port and (math.type(probe.port) ~= "integer" or probe.port < 1 or probe.port > 65535) then
@@ -274,13 +334,10 @@ function V:semantics(p)
         end
     end
     for k, x in pairs(probe.timeouts or {}) do
-        if x <= 0 then self:fail({ "probe", "timeouts", k }, "must be more than 0 seconds") end
+        if M.RANGES.timeouts[k] then self:range({ "probe", "timeouts", k }, x, M.RANGES.timeouts[k]) end
     end
     for k, x in pairs(probe.limits or {}) do
-        if (k == "sessions_per_address" or k == "max_domains" or k == "max_dns_queries") and x < 1 then
-            self:fail({ "probe", "limits", k }, "must be at least 1")
-        end
-        if x < 0 then self:fail({ "probe", "limits", k }, "must not be negative (0: no cap)") end
+        if M.RANGES.limits[k] then self:range({ "probe", "limits", k }, x, M.RANGES.limits[k]) end
     end
     for i, kind in ipairs(probe.allow_reserved or {}) do
         if not KIND_SET[kind] then
@@ -363,9 +420,57 @@ local function merge(base, over, top)
 end
 M.merge = merge
 
+-- What a policy file's code can reach (docs/policies.md, "What a policy
+-- may do"): pure functions only.  A policy judges results that it is
+-- handed; it has no business running programs, touching files or the
+-- network, or changing the libraries the engine uses.  So: no io, os
+-- beyond the clock, require, load/dofile (load would run code in the real
+-- global table), debug, collectgarbage or print; the libraries are copies,
+-- and getmetatable refuses strings (the string metatable leads to the real
+-- string table).  Rules do their DNS work through `api`.
+M.SANDBOX_GLOBALS = {
+    "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring", "type",
+    "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable", "_VERSION",
+}
+M.SANDBOX_LIBRARIES = {
+    string = { "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "rep", "reverse",
+               "sub", "upper", "pack", "packsize", "unpack" },
+    table = { "concat", "insert", "move", "pack", "remove", "sort", "unpack" },
+    math = true, -- every function and constant
+    utf8 = true,
+    os = { "clock", "date", "difftime", "time" },
+}
+
+--- A fresh environment for one policy file.
+function M.sandbox()
+    local env = {}
+    for _, k in ipairs(M.SANDBOX_GLOBALS) do env[k] = _G[k] end
+    for lib, names in pairs(M.SANDBOX_LIBRARIES) do
+        local copy = {}
+        if names == true then
+            for k, v in pairs(_G[lib]) do copy[k] = v end
+        else
+            for _, k in ipairs(names) do copy[k] = _G[lib][k] end
+        end
+        env[lib] = copy
+    end
+    env.getmetatable = function(v)
+        if type(v) == "string" then return nil end
+        return getmetatable(v)
+    end
+    env._G = env
+    return env
+end
+
 local function load_chunk(path)
-    local chunk, err = loadfile(path, "t")
-    if not chunk then error(err, 0) end
+    trust.check(path, "policy file")
+    local chunk, err = loadfile(path, "t", M.sandbox())
+    if not chunk then
+        -- syntax errors name the file; a few parser limits do not ("C stack overflow")
+        err = tostring(err)
+        if err:sub(1, #path + 1) ~= path .. ":" then err = ("%s: %s"):format(path, err) end
+        error(err, 0)
+    end
     local ok, p = pcall(chunk)
     if not ok then
         local msg = tostring(p):match("^[^\n]*")
@@ -440,6 +545,19 @@ end
 -- a mistake of the policy (or of --ca-file), not a TLS failure of every
 -- server.
 function M.check_config(pol, config)
+    -- numbers from the caller (command line, embedding API, audit options);
+    -- the policy's own were checked by M.validate
+    for _, group in ipairs { "timeouts", "limits" } do
+        for k, x in pairs(type(config[group]) == "table" and config[group] or {}) do
+            local r = M.RANGES[group][k]
+            local why = r and (type(x) ~= "number" and ("a number expected, got %s"):format(type(x)) or M.out_of_range(x, r))
+            if why then error(("%s.%s: %s"):format(group, k, why), 0) end
+        end
+    end
+    if config.port ~= nil and (math.type(config.port) ~= "integer" or config.port < 1 or config.port > 65535) then
+        local x = config.port
+        error(("port: a port number 1-65535 expected, got %s"):format(x ~= x and "NaN" or tostring(x)), 0)
+    end
     local ca = config.ca_file
     if type(ca) == "string" then
         local f, err = io.open(ca, "r")

@@ -8,6 +8,7 @@
 local loop = require "mxprobe.runtime.loop"
 local socket = require "mxprobe.net.socket"
 local core = require "mxprobe.core"
+local goodbye = require "mxprobe.smtp.goodbye"
 
 local M = {}
 local Session = {}
@@ -39,6 +40,7 @@ function M.open(ip, port, opts)
         transcript = {}, timeouts = opts.timeouts or {}, tls = nil, release = release,
     }, Session)
     s:note("*", ("connected to %s port %d in %.6f s"):format(ip, port, seconds))
+    goodbye.track(s) -- a cancelled run still says QUIT (mxprobe.smtp.goodbye)
     -- the seconds on success too: the connect check reports them (it showed
     -- 0.0 ms everywhere while this returned the session alone)
     return s, nil, nil, seconds
@@ -68,6 +70,7 @@ function Session:read_reply(deadline)
         self:note("<", ("%d%s%s"):format(r.code, i < #lines and "-" or " ", l))
     end
     if #lines == 0 then self:note("<", tostring(r.code)) end
+    self.greeted = true -- (goodbye) a reply was read: the greeting is behind us
     return r
 end
 
@@ -76,6 +79,8 @@ function Session:send_line(line, deadline)
     -- a configured name with CR/LF in it would smuggle a second command
     if line:find("[\r\n]") then error("bad argument #1 to 'send_line' (a command line must not contain CR or LF)", 2) end
     self:note(">", line)
+    -- (goodbye) until TLS is up, the server may expect a TLS handshake, not a QUIT
+    if line:upper():find("^STARTTLS") then self.starttls_pending = true end
     local ok, code, detail = self.sock:send(line .. "\r\n", deadline)
     if not ok then
         self:note("!", ("%s: %s"):format(code, detail or ""))
@@ -92,7 +97,9 @@ function Session:command(line, deadline)
     deadline = deadline or (loop.now() + (self.timeouts.command or 30))
     local ok, code, detail = self:send_line(line, deadline)
     if not ok then return nil, code, detail end
-    return self:read_reply(deadline)
+    local r, rcode, rdetail = self:read_reply(deadline)
+    if r and r.code ~= 220 and self.starttls_pending and not self.tls then self.starttls_pending = nil end -- refused: still plaintext
+    return r, rcode, rdetail
 end
 
 --- Upgrade to TLS (after a 220 to STARTTLS).  Returns the TLS info or
@@ -104,23 +111,46 @@ function Session:starttls(opts, deadline)
         return nil, code, detail, extra
     end
     self.tls = info
+    self.starttls_pending = nil
     self:note("*", ("TLS established: %s %s"):format(info.protocol or "?", info.cipher or "?"))
     return info
 end
 
 function Session:buffered() return self.sock:buffered() end
 
---- QUIT politely (bounded), then close.
-function Session:quit()
-    if self.closed then return end
-    local deadline = loop.now() + 2
+--- QUIT politely (bounded: by deadline, default 2 s from now), then close.
+-- Once only: a session being quit by one task is left alone by another.
+function Session:quit(deadline)
+    if self.closed or self.quitting then return end
+    if not self.greeted or self.starttls_pending then return self:quit_now() end -- QUIT makes no sense yet
+    self.quitting = true
+    deadline = deadline or loop.now() + 2
     if self:send_line("QUIT", deadline) then self:read_reply(deadline) end
     self:close()
 end
 
+--- QUIT without waiting (no task can wait: the run is over), then close.
+function Session:quit_now()
+    if self.closed then return end
+    local wanted = not self.quitting and self.greeted and not self.starttls_pending
+    self.quitting = true
+    if wanted then
+        self:note(">", "QUIT")
+        pcall(self.sock._sock.send, self.sock._sock, "QUIT\r\n", 1)
+    end
+    self:close()
+end
+
+--- Close.  A session closed by a task that was cancelled (Ctrl-C, a failed
+-- output) says QUIT first, without waiting for the answer, when QUIT makes
+-- sense: after the greeting, and not while a STARTTLS handshake is due.
+-- Checks close a session on any failed command, "cancelled" included.
 function Session:close()
     if self.closed then return end
+    local t = loop.current()
+    if t and t.cancelled and not self.quitting then return self:quit_now() end
     self.closed = true
+    goodbye.untrack(self)
     self.sock:close()
     if self.release then self.release() end
 end
