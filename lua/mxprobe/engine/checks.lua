@@ -143,14 +143,25 @@ function M.load_file(path)
     return M.validate(def, path)
 end
 
+-- lua-filesystem reads the directory in-process: `ls` through io.popen
+-- costs a shell and a process (about 10 ms before the first DNS query,
+-- issue 15).  Without lfs (a stock lua5.4 missing the package), `ls`.
+local has_lfs, lfs = pcall(require, "lfs")
+
 local function list_lua_files(dir)
-    local p = io.popen(("ls -1 %q 2>/dev/null"):format(dir))
     local files = {}
-    if p then
-        for name in p:lines() do
-            if name:match("^[%w_%-]+%.lua$") then files[#files + 1] = dir .. "/" .. name end
+    local function add(name)
+        if name:match("^[%w_%-]+%.lua$") then files[#files + 1] = dir .. "/" .. name end
+    end
+    if has_lfs then
+        local ok, iter, state = pcall(lfs.dir, dir)
+        if ok then for name in iter, state do add(name) end end
+    else
+        local p = io.popen(("ls -1 %q 2>/dev/null"):format(dir))
+        if p then
+            for name in p:lines() do add(name) end
+            p:close()
         end
-        p:close()
     end
     table.sort(files)
     return files
