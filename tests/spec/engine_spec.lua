@@ -51,8 +51,15 @@ describe("engine across domains", function()
       assert.equal(1, #r.servers)
       assert.equal(220, r.servers[1].facts.banner.code)
     end
-    -- each domain got its own copy
+    -- each domain got its own copy of the findings; the facts and the
+    -- transcript, final once the probe is done, are one frozen table
     assert.are_not.equal(results[1].servers[1].findings, results[2].servers[1].findings)
+    local frozen = require "mxprobe.runtime.frozen"
+    for _, part in ipairs({ "facts", "transcript" }) do
+      assert.equal(results[1].servers[1][part], results[2].servers[1][part])
+      assert.is_true(frozen.is(results[1].servers[1][part]), part)
+    end
+    assert.is_true(#results[1].servers[1].transcript > 0)
     local st = run:stats()
     assert.equal(1, st.probes); assert.equal(2, st.shared)
   end)

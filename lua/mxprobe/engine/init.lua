@@ -16,6 +16,7 @@ local context = require "mxprobe.engine.context"
 local judge = require "mxprobe.policy.judge"
 local limits = require "mxprobe.engine.limits"
 local dns = require "mxprobe.net.dns"
+local frozen = require "mxprobe.runtime.frozen"
 local domain_name = require "mxprobe.net.domain"
 
 local M = {}
@@ -197,8 +198,12 @@ function Run:_probe(result, dctx)
         local ok, code, detail = loop.join(t)
         local srv = result.servers[i]
         if probes[i] ~= srv then
-            srv.facts, srv.findings = deep_copy(probes[i].facts), deep_copy(probes[i].findings)
-            srv.transcript, srv.shared = deep_copy(probes[i].transcript), true
+            -- the facts and the transcript (what the server said) are final
+            -- once the probe is done and the same for every domain: shared,
+            -- not copied, and encoded once (issue 15).  The findings are
+            -- copied: the policy's domain rules may change them per domain.
+            srv.facts, srv.findings = frozen.mark(probes[i].facts), deep_copy(probes[i].findings)
+            srv.transcript, srv.shared = frozen.mark(probes[i].transcript), true
         end
         if ok == nil and code then
             srv.findings[#srv.findings + 1] = dctx:make_finding("CHECK_ERROR", { check = "engine", error = detail or code }, "engine")

@@ -16,6 +16,7 @@
 --     invalid UTF-8 bytes are escaped as the text \xNN (JSON must be UTF-8),
 --     integers keep every digit (cjson would round them to 14).
 local cjson = require "cjson"
+local frozen = require "mxprobe.runtime.frozen"
 
 local M = {}
 
@@ -98,16 +99,41 @@ local function encode_number(n)
     return cjson_encode(n)
 end
 
+-- Encodings of frozen tables (runtime.frozen: final, shared between the
+-- records of an audit), by table; weak, so they go with the tables.
+local frozen_mt = frozen.mt
+local frozen_cache = setmetatable({}, { __mode = "k" })
+
 -- the state of one encode() call (encoding calls no user code, so one at a time)
 local buf, nbuf, seen
 
 local encode_value
 
-local function encode_table(t, key, depth)
+local encode_table
+
+-- A frozen table: its encoding once, then the cached string.  Only for a
+-- table with keys (an empty one encodes as [] or {} by its key).
+local function encode_frozen(t, key, depth)
+    local c = frozen_cache[t]
+    if c then
+        nbuf = nbuf + 1; buf[nbuf] = c
+        return
+    end
+    local start = nbuf + 1
+    encode_table(t, key, depth, true)
+    if next(t) == nil then return end
+    c = concat(buf, "", start, nbuf)
+    for i = start + 1, nbuf do buf[i] = nil end
+    buf[start], nbuf = c, start
+    frozen_cache[t] = c
+end
+
+function encode_table(t, key, depth, inner)
+    local mt = getmetatable(t)
+    if mt == frozen_mt and not inner then return encode_frozen(t, key, depth) end
     if seen[t] then error("json: a table refers to itself (at key " .. tostring(key) .. ")", 0) end
     if depth > MAX_DEPTH then error("json: nesting deeper than " .. MAX_DEPTH, 0) end
     seen[t] = true
-    local mt = getmetatable(t)
     local n, keys, nkeys -- n: the array's length; nil for an object
     if mt == array_mt then
         n = #t
