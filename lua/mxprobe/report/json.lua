@@ -103,6 +103,9 @@ end
 -- records of an audit), by table; weak, so they go with the tables.
 local frozen_mt = frozen.mt
 local frozen_cache = setmetatable({}, { __mode = "k" })
+-- Kept only from the second encoding on: a table encoded once (a server no
+-- other domain uses, the long tail of an audit) costs no cached copy.
+local frozen_once = setmetatable({}, { __mode = "k" })
 
 -- the state of one encode() call (encoding calls no user code, so one at a time)
 local buf, nbuf, seen
@@ -122,6 +125,10 @@ local function encode_frozen(t, key, depth)
     local start = nbuf + 1
     encode_table(t, key, depth, true)
     if next(t) == nil then return end
+    if not frozen_once[t] then
+        frozen_once[t] = true
+        return
+    end
     c = concat(buf, "", start, nbuf)
     for i = start + 1, nbuf do buf[i] = nil end
     buf[start], nbuf = c, start
