@@ -104,7 +104,7 @@ function M.new(opts)
     run.checks = policy_mod.select_checks(all, run.policy, run.config)
     run.limits = limits.new(run.config.limits)
     run.share = opts.share == true or run.config.share == true
-    run.shared, run.counters = {}, { probes = 0, shared = 0 }
+    run.shared, run.shared_old, run.shared_n, run.counters = {}, {}, 0, { probes = 0, shared = 0 }
 
     run.dns = opts.dns or dns.new {
         servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,
@@ -155,7 +155,17 @@ function Run:_server_task(result, srv)
         return loop.spawn(run_server, self, result, srv), srv
     end
     local key = ("%s|%d|%s"):format(srv.address, srv.port, srv.host)
+    -- Two generations of SHARED_MAX entries each (a hit moves an entry to
+    -- the new one): the big providers' probes stay, the long tail's are
+    -- let go, so memory follows the work in flight, not the number of
+    -- distinct servers of the input (issue 15: 12,000 tail servers held
+    -- 650 MB).  A server that comes back after its probe was let go is
+    -- probed again.
     local entry = self.shared[key]
+    if not entry then
+        entry = self.shared_old[key]
+        if entry then self.shared_old[key] = nil; self:_share(key, entry) end
+    end
     if entry then
         self.counters.shared = self.counters.shared + 1
     else
@@ -163,10 +173,22 @@ function Run:_server_task(result, srv)
                         facts = {}, findings = {}, transcript = {} }
         local stub = { domain = nil, findings = {}, servers = {}, dns = { findings = {}, mx = {} } }
         entry = { probe = probe, task = loop.spawn(run_server, self, stub, probe) }
-        self.shared[key] = entry
+        self:_share(key, entry)
         self.counters.probes = self.counters.probes + 1
     end
     return entry.task, entry.probe
+end
+
+M.SHARED_MAX = 4096
+
+function Run:_share(key, entry)
+    if self.shared[key] == nil then
+        if self.shared_n >= M.SHARED_MAX then
+            self.shared_old, self.shared, self.shared_n = self.shared, {}, 0
+        end
+        self.shared_n = self.shared_n + 1
+    end
+    self.shared[key] = entry
 end
 
 --- Counters of the run: probes made, probes shared, peak open sessions.
