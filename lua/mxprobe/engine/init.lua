@@ -155,7 +155,7 @@ function Run:_server_task(result, srv)
         return loop.spawn(run_server, self, result, srv), srv
     end
     local key = ("%s|%d|%s"):format(srv.address, srv.port, srv.host)
-    -- Two generations of SHARED_MAX entries each (a hit moves an entry to
+    -- Two generations of SHARED_MAX (1024) entries each (a hit moves an entry to
     -- the new one): the big providers' probes stay, the long tail's are
     -- let go, so memory follows the work in flight, not the number of
     -- distinct servers of the input (issue 15: 12,000 tail servers held
@@ -179,7 +179,7 @@ function Run:_server_task(result, srv)
     return entry.task, entry.probe
 end
 
-M.SHARED_MAX = 4096
+M.SHARED_MAX = 1024
 
 function Run:_share(key, entry)
     if self.shared[key] == nil then
