@@ -16,7 +16,7 @@
 -- One resolver is meant to live for one run: it caches NOERROR and
 -- NXDOMAIN answers by (lowercased name, type), ignoring TTLs, and a
 -- question already in flight is not asked twice (the second asker waits
--- for the first answer).  The cache holds the max_cached (65536) latest
+-- for the first answer).  The cache holds the max_cached (16384) latest
 -- answers and up to as many older ones (two generations; a hit moves an
 -- answer to the new one): a million-domain audit asks each domain's MX once
 -- and would otherwise keep a million answers, while the providers'
@@ -91,7 +91,7 @@ function M.new(opts)
     if math.type(max_inflight) ~= "integer" or max_inflight < 1 then
         argerror(1, "new", "max_inflight: integer >= 1 expected")
     end
-    local max_cached = opts.max_cached or 65536
+    local max_cached = opts.max_cached or 16384
     if math.type(max_cached) ~= "integer" or max_cached < 1 then
         argerror(1, "new", "max_cached: integer >= 1 expected")
     end
