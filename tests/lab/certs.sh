@@ -104,6 +104,7 @@ EOF
   leaf_rsa dualcert-rsa "DNS:dualcert.mx.lab.test"
   leaf mixed            "DNS:mixed.mx.lab.test"
   leaf no-postmaster "DNS:no-postmaster.mx.lab.test"
+  leaf inet        "DNS:*.mx.inet.lab.test"                     # every host of --shape internet
   leaf wrong-name  "DNS:somebody-else.lab.test"                # valid chain, wrong name
   leaf expired     "DNS:expired.mx.lab.test" "$past1" "$past2" # ended 30 days ago
   leaf expiring    "DNS:expiring.mx.lab.test" "$now" "$soon"  # ends in 10 days

@@ -35,8 +35,11 @@ start_dns() {
     sed -e "s/@SERIAL@/$serial/" -e "s/@TLSA_GOOD@/$tlsa/" "$z" >"$d/${z##*/}"
     zones+=("$(basename "$z" .zone)")
   done
-  rm -f "$STATE/scale-domains.txt"
-  if [ "$scale" -gt 0 ]; then
+  rm -f "$STATE"/scale-*.txt
+  if [ "${SHAPE:-lab}" = internet ]; then   # scale_internet.sh
+    gen_inet_zone "$scale" "$TAIL" "$serial"
+    zones+=(inet.lab.test)
+  elif [ "$scale" -gt 0 ]; then
     gen_scale_zone "$scale" "$serial"
     zones+=(scale.lab.test)
   fi

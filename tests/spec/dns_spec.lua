@@ -645,4 +645,44 @@ describe("core.dns against a scripted responder", function()
     assert.is_true(dt >= 0.85 and dt < 3, "took " .. dt) -- three rounds of 0.3 s
     r:close()
   end)
+
+  it_fake("the cache keeps max_cached answers and as many older ones, no more", function()
+    local r = assert(dns.new { servers = { "127.0.0.1:" .. fake.port }, timeout = 1, tries = 1, max_cached = 2 })
+    local before = responder_stats()
+    for _, n in ipairs({ "a", "b", "c", "d", "e" }) do assert(r:query("k" .. n .. ".cache.test", "A")) end
+    assert.equal(before + 5, (responder_stats()))
+    -- kd is in the older generation: still answered from the cache (and moved up)
+    assert.equal("192.0.2.1", assert(r:query("kd.cache.test", "A")).answers[1].address)
+    assert.equal(before + 5, (responder_stats()))
+    -- ka was let go two generations ago: asked again
+    assert(r:query("ka.cache.test", "A"))
+    assert.equal(before + 6, (responder_stats()))
+    r:close()
+    local ok, err = pcall(dns.new, { servers = { "127.0.0.1" }, max_cached = 0 })
+    assert.is_false(ok)
+    assert.matches("max_cached", err)
+  end)
+
+  it_fake("time queued for a slot does not count against a question's deadline", function()
+    -- one slot, held 0.3 s by each slow question; the sixth asker waits
+    -- about 1.5 s for its slot, far past its 0.5 s deadline: its answer still
+    -- counts (the tester's own queue is not the name server's slowness)
+    local r = assert(dns.new { servers = { "127.0.0.1:" .. fake.port }, timeout = 2, tries = 1, max_inflight = 1 })
+    local ts = {}
+    for i = 1, 6 do
+      ts[i] = loop.spawn(function() return r:query(("slow.q%d.test"):format(i), "A", loop.now() + 0.5) end)
+    end
+    for i = 1, 6 do
+      local res, code, detail = loop.join(ts[i])
+      assert.is_table(res, ("asker %d: %s %s"):format(i, tostring(code), tostring(detail)))
+      assert.equal("192.0.2.1", res.answers[1].address)
+    end
+    -- the deadline still bounds the wait for the answer itself
+    local t0 = loop.now()
+    local res, code = r:query("silent.q7.test", "A", loop.now() + 0.3)
+    assert.is_nil(res)
+    assert.equal("timeout", code)
+    assert.is_true(loop.now() - t0 < 1)
+    r:close()
+  end)
 end)

@@ -51,10 +51,52 @@ describe("engine across domains", function()
       assert.equal(1, #r.servers)
       assert.equal(220, r.servers[1].facts.banner.code)
     end
-    -- each domain got its own copy
+    -- each domain got its own copy of the findings; the facts and the
+    -- transcript, final once the probe is done, are one frozen table
     assert.are_not.equal(results[1].servers[1].findings, results[2].servers[1].findings)
+    local frozen = require "mxprobe.runtime.frozen"
+    for _, part in ipairs({ "facts", "transcript" }) do
+      assert.equal(results[1].servers[1][part], results[2].servers[1][part])
+      assert.is_true(frozen.is(results[1].servers[1][part]), part)
+    end
+    assert.is_true(#results[1].servers[1].transcript > 0)
     local st = run:stats()
     assert.equal(1, st.probes); assert.equal(2, st.shared)
+  end)
+
+  it("keeps SHARED_MAX shared probes and as many older ones: a server let go is probed again", function()
+    -- aN.test has MX mxN.test (127.0.0.1): one shared key per domain
+    local dns = {
+      query = function(_, name, qtype)
+        local n = name:match("^a(%d)%.test$")
+        if qtype == "MX" and n then
+          return { rcode = "NOERROR", answers = { { type = "MX", preference = 10, host = "mx" .. n .. ".test." } } }
+        elseif qtype == "A" and name:match("^mx%d%.test$") then
+          return { rcode = "NOERROR", answers = { { type = "A", address = "127.0.0.1" } } }
+        end
+        return { rcode = "NOERROR", answers = {} }
+      end,
+    }
+    local saved = engine.SHARED_MAX
+    engine.SHARED_MAX = 1
+    local srv, stats = counting_server(5)
+    local ok, err = pcall(function()
+      local config = { only = { "banner" }, allow_reserved = { "loopback" }, port = srv.port, helo = "t.test",
+                       timeouts = { connect = 2, greeting = 3, command = 3 } }
+      local run = engine.new { dns = dns, config = config, share = true }
+      local function one(d) check_all(run, { d }) return run:stats().probes end
+      assert.equal(1, one("a1.test"))
+      assert.equal(1, one("a1.test")) -- shared
+      assert.equal(2, one("a2.test")) -- mx1 moves to the older generation
+      assert.equal(2, one("a1.test")) -- still shared, moved up again
+      assert.equal(3, one("a3.test"))
+      assert.equal(4, one("a4.test")) -- now mx3 and mx4 are kept; mx1 and mx2 are gone
+      assert.equal(5, one("a2.test")) -- let go: probed again
+    end)
+    engine.SHARED_MAX = saved
+    srv:wait()
+    assert(ok, err)
+    assert.equal(5, #stats.started)
   end)
 
   it("without sharing, probes every time but at most sessions_per_address at once", function()

@@ -218,6 +218,26 @@ describe("report.json", function()
     assert.equal('"function"', json.encode(print))
     local t = {}; t.self = t
     assert.has_error(function() json.encode(t) end)
+    -- and the encoder is usable again after an error
+    assert.equal('{"a":[1,2]}', json.encode({ a = { 1, 2 } }))
+  end)
+
+  it("writes plain strings itself and escapes the rest as cjson does", function()
+    for _, s in ipairs({ "plain text 220 ok", "a/b", 'q"q', "back\\slash", "tab\tnl\ncr\r", "\0nul", "del\127",
+                         "ü é", "" }) do
+      assert.equal(cjson.encode(s), json.encode(s))
+    end
+  end)
+
+  it("prefers the string key when a number key has the same text", function()
+    assert.equal('{"1":"string","2":"number"}', json.encode({ [1] = "number?", ["1"] = "string", [2] = "number" }))
+  end)
+
+  it("keeps more distinct keys than its key cache holds", function()
+    local t, want = {}, {}
+    for i = 1, 5000 do t[("k%05d"):format(i)] = i; want[#want + 1] = ('"k%05d":%d'):format(i, i) end
+    assert.equal("{" .. table.concat(want, ",") .. "}", json.encode(t))
+    assert.equal('{"k00001":1}', json.encode({ k00001 = 1 }))
   end)
 end)
 

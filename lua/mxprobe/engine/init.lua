@@ -17,6 +17,7 @@ local context = require "mxprobe.engine.context"
 local judge = require "mxprobe.policy.judge"
 local limits = require "mxprobe.engine.limits"
 local dns = require "mxprobe.net.dns"
+local frozen = require "mxprobe.runtime.frozen"
 local domain_name = require "mxprobe.net.domain"
 local vantage = require "mxprobe.engine.vantage"
 
@@ -112,7 +113,7 @@ function M.new(opts)
     run.vantage = vantage.new(run.config)
     run.limits = limits.new(run.config.limits)
     run.share = opts.share == true or run.config.share == true
-    run.shared, run.counters = {}, { probes = 0, shared = 0 }
+    run.shared, run.shared_old, run.shared_n, run.counters = {}, {}, 0, { probes = 0, shared = 0 }
 
     -- chosen for this run (not the machine's resolver): checks/banner asks it for PTRs of lab addresses
     run.dns_named = opts.dns ~= nil or run.config.resolvers ~= nil or run.config.resolver ~= nil
@@ -183,7 +184,17 @@ function Run:_server_task(result, srv)
         return loop.spawn(run_server, self, result, srv), srv
     end
     local key = ("%s|%d|%s"):format(srv.address, srv.port, srv.host)
+    -- Two generations of SHARED_MAX (1024) entries each (a hit moves an entry to
+    -- the new one): the big providers' probes stay, the long tail's are
+    -- let go, so memory follows the work in flight, not the number of
+    -- distinct servers of the input (issue 15: 12,000 tail servers held
+    -- 650 MB).  A server that comes back after its probe was let go is
+    -- probed again.
     local entry = self.shared[key]
+    if not entry then
+        entry = self.shared_old[key]
+        if entry then self.shared_old[key] = nil; self:_share(key, entry) end
+    end
     if entry then
         self.counters.shared = self.counters.shared + 1
     else
@@ -193,10 +204,22 @@ function Run:_server_task(result, srv)
         -- RCPT TO postmaster@<domain> needs one (its findings name the address)
         local stub = { domain = result.domain, mode = result.mode, findings = {}, servers = {}, dns = { findings = {}, mx = {} } }
         entry = { probe = probe, task = loop.spawn(run_server, self, stub, probe) }
-        self.shared[key] = entry
+        self:_share(key, entry)
         self.counters.probes = self.counters.probes + 1
     end
     return entry.task, entry.probe
+end
+
+M.SHARED_MAX = 1024
+
+function Run:_share(key, entry)
+    if self.shared[key] == nil then
+        if self.shared_n >= M.SHARED_MAX then
+            self.shared_old, self.shared, self.shared_n = self.shared, {}, 0
+        end
+        self.shared_n = self.shared_n + 1
+    end
+    self.shared[key] = entry
 end
 
 --- Counters of the run: probes made, probes shared, peak open sessions,
@@ -230,8 +253,12 @@ function Run:_probe(result, dctx)
         local ok, code, detail = loop.join(t)
         local srv = result.servers[i]
         if probes[i] ~= srv then
-            srv.facts, srv.findings = deep_copy(probes[i].facts), deep_copy(probes[i].findings)
-            srv.transcript, srv.shared = deep_copy(probes[i].transcript), true
+            -- the facts and the transcript (what the server said) are final
+            -- once the probe is done and the same for every domain: shared,
+            -- not copied, and encoded once (issue 15).  The findings are
+            -- copied: the policy's domain rules may change them per domain.
+            srv.facts, srv.findings = frozen.mark(probes[i].facts), deep_copy(probes[i].findings)
+            srv.transcript, srv.shared = frozen.mark(probes[i].transcript), true
             srv.not_run, srv.untested = deep_copy(probes[i].not_run), probes[i].untested
         end
         if ok == nil and code then

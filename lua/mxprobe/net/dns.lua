@@ -17,10 +17,15 @@
 -- "refused" (ICMP port unreachable), "cancelled", "dns" (malformed answer,
 -- CNAME loop, other c-ares failures) or "limit" (CNAME chain too long).
 --
--- One resolver is meant to live for one run: it caches every NOERROR and
--- NXDOMAIN answer by (lowercased name, type) for its whole life, ignoring
--- TTLs, and a question already in flight is not asked twice (the second
--- asker waits for the first answer).  Cached answers are shared tables:
+-- One resolver is meant to live for one run: it caches NOERROR and
+-- NXDOMAIN answers by (lowercased name, type), ignoring TTLs, and a
+-- question already in flight is not asked twice (the second asker waits
+-- for the first answer).  The cache holds the max_cached (16384) latest
+-- answers and up to as many older ones (two generations; a hit moves an
+-- answer to the new one): a million-domain audit asks each domain's MX once
+-- and would otherwise keep a million answers, while the providers'
+-- addresses, asked again and again, stay (issue 15: memory bounded by the
+-- work in flight, not by the input).  Cached answers are shared tables:
 -- read them, do not change them.  At most max_inflight queries are sent
 -- and waited for at once; the other askers wait for a slot.
 --
@@ -38,7 +43,7 @@ M.types = C.types
 
 local TYPE_LIST = "MX, A, AAAA, CNAME, TXT, PTR, TLSA, NS or SOA"
 local NEW_KEYS = {
-    servers = true, timeout = true, tries = true, resolv_conf = true, max_records = true,
+    servers = true, timeout = true, tries = true, resolv_conf = true, max_records = true, max_cached = true,
     max_inflight = true, max_cname_depth = true, dnssec = true,
 }
 -- answers worth remembering for the run; SERVFAIL, REFUSED... are asked again
@@ -94,6 +99,10 @@ function M.new(opts)
     if opts.dnssec ~= nil and type(opts.dnssec) ~= "boolean" then
         argerror(1, "new", "dnssec: boolean expected, got " .. type(opts.dnssec))
     end
+    local max_cached = opts.max_cached or 16384
+    if math.type(max_cached) ~= "integer" or max_cached < 1 then
+        argerror(1, "new", "max_cached: integer >= 1 expected")
+    end
     local depth = opts.max_cname_depth or DEFAULT_CNAME_DEPTH
     if math.type(depth) ~= "integer" or depth < 0 or depth > 64 then
         argerror(1, "new", "max_cname_depth: integer 0 to 64 expected")
@@ -110,13 +119,37 @@ function M.new(opts)
         max_inflight = max_inflight,
         max_cname_depth = depth,
         flags = opts.dnssec ~= false and "ad" or nil,
-        cache = {},     -- key -> answer
+        cache = {},     -- key -> answer (the new generation)
+        cache_old = {}, -- the previous generation
+        cached_n = 0, max_cached = max_cached,
         flights = {},   -- key -> core query in flight (or done, not yet settled)
         -- query -> its packed outcome, so that every asker of a coalesced
         -- question gets the same table
         outcomes = setmetatable({}, { __mode = "k" }),
         counts = { sent = 0, cached = 0, coalesced = 0 },
     }, Resolver)
+end
+
+local function cache_put(self, key, answer)
+    if self.cache[key] == nil then
+        if self.cached_n >= self.max_cached then
+            self.cache_old, self.cache, self.cached_n = self.cache, {}, 0
+        end
+        self.cached_n = self.cached_n + 1
+    end
+    self.cache[key] = answer
+end
+
+local function cache_get(self, key)
+    local hit = self.cache[key]
+    if hit == nil then
+        hit = self.cache_old[key]
+        if hit ~= nil then
+            self.cache_old[key] = nil
+            cache_put(self, key, hit)
+        end
+    end
+    return hit
 end
 
 -- Take a finished query's outcome; the first to do so decodes and files it.
@@ -129,7 +162,7 @@ local function settle(self, key, q)
     end
     if self.flights[key] == q then
         self.flights[key] = nil
-        if o[1] and CACHEABLE[o[1].rcode] then self.cache[key] = o[1] end
+        if o[1] and CACHEABLE[o[1].rcode] then cache_put(self, key, o[1]) end
     end
     return o[1], o[2], o[3]
 end
@@ -148,7 +181,7 @@ function Resolver:query(name, qtype, deadline)
     local key = qtype .. " " .. norm(name)
     local counts = self.counts
 
-    local hit = self.cache[key]
+    local hit = cache_get(self, key)
     if hit then
         counts.cached = counts.cached + 1
         return hit
@@ -164,10 +197,17 @@ function Resolver:query(name, qtype, deadline)
     if q then
         counts.coalesced = counts.coalesced + 1
     else
-        local ok, code, detail = self.sem:acquire(deadline)
+        -- The time spent queueing for a slot is the tester's own load, not
+        -- the name server's slowness: it does not count against the
+        -- question's deadline (an audit with thousands of domains in flight
+        -- otherwise reports MX_DNS_FAIL "timeout" for healthy domains, issue
+        -- 15).  The wait is bounded: every query holding a slot is.
+        local t0 = loop.now()
+        local ok, code, detail = self.sem:acquire()
         if not ok then return nil, code, detail end
+        if deadline then deadline = deadline + (loop.now() - t0) end
         -- while we waited for a slot, someone else may have asked
-        hit = self.cache[key]
+        hit = cache_get(self, key)
         q = self.flights[key]
         if hit or q then
             self.sem:release()

@@ -16,6 +16,7 @@
 --     invalid UTF-8 bytes are escaped as the text \xNN (JSON must be UTF-8),
 --     integers keep every digit (cjson would round them to 14).
 local cjson = require "cjson"
+local frozen = require "mxprobe.runtime.frozen"
 
 local M = {}
 
@@ -58,85 +59,174 @@ function M.valid_utf8(s)
     return table.concat(out)
 end
 
+-- Speed (issue 15): an audit encodes one record per domain, 10-30 KB
+-- each, so this walker is on the hot path.  It keeps one output buffer
+-- with an explicit length, decides array/object and collects the keys in
+-- one pass, sorts plain strings with the default comparison (no closure),
+-- writes strings that need no escaping directly (cjson only for those that
+-- do, so the bytes are what cjson gives: it escapes "/" and DEL too) and
+-- remembers the encoded form of the keys it has seen ("host":, ...).
+local find, format, sort, concat = string.find, string.format, table.sort, table.concat
+local mtype, floor, huge, tointeger = math.type, math.floor, math.huge, math.tointeger
+local cjson_encode, null = cjson.encode, cjson.null
+local ulen = utf8.len
+local array_mt, object_mt, ARRAY_KEYS = M.array_mt, M.object_mt, M.ARRAY_KEYS
+
+-- characters that need more than the two quotes: controls, '"', '\', '/',
+-- DEL and every byte of a multi-byte sequence (which must be valid UTF-8)
+local SPECIAL = '[%z\1-\31"\\/\127-\255]'
+
 local function encode_string(s)
-    return cjson.encode(M.valid_utf8(s))
+    if not find(s, SPECIAL) then return '"' .. s .. '"' end
+    if not ulen(s) then s = M.valid_utf8(s) end
+    return cjson_encode(s)
+end
+
+local KEYS_MAX = 4096 -- the key cache is cleared when it grows past this
+local key_cache, key_count = {}, 0
+local function encode_key(k)
+    local e = key_cache[k]
+    if e then return e end
+    e = encode_string(k) .. ":"
+    if key_count >= KEYS_MAX then key_cache, key_count = {}, 0 end
+    key_cache[k], key_count = e, key_count + 1
+    return e
 end
 
 local function encode_number(n)
-    if math.type(n) == "integer" then return ("%d"):format(n) end
-    if n ~= n or n == math.huge or n == -math.huge then return "null" end
-    if n == math.floor(n) and math.abs(n) < 2^53 then return ("%d"):format(math.tointeger(n)) end
-    return cjson.encode(n)
+    if mtype(n) == "integer" then return format("%d", n) end
+    if n ~= n or n == huge or n == -huge then return "null" end
+    if n == floor(n) and (n < 0 and -n or n) < 2^53 then return format("%d", tointeger(n)) end
+    return cjson_encode(n)
 end
 
--- Decide array or object: returns "array", n or "object".
-local function shape(t, key)
-    local mt = getmetatable(t)
-    if mt == M.array_mt then return "array", #t end
-    if mt == M.object_mt then return "object" end
-    local n, count = 0, 0
-    for k in pairs(t) do
-        count = count + 1
-        if math.type(k) == "integer" and k > 0 then
-            if k > n then n = k end
-        else
-            return "object"
-        end
-    end
-    if count == 0 then
-        return (key ~= nil and M.ARRAY_KEYS[key]) and "array" or "object", 0
-    end
-    if n == count then return "array", n end
-    return "object" -- sparse: keys become strings
-end
+-- Encodings of frozen tables (runtime.frozen: final, shared between the
+-- records of an audit), by table; weak, so they go with the tables.
+local frozen_mt = frozen.mt
+local frozen_cache = setmetatable({}, { __mode = "k" })
+-- Kept only from the second encoding on: a table encoded once (a server no
+-- other domain uses, the long tail of an audit) costs no cached copy.
+local frozen_once = setmetatable({}, { __mode = "k" })
+
+-- the state of one encode() call (encoding calls no user code, so one at a time)
+local buf, nbuf, seen
 
 local encode_value
 
-local function encode_table(t, key, depth, seen, buf)
+local encode_table
+
+-- A frozen table: its encoding once, then the cached string.  Only for a
+-- table with keys (an empty one encodes as [] or {} by its key).
+local function encode_frozen(t, key, depth)
+    local c = frozen_cache[t]
+    if c then
+        nbuf = nbuf + 1; buf[nbuf] = c
+        return
+    end
+    local start = nbuf + 1
+    encode_table(t, key, depth, true)
+    if next(t) == nil then return end
+    if not frozen_once[t] then
+        frozen_once[t] = true
+        return
+    end
+    c = concat(buf, "", start, nbuf)
+    for i = start + 1, nbuf do buf[i] = nil end
+    buf[start], nbuf = c, start
+    frozen_cache[t] = c
+end
+
+function encode_table(t, key, depth, inner)
+    local mt = getmetatable(t)
+    if mt == frozen_mt and not inner then return encode_frozen(t, key, depth) end
     if seen[t] then error("json: a table refers to itself (at key " .. tostring(key) .. ")", 0) end
     if depth > MAX_DEPTH then error("json: nesting deeper than " .. MAX_DEPTH, 0) end
     seen[t] = true
-    local kind, n = shape(t, key)
-    if kind == "array" then
-        buf[#buf + 1] = "["
-        for i = 1, n do
-            if i > 1 then buf[#buf + 1] = "," end
-            encode_value(t[i], key, depth + 1, seen, buf)
-        end
-        buf[#buf + 1] = "]"
-    else
-        local entries = {}
-        for k, v in pairs(t) do
-            local tk = type(k)
-            if tk == "string" or tk == "number" or tk == "boolean" then
-                entries[#entries + 1] = { tostring(k), v }
+    local n, keys, nkeys -- n: the array's length; nil for an object
+    if mt == array_mt then
+        n = #t
+    elseif mt ~= object_mt then
+        -- one pass: every key, and whether they are exactly 1..count
+        local maxk, numeric = 0, true
+        keys, nkeys = {}, 0
+        for k in pairs(t) do
+            nkeys = nkeys + 1
+            keys[nkeys] = k
+            if numeric then
+                if mtype(k) == "integer" and k > 0 then
+                    if k > maxk then maxk = k end
+                else
+                    numeric = false
+                end
             end
         end
-        table.sort(entries, function(a, b) return a[1] < b[1] end)
-        buf[#buf + 1] = "{"
-        local last
-        for _, e in ipairs(entries) do
-            if e[1] ~= last then -- the number 1 and the string "1": keep one
-                if last ~= nil then buf[#buf + 1] = "," end
-                last = e[1]
-                buf[#buf + 1] = encode_string(e[1])
-                buf[#buf + 1] = ":"
-                encode_value(e[2], e[1], depth + 1, seen, buf)
-            end
+        if nkeys == 0 then
+            if key ~= nil and ARRAY_KEYS[key] then n = 0 end
+        elseif numeric and maxk == nkeys then
+            n = nkeys
         end
-        buf[#buf + 1] = "}"
     end
+    if n then
+        nbuf = nbuf + 1; buf[nbuf] = "["
+        for i = 1, n do
+            if i > 1 then nbuf = nbuf + 1; buf[nbuf] = "," end
+            encode_value(t[i], key, depth + 1)
+        end
+        nbuf = nbuf + 1; buf[nbuf] = "]"
+        seen[t] = nil
+        return
+    end
+    if not keys then -- object_mt, or an empty table that is an object
+        keys, nkeys = {}, 0
+        for k in pairs(t) do nkeys = nkeys + 1; keys[nkeys] = k end
+    end
+    -- keys that are not strings are written as strings ("1"); the string
+    -- and the number of the same text: keep one
+    local orig
+    local j = 0
+    for i = 1, nkeys do
+        local k = keys[i]
+        local tk = type(k)
+        if tk == "string" then
+            j = j + 1; keys[j] = k
+        elseif tk == "number" or tk == "boolean" then
+            local sk = tostring(k)
+            orig = orig or {}
+            if orig[sk] == nil and t[sk] == nil then
+                orig[sk] = k
+                j = j + 1; keys[j] = sk
+            end
+        end
+    end
+    for i = j + 1, nkeys do keys[i] = nil end
+    sort(keys)
+    nbuf = nbuf + 1; buf[nbuf] = "{"
+    for i = 1, j do
+        local k = keys[i]
+        if i > 1 then nbuf = nbuf + 1; buf[nbuf] = "," end
+        nbuf = nbuf + 1; buf[nbuf] = encode_key(k)
+        local v = t[k]
+        if v == nil and orig then v = t[orig[k]] end
+        encode_value(v, k, depth + 1)
+    end
+    nbuf = nbuf + 1; buf[nbuf] = "}"
     seen[t] = nil
 end
 
-function encode_value(v, key, depth, seen, buf)
+function encode_value(v, key, depth)
     local tv = type(v)
-    if tv == "string" then buf[#buf + 1] = encode_string(v)
-    elseif tv == "number" then buf[#buf + 1] = encode_number(v)
-    elseif tv == "boolean" then buf[#buf + 1] = v and "true" or "false"
-    elseif v == nil or v == cjson.null then buf[#buf + 1] = "null"
-    elseif tv == "table" then encode_table(v, key, depth, seen, buf)
-    else buf[#buf + 1] = encode_string(tv) -- function, thread, userdata
+    if tv == "string" then
+        if find(v, SPECIAL) then
+            nbuf = nbuf + 1; buf[nbuf] = encode_string(v)
+        else -- the common case: no new string, three pieces
+            buf[nbuf + 1] = '"'; buf[nbuf + 2] = v; buf[nbuf + 3] = '"'
+            nbuf = nbuf + 3
+        end
+    elseif tv == "table" then encode_table(v, key, depth)
+    elseif tv == "number" then nbuf = nbuf + 1; buf[nbuf] = encode_number(v)
+    elseif tv == "boolean" then nbuf = nbuf + 1; buf[nbuf] = v and "true" or "false"
+    elseif v == nil or v == null then nbuf = nbuf + 1; buf[nbuf] = "null"
+    else nbuf = nbuf + 1; buf[nbuf] = encode_string(tv) -- function, thread, userdata
     end
 end
 
@@ -144,9 +234,12 @@ end
 -- key: the name of the field v sits in, if any (decides whether an empty
 -- table is [] or {}).
 function M.encode(v, key)
-    local buf = {}
-    encode_value(v, key, 0, {}, buf)
-    return table.concat(buf)
+    buf, nbuf, seen = {}, 0, {}
+    local ok, err = pcall(encode_value, v, key, 0)
+    local out = ok and concat(buf, "", 1, nbuf)
+    buf, seen = nil, nil
+    if not ok then error(err, 0) end
+    return out
 end
 
 --- One result (schema 1) as one line of JSON, newline-terminated: a JSON
