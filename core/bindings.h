@@ -37,6 +37,8 @@ int mx_open_dns(lua_State *L);
 int mx_open_tls(lua_State *L);
 int mx_open_x509(lua_State *L);
 int mx_open_idn(lua_State *L);
+int mx_open_libs(lua_State *L);  /* l_libs.c: library versions */
+int mx_open_term(lua_State *L);  /* l_term.c: isatty, window size, display width */
 
 /* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn= } */
 int luaopen_mxprobe_core(lua_State *L);

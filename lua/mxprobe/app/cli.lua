@@ -184,13 +184,83 @@ local function directory(path)
     return path
 end
 
+---------------------------------------------------------- toolbox (issue 13)
+-- Every option issue 13 ("in the admin's toolbox") added, and its
+-- handling, in this one block (so it can move whole when cli.lua is
+-- split): --completion and the library versions of --version.
+-- build_parser calls toolbox.options; main calls toolbox.early before
+-- anything else needs the arguments.
+local toolbox = {}
+M.toolbox = toolbox
+
+toolbox.SHELLS = { "bash", "zsh", "fish" }
+
+--- Add issue 13's options to parser p (mode: nil, or "audit").
+function toolbox.options(p, mode)
+    if mode == "audit" then return end
+    p:group("Shell",
+        p:option("--completion", "Print the completion script for this shell (bash, zsh or fish) and exit; "
+            .. "installed ones are in share/bash-completion, share/zsh/vendor-completions and "
+            .. "share/fish/vendor_completions.d."):argname("<shell>"):choices(toolbox.SHELLS)
+    )
+end
+
+--- The completion script for shell, from the --help parsers (mxprobe and
+-- its audit command).  @return script | nil, message
+function toolbox.completion(shell, build)
+    local known = false
+    for _, s in ipairs(toolbox.SHELLS) do known = known or s == shell end
+    if not known then
+        return nil, ("--completion: '%s' is not a shell (bash, zsh or fish)"):format(text.escape(shell))
+    end
+    local p = build()
+    build("audit", "audit", p:command("audit", "Test the mail servers of many domains (mxprobe audit --help)."))
+    return p["get_" .. shell .. "_complete"](p)
+end
+
+--- What --version prints: mxprobe's version and those of the libraries
+-- in use (asked at run time where the library can say).
+function toolbox.version_text()
+    local ok, paths = pcall(require, "mxprobe.runtime.paths")
+    local lines = { "mxprobe " .. (ok and type(paths) == "table" and paths.version or "(unknown version)") }
+    local cok, core = pcall(require, "mxprobe.core")
+    local libs = cok and type(core) == "table" and core.libs or {}
+    for _, l in ipairs { { "Lua", "lua" }, { "OpenSSL", "openssl" }, { "c-ares", "cares" }, { "libidn2", "idn2" } } do
+        local v = libs[l[2]]
+        if v then
+            v = tostring(v):gsub("^" .. l[1]:gsub("%-", "%%-") .. " ", "")
+            lines[#lines + 1] = ("  %-8s %s"):format(l[1], v)
+        end
+    end
+    return table.concat(lines, "\n") .. "\n"
+end
+
+--- Options that act before any validation: --completion and --version.
+-- @return exit code, when the command line is done | nil
+function toolbox.early(args, out, fail)
+    if args.completion then
+        local script, err = toolbox.completion(args.completion, M.parser)
+        if not script then return fail(err) end
+        out(script)
+        return 0
+    end
+    if args.version then
+        out(toolbox.version_text())
+        return 0
+    end
+    return nil
+end
+-------------------------------------------------------- end of toolbox block
+
 ------------------------------------------------------------------ parser
 
 -- mode: nil (mxprobe [OPTIONS] DOMAIN...) or "audit" (mxprobe audit FILE):
 -- the options of what to test, the network and the policy are the same.
-local function build_parser(name, mode)
+-- into: an argparse command to fill instead of a new parser (the
+-- completion scripts see `audit` as a command of mxprobe).
+local function build_parser(name, mode, into)
     local audit = mode == "audit"
-    local p = argparse(name or (audit and "mxprobe audit" or "mxprobe"))
+    local p = into or argparse(name or (audit and "mxprobe audit" or "mxprobe"))
     if audit then
         p:description("Test the mail servers of many domains, one per line of FILE (- for stdin; "
             .. "'#' comments and blank lines allowed; internationalised names are converted "
@@ -205,7 +275,7 @@ local function build_parser(name, mode)
             .. "  mxprobe audit domains.txt --resume results.jsonl      # after Ctrl-C or a crash\n"
             .. "  mxprobe audit domains.txt --shard 3/8 -o part-3.jsonl  # the 3rd of 8 jobs\n"
             .. "  mxprobe audit - --csv < domains.txt > results.csv\n\n"
-            .. "Full documentation: docs/audits.md")
+            .. "Full documentation: man mxprobe (section AUDIT), docs/audits.md")
     else
         p:description("Test the mail servers (MX) of domains: DNS, TCP port 25, the 220 greeting, "
             .. "EHLO, STARTTLS and the TLS version, the certificate and open relay. Each finding "
@@ -219,7 +289,7 @@ local function build_parser(name, mode)
             .. "  mxprobe --mx mx1.example.org --port 2525 -v\n"
             .. "  mxprobe --explain TLS_VERSION_DEPRECATED\n"
             .. "  mxprobe audit domains.txt -o results.jsonl   (many domains; mxprobe audit --help)\n\n"
-            .. "Full documentation: docs/cli.md")
+            .. "Full documentation: man mxprobe")
     end
     p:add_help(false)
         :usage_max_width(80)
@@ -300,9 +370,10 @@ local function build_parser(name, mode)
         )
         p:group("Other",
             p:flag("-h --help", "Show this help and exit."),
-            p:flag("--version", "Show the version and exit.")
+            p:flag("--version", "Show the version and the libraries' versions and exit.")
         )
     end
+    toolbox.options(p, mode)
     return p
 end
 M.parser = build_parser
@@ -759,11 +830,8 @@ function M.main(argv, env)
     end
     local args, perr = M.parse(argv)
     if not args then return fail(perr .. " (see mxprobe --help)") end
-    if args.version then
-        local ok, paths = pcall(require, "mxprobe.runtime.paths")
-        out("mxprobe ", ok and type(paths) == "table" and paths.version or "(unknown version)", "\n")
-        return 0
-    end
+    local early = toolbox.early(args, out, fail)
+    if early then return early end
     local config, plan = M.config(args)
     if not config then return fail(plan) end
     plan.port = config.port
