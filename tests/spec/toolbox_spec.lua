@@ -134,3 +134,149 @@ describe("toolbox: the man page", function()
     assert.equal("", warnings)
   end)
 end)
+
+------------------------------------------------------------ monitoring formats
+
+local nagios = require "mxprobe.report.nagios"
+local openmetrics = require "mxprobe.report.openmetrics"
+
+local function server(o)
+  o = o or {}
+  return {
+    host = o.host or "mx1.example.org", address = o.address or "192.0.2.1", family = 4, port = 25, preference = 10,
+    score = o.score or 100, grade = "A",
+    facts = {
+      connect = { state = "connected", seconds = 0.01 },
+      banner = { seconds = 0.011 },
+      starttls = o.tls == false and { offered = false } or { offered = true, handshake = true, version = o.tls or "TLSv1.3" },
+      certificate = o.tls ~= false and { days_left = o.days or 85, not_after = o.not_after or 1800000000 } or nil,
+    },
+    findings = o.findings or { { check = "connect", code = "CONNECT_OK", severity = "ok", message = "ok" } },
+    transcript = {},
+  }
+end
+
+local function result(o)
+  o = o or {}
+  return {
+    schema = 1, domain = o.domain or "example.org", verdict = o.verdict or "ok",
+    exit_code = ({ ok = 0, warning = 1, critical = 2, inconclusive = 3 })[o.verdict or "ok"],
+    started = "2026-11-28T09:00:00Z", duration_s = 0.25, decided_by = o.decided_by,
+    dns = { mx = {}, findings = {} }, servers = o.servers or { server() }, findings = {},
+  }
+end
+
+describe("toolbox: --format nagios (rendering)", function()
+  it("OK: status line, performance data in the guidelines' syntax, one long line per server", function()
+    local s, code = nagios.render(result())
+    assert.equal(0, code)
+    assert.equal("MXPROBE OK - example.org: no problem found on 1 server|'time'=0.25s;;;0 'mx1_time'=0.021s;;;0 "
+      .. "'mx1_cert_days'=85;;;0 'mx1_tls_version'=1.3;;;0 'mx1_score'=100;;;0;100\n"
+      .. "mx1 mx1.example.org 192.0.2.1:25: score 100, TLSv1.3, certificate 85 days\n", s)
+  end)
+
+  it("the decisive finding, with a | and a control character from the network made harmless", function()
+    local f = { check = "banner", code = "BANNER_554", severity = "critical", message = "554 go away | now\27[2J" }
+    local r = result { verdict = "critical", servers = { server { findings = { f }, score = 40 } },
+                       decided_by = { code = "BANNER_554", check = "banner", host = "mx1.example.org", address = "192.0.2.1" } }
+    local s, code = nagios.render(r)
+    assert.equal(2, code)
+    local first = s:match("^[^\n]*")
+    assert.equal("MXPROBE CRITICAL - example.org: BANNER_554 on mx1.example.org (192.0.2.1): 554 go away / now\\x1B[2J", first:match("^[^|]*"))
+    assert.equal(1, select(2, first:gsub("|", "|")))
+  end)
+
+  it("-w/-c: certificate days below a threshold raise the status, and say so; the policy's worse verdict stays", function()
+    local s, code = nagios.render(result { servers = { server(), server { host = "mx2.example.org", days = 9 } } },
+                                  { warning = 30, critical = 5 })
+    assert.equal(1, code)
+    assert.matches("^MXPROBE WARNING %- example%.org: the certificate of mx2 mx2%.example%.org %(192%.0%.2%.1%) expires in 9 days %(%-w 30%)|", s)
+    assert.matches("'mx2_cert_days'=9;30;5;0", s, 1, true)
+    _, code = nagios.render(result { servers = { server { days = 4 } } }, { warning = 30, critical = 5 })
+    assert.equal(2, code)
+    _, code = nagios.render(result { verdict = "critical", servers = { server { days = 60 } } }, { warning = 30, critical = 5 })
+    assert.equal(2, code)
+  end)
+
+  it("no TLS is tls_version 0; inconclusive is UNKNOWN; several targets: counts and prefixed labels", function()
+    local s = nagios.render(result { servers = { server { tls = false } } })
+    assert.matches("'mx1_tls_version'=0;;;0", s, 1, true)
+    assert.not_matches("cert_days", s)
+    local _, code = nagios.render(result { verdict = "inconclusive" })
+    assert.equal(3, code)
+    s, code = nagios.render_all({ result(), result { domain = "example.net", verdict = "warning",
+      decided_by = { code = "X" } } })
+    assert.equal(1, code)
+    assert.matches("^MXPROBE WARNING %- 2 targets %(1 warning, 1 ok%); example%.net: X|", s)
+    assert.matches("'example.org mx1_score'=100", s, 1, true)
+    assert.matches("'example.net mx1_score'=100", s, 1, true)
+  end)
+
+  it("-t: UNKNOWN, with what was done", function()
+    local s, code = nagios.render_all({}, { timed_out = 2, targets = 1 })
+    assert.equal(3, code)
+    assert.equal("MXPROBE UNKNOWN - timed out after 2 s (-t)\n", s)
+  end)
+end)
+
+describe("toolbox: --format openmetrics (rendering)", function()
+  it("gauges with HELP and TYPE, one family per name, escaped label values, # EOF", function()
+    local r1 = result { domain = 'we"ird\\.example' }
+    local r2 = result { domain = "example.net", servers = { server { not_after = 1800000001 }, server { host = "mx2.example.net" } } }
+    local s = openmetrics.render_all({ r1, r2 })
+    assert.matches("\n# EOF\n$", s)
+    local seen = {}
+    for name in s:gmatch("# TYPE (%S+) gauge\n") do
+      assert.is_nil(seen[name], name .. " twice")
+      seen[name] = true
+      assert.matches("# HELP " .. name:gsub("_", "%%_") .. " ", s)
+    end
+    for _, n in ipairs { "mxprobe_domain_verdict", "mxprobe_server_score", "mxprobe_server_certificate_expiry_timestamp_seconds",
+                         "mxprobe_server_tls_version_info", "mxprobe_domain_test_timestamp_seconds" } do
+      assert.truthy(seen[n], n)
+    end
+    assert.matches('mxprobe_domain_verdict{domain="we\\"ird\\\\.example",verdict="ok"} 1\n', s, 1, true)
+    assert.matches('mxprobe_server_certificate_expiry_timestamp_seconds{domain="example.net",mx="mx1.example.org",address="192.0.2.1",port="25"} 1800000001\n', s, 1, true)
+    assert.matches('mxprobe_domain_test_timestamp_seconds{domain="example.net"} 1795856400\n', s, 1, true)
+    -- every sample line: name{labels} value
+    for line in s:gmatch("[^\n]+") do
+      if not line:match("^#") then assert.matches('^[a-z_]+{[a-z_]+=".*"} %-?[%d.e+-]+$', line) end
+    end
+  end)
+
+  it("epoch: UTC whatever the local time zone", function()
+    assert.equal(0, openmetrics.epoch("1970-01-01T00:00:00Z"))
+    assert.equal(951782400, openmetrics.epoch("2000-02-29T00:00:00Z"))
+    assert.equal(1795856400, openmetrics.epoch("2026-11-28T09:00:00Z"))
+    assert.is_nil(openmetrics.epoch("yesterday"))
+  end)
+end)
+
+describe("toolbox: the options", function()
+  local function fails(argv, pattern)
+    local code, out, err = run(argv)
+    assert.equal(3, code)
+    assert.equal("", out)
+    assert.matches(pattern, err)
+  end
+  it("reject what cannot work, naming the option", function()
+    fails({ "--format", "xml", "example.org" }, "%-%-format")
+    fails({ "--format", "nagios", "--json", "example.org" }, "%-%-json and %-%-format nagios: choose one")
+    fails({ "-w", "30", "example.org" }, "^mxprobe: %-w: only with %-%-format nagios\n$")
+    fails({ "--format", "nagios", "-w", "thirty", "example.org" }, "^mxprobe: %-w: 'thirty' is not a number of days")
+    fails({ "--format", "nagios", "-w", "10", "-c", "20", "example.org" }, "^mxprobe: %-c 20 is more than %-w 10")
+    fails({ "-t", "0", "example.org" }, "^mxprobe: %-t: ")
+    fails({ "--color", "sometimes", "example.org" }, "%-%-color")
+    fails({ "--color", "always", "--no-color", "example.org" }, "choose one")
+  end)
+
+  it("--color always wins over NO_COLOR and a pipe; never over a terminal", function()
+    local env = { getenv = function(k) return ({ NO_COLOR = "1", TERM = "xterm" })[k] end, tty = false }
+    assert.is_true(cli.want_color({ color = "always" }, env))
+    assert.is_false(cli.want_color({ color = "auto" }, env))
+    env = { getenv = function(k) return ({ TERM = "xterm" })[k] end, tty = true }
+    assert.is_true(cli.want_color({}, env))
+    assert.is_false(cli.want_color({ color = "never" }, env))
+    assert.is_false(cli.want_color({ color = "always", format = "nagios" }, env))
+  end)
+end)

@@ -194,10 +194,111 @@ local toolbox = {}
 M.toolbox = toolbox
 
 toolbox.SHELLS = { "bash", "zsh", "fish" }
+toolbox.FORMATS = { "text", "json", "nagios", "openmetrics" }
+toolbox.COLORS = { "auto", "always", "never" }
+-- formats that render all results at once, at the end (one status line;
+-- one metric family per name)
+toolbox.COLLECTED = { nagios = "mxprobe.report.nagios", openmetrics = "mxprobe.report.openmetrics" }
+
+local function days(s)
+    if type(s) ~= "string" or not s:match("^%d+$") or tonumber(s) > 100000 then
+        return nil, ("'%s' is not a number of days (0 to 100000)"):format(text.escape(tostring(s)))
+    end
+    return math.tointeger(tonumber(s))
+end
+
+--- Validate issue 13's options into plan (and args.json for --format json).
+-- @return true | nil, message naming the option
+function toolbox.config(args, config, plan)
+    local fmt = args.format
+    if fmt and not toolbox.COLLECTED[fmt] and fmt ~= "text" and fmt ~= "json" then
+        return nil, ("--format: '%s' is not a format (%s)"):format(text.escape(fmt), table.concat(toolbox.FORMATS, ", "))
+    end
+    if fmt and args.json and fmt ~= "json" then return nil, "--json and --format " .. fmt .. ": choose one" end
+    if fmt == "json" then args.json = true end
+    plan.format = fmt or (args.json and "json") or "text"
+    if args.color and args.no_color and args.color ~= "never" then
+        return nil, "--no-color and --color " .. args.color .. ": choose one"
+    end
+    plan.color = args.color or (args.no_color and "never") or "auto"
+    for _, o in ipairs { { "warning", "-w" }, { "critical", "-c" } } do
+        local v = args[o[1]]
+        if v ~= nil then
+            if plan.format ~= "nagios" then return nil, o[2] .. ": only with --format nagios" end
+            local n, err = days(v)
+            if not n then return nil, o[2] .. ": " .. err end
+            plan[o[1] .. "_days"] = n
+        end
+    end
+    if plan.warning_days and plan.critical_days and plan.critical_days > plan.warning_days then
+        return nil, ("-c %d is more than -w %d: a certificate would be critical before it is a warning"):format(
+            plan.critical_days, plan.warning_days)
+    end
+    if args.timeout then
+        local t, err = M.parse_seconds(args.timeout)
+        if not t then return nil, "-t: " .. err end
+        plan.deadline = t
+    end
+    if toolbox.COLLECTED[plan.format] and (args.list_checks or args.explain) then
+        return nil, "--format " .. plan.format .. ": not with " .. (args.list_checks and "--list-checks" or "--explain")
+    end
+    return true
+end
+
+--- Run-time state of the output: the results of a collected format, and
+-- the -t watchdog.  run_targets calls these.
+function toolbox.start(loop, plan, on_deadline)
+    local st = { collected = toolbox.COLLECTED[plan.format] and {} or nil }
+    if plan.deadline then
+        st.watchdog = loop.spawn(function()
+            if loop.sleep(plan.deadline) then
+                st.timed_out = plan.deadline
+                on_deadline()
+            end
+        end)
+    end
+    return st
+end
+
+--- After the run: stop the watchdog; write a collected format.
+-- @return the exit code to use instead of worst, or nil
+function toolbox.finish(loop, st, plan, out, flush, worst, n, err)
+    if st.watchdog then loop.cancel(st.watchdog) end
+    if st.collected then
+        local mod = require(toolbox.COLLECTED[plan.format])
+        local s, code = mod.render_all(st.collected, {
+            warning = plan.warning_days, critical = plan.critical_days, timed_out = st.timed_out, targets = n,
+        })
+        out(s)
+        flush()
+        if plan.format == "nagios" then return code end
+        if st.timed_out then return 3 end
+        return worst
+    end
+    if st.timed_out then
+        local missing = n - (st.printed or 0)
+        err(("mxprobe: stopped after %s s (-t); %d of %d %s not checked\n"):format(
+            tostring(st.timed_out), missing, n, n == 1 and "target" or "targets"))
+        return M.worst(worst, 3)
+    end
+    return nil
+end
 
 --- Add issue 13's options to parser p (mode: nil, or "audit").
 function toolbox.options(p, mode)
     if mode == "audit" then return end
+    p:group("Output format and terminal",
+        p:option("--format", "Output format: text (the default), json (as --json), nagios (a monitoring plugin: "
+            .. "one status line with performance data, exit status 0-3), openmetrics (for the node_exporter "
+            .. "textfile collector)."):argname("<format>"):choices(toolbox.FORMATS),
+        p:option("--color", "Colours in the text report: auto (on a terminal, unless NO_COLOR is set; the default), "
+            .. "always, never."):argname("<when>"):choices(toolbox.COLORS)
+    )
+    p:group("Monitoring plugin (--format nagios)",
+        p:option("-w --warning", "WARNING when a certificate is valid for fewer than this many days."):argname("<days>"),
+        p:option("-c --critical", "CRITICAL when a certificate is valid for fewer than this many days."):argname("<days>"),
+        p:option("-t --timeout", "Stop the whole run after this many seconds (any format; nagios: UNKNOWN)."):argname("<s>")
+    )
     p:group("Shell",
         p:option("--completion", "Print the completion script for this shell (bash, zsh or fish) and exit; "
             .. "installed ones are in share/bash-completion, share/zsh/vendor-completions and "
@@ -489,6 +590,8 @@ function M.config(args)
     if (args.list_checks or args.explain) and #plan.targets > 0 then
         return nil, (args.list_checks and "--list-checks" or "--explain") .. ": takes no DOMAIN or --mx"
     end
+    local tok, terr = toolbox.config(args, config, plan)
+    if not tok then return nil, terr end
     return config, plan
 end
 
@@ -540,7 +643,9 @@ end
 
 --- Whether to colour the text report.
 function M.want_color(args, env)
-    if args.no_color or args.json then return false end
+    if args.json or (args.format and args.format ~= "text") then return false end
+    if args.color == "always" then return true end -- asked for: wins over NO_COLOR and TERM
+    if args.no_color or args.color == "never" then return false end
     local getenv = env.getenv or os.getenv
     local nc = getenv("NO_COLOR")
     if nc and nc ~= "" then return false end
@@ -581,11 +686,15 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
             if not done[i] then loop.cancel(t) end
         end
     end
+    local tb = toolbox.start(loop, plan, stop_all) -- issue 13: collected formats, -t
     local function emit(i)
         local r = results[i]
         results[i] = nil -- thousands of domains: keep no result once printed
         local ok, msg
-        if args.json then
+        if tb.collected then
+            tb.collected[#tb.collected + 1] = r
+            ok = true
+        elseif args.json then
             ok, msg = out(json.render(r))
         else
             ok, msg = out((#finished > 0 and "\n" or "") .. text.render(r, { color = color, verbose = args.verbose }))
@@ -594,6 +703,7 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
         if ok then ok, msg = flush_out() end
         write_error = write_error or msg
         finished[#finished + 1] = { verdict = r.verdict }
+        tb.printed = #finished
         worst = M.worst(worst, M.exit_code_of(r))
         if not ok and not output_closed then
             output_closed = true -- nobody reads any more: stop probing
@@ -619,7 +729,7 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
                 ok, r = pcall(run.check_domain, run, target.name)
             end
             sem:release()
-            if interrupted or output_closed then done[i] = true; return end
+            if interrupted or output_closed or tb.timed_out then done[i] = true; return end
             if not ok or type(r) ~= "table" then
                 local msg = not ok and tostring(r) or ("the engine returned a %s, not a result"):format(type(r))
                 if not args.verbose then msg = msg:gsub("\nstack traceback:.*", "") end
@@ -659,6 +769,8 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
         err(("mxprobe: interrupted; %d of %d %s not checked\n"):format(missing, n, n == 1 and "target" or "targets"))
         worst = M.worst(worst, 3)
     end
+    local tcode = toolbox.finish(loop, tb, plan, out, flush_out, worst, n, err)
+    if tcode then return tcode end
     if not args.json and #finished > 1 then
         out("\n" .. text.summary(finished))
         flush_out()
