@@ -280,3 +280,157 @@ describe("toolbox: the options", function()
     assert.is_false(cli.want_color({ color = "always", format = "nagios" }, env))
   end)
 end)
+
+------------------------------------------------------------ the text report
+
+local text = require "mxprobe.report.text"
+
+-- display columns counted by hand: ASCII 1, the CJK ideographs below 2,
+-- combining marks 0 (independent of the code under test)
+local function columns_of(s)
+  local n = 0
+  for _, c in utf8.codes(s) do
+    if c >= 0x300 and c <= 0x36f then n = n + 0
+    elseif c >= 0x3040 and c <= 0x9fff then n = n + 2
+    else n = n + 1 end
+  end
+  return n
+end
+
+local function lines(s)
+  local t = {}
+  for l in s:gmatch("([^\n]*)\n") do t[#t + 1] = l end
+  return t
+end
+
+local function problem_result()
+  local long = "The certificate for CN=mx1.example.org expires in 9 days (2026-12-11), and the chain sent "
+    .. "by the server lacks its intermediate certificate"
+  return result {
+    verdict = "warning",
+    decided_by = { code = "CERT_EXPIRING", check = "certificate", host = "mx2.example.org", address = "192.0.2.2" },
+    servers = {
+      server { findings = {
+        { check = "connect", code = "CONNECT_OK", severity = "ok", message = "Port 25 open" },
+        { check = "banner", code = "BANNER_OK", severity = "ok", message = "Greeting in 0 s" } } },
+      server { host = "mx2.example.org", address = "192.0.2.2", score = 90, findings = {
+        { check = "connect", code = "CONNECT_OK", severity = "ok", message = "Port 25 open" },
+        { check = "banner", code = "BANNER_NO_PTR", severity = "info", message = "No PTR record" },
+        { check = "certificate", code = "CERT_EXPIRING", severity = "warning", message = long,
+          hint = "Renew it before it expires (certbot renew), and check that automatic renewal runs." } } },
+    },
+  }
+end
+
+describe("toolbox: the text report fits the terminal", function()
+  it("display width: wide characters count 2 columns, combining marks 0", function()
+    assert.equal(6, text.width("日本語"))
+    assert.equal(4, text.width("cafe\u{301}"))
+    assert.equal(3, text.width("abc"))
+    assert.same({ "日本語 日本語", "日本語" }, text.wrap("日本語 日本語 日本語", 13))
+    assert.same({ "日本語日", "本語" }, text.wrap("日本語日本語", 8)) -- a word longer than the line is cut, not a character
+  end)
+
+  it("no line is wider than the width, at 80, 60 and 40 columns; nothing is lost", function()
+    for _, w in ipairs { 80, 60, 40 } do
+      local out = text.render(problem_result(), { width = w, verbose = true })
+      for _, l in ipairs(lines(out)) do
+        assert.truthy(columns_of(l) <= w, ("%d columns at width %d: %q"):format(columns_of(l), w, l))
+      end
+      local flat = out:gsub("%s+", " ")
+      assert.matches("lacks its intermediate certificate", flat, 1, true)
+      assert.matches("hint: Renew it before it expires (certbot renew), and check that automatic renewal runs.", flat, 1, true)
+    end
+  end)
+
+  it("wraps the message column under itself, wide characters by their width", function()
+    local r = problem_result()
+    r.servers[2].findings[3].message = ("証明書の期限切れ "):rep(8)
+    local out = text.render(r, { width = 70 })
+    local l = lines(out)
+    local first, col
+    for i, s in ipairs(l) do if s:find("CERT_EXPIRING  証明書", 1, true) then first = i; col = s:find("証明書", 1, true) end end
+    assert.truthy(first, out)
+    local msg_cols = columns_of(l[first]:sub(1, col - 1))
+    assert.equal(msg_cols, #l[first + 1]:match("^ *"))  -- the continuation starts under the message
+    assert.matches("^ +証明書", l[first + 1])
+    for i = first, first + 2 do assert.truthy(columns_of(l[i]) <= 70, l[i]) end
+    -- 16 + 1 + 16 columns do not fit in the 30 left: one word a line (counting
+    -- one column per character, two would have fitted, and overflowed)
+    assert.equal("証明書の期限切れ", l[first + 1]:match("^ *(.-)%s*$"))
+  end)
+
+  it("starts with one summary line giving the decisive reason, problems first, ok rows folded", function()
+    local out = text.render(problem_result(), { width = 300 })
+    local l = lines(out)
+    assert.equal("example.org  WARNING  CERT_EXPIRING on mx2.example.org (192.0.2.2): The certificate for "
+      .. "CN=mx1.example.org expires in 9 days (2026-12-11), and the chain sent by the server lacks its intermediate "
+      .. "certificate", l[1])
+    -- the server with a problem comes first, its warning above its info, the ok rows in one line
+    local mx2 = out:find("\nmx2.example.org  192.0.2.2:25", 1, true)
+    local mx1 = out:find("\nmx1.example.org  192.0.2.1:25", 1, true)
+    assert.truthy(mx2 and mx1 and mx2 < mx1, out)
+    local warn, info = out:find("CERT_EXPIRING  The", 1, true), out:find("BANNER_NO_PTR", 1, true)
+    assert.truthy(warn < info)
+    assert.matches("\n  ok  CONNECT_OK\n", out, 1, true)
+    assert.matches("\n  ok  CONNECT_OK BANNER_OK\n", out, 1, true)
+    assert.is_nil(out:find("Port 25 open", 1, true))
+    -- -v: every row
+    local v = text.render(problem_result(), { width = 200, verbose = true })
+    assert.matches("connect  +ok +CONNECT_OK +Port 25 open", v)
+    assert.is_nil(v:find("\n  ok  ", 1, true))
+  end)
+
+  it("a wrapped summary line continues indented by 4", function()
+    local l = lines(text.render(problem_result(), { width = 50 }))
+    assert.equal("example.org  WARNING  CERT_EXPIRING on", l[1])
+    assert.matches("^    mx2%.example%.org %(192%.0%.2%.2%): The", l[2])
+  end)
+
+  it("-q: only the summary line; an ok domain says how many servers were tested", function()
+    assert.equal("example.org  OK  1 server tested, no problem found\n", text.render(result(), { quiet = true, width = 80 }))
+  end)
+
+  it("shows the U-label next to an IDN's A-label (domain and MX hosts)", function()
+    local r = result { domain = "xn--bcher-kva.example", servers = { server { host = "mx.xn--bcher-kva.example" } } }
+    r.input = "bücher.example"
+    r.dns.mx = { { preference = 10, host = "mx.xn--bcher-kva.example", addresses = { "192.0.2.1" } } }
+    local out = text.render(r, { width = 100 })
+    assert.matches("^xn%-%-bcher%-kva%.example %(bücher%.example%)  OK", out)
+    assert.matches("\nmx.xn--bcher-kva.example (mx.bücher.example)  192.0.2.1:25", out, 1, true)
+    assert.matches("10    mx.xn--bcher-kva.example (mx.bücher.example)  192.0.2.1", out, 1, true)
+    -- a name without A-labels, or a broken one, is shown as it is
+    assert.equal("mx.example.org", text.name("mx.example.org"))
+    assert.equal("xn--zz.example", text.name("xn--zz.example"))
+  end)
+end)
+
+describe("toolbox: the CLI's width: TIOCGWINSZ, then COLUMNS, then 80", function()
+  it("COLUMNS when stdout is not a terminal; 80 without it; a nonsense COLUMNS is ignored", function()
+    assert.equal(100, cli.toolbox.width({ stdout = {}, getenv = function(k) return k == "COLUMNS" and "100" or nil end }))
+    assert.equal(80, cli.toolbox.width({ stdout = {}, getenv = function() return nil end }))
+    assert.equal(80, cli.toolbox.width({ stdout = {}, getenv = function(k) return k == "COLUMNS" and "wide" or nil end }))
+    assert.equal(80, cli.toolbox.width({ stdout = {}, getenv = function(k) return k == "COLUMNS" and "3" or nil end }))
+  end)
+
+  it("the terminal's size, asked with TIOCGWINSZ (core.term.size)", function()
+    local term = require("mxprobe.core").term
+    local cols, why = term.size(0 + 99) -- not an open descriptor
+    assert.is_nil(cols)
+    assert.equal("term", why)
+    -- a pseudo-terminal of 57 columns: script(1) gives the command one
+    local p = assert(io.popen([[script -qec "stty cols 57 rows 20; ]] .. arg[-1]:gsub('"', '\\"') .. [[ -e 'print(require(\"mxprobe.core\").term.size(1))' 2>&1" /dev/null 2>&1]]))
+    local out = p:read("a")
+    p:close()
+    if out:find("57", 1, true) == nil then
+      -- the host may not run -e: run a script file instead
+      local f = os.tmpname()
+      local h = assert(io.open(f, "w")); h:write('print(require("mxprobe.core").term.size(1))\n'); h:close()
+      p = assert(io.popen(("script -qec 'stty cols 57 rows 20; %s %s' /dev/null 2>&1"):format(arg[-1], f)))
+      out = p:read("a")
+      p:close()
+      os.remove(f)
+    end
+    assert.matches("^57%s+20", out:gsub("^[^%d]*", ""))
+  end)
+end)

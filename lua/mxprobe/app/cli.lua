@@ -234,6 +234,11 @@ function toolbox.config(args, config, plan)
         return nil, ("-c %d is more than -w %d: a certificate would be critical before it is a warning"):format(
             plan.critical_days, plan.warning_days)
     end
+    if args.quiet then
+        if plan.format ~= "text" then return nil, "-q: only with the text report (not --format " .. plan.format .. ")" end
+        if args.verbose then return nil, "-q and -v: choose one" end
+        plan.quiet = true
+    end
     if args.timeout then
         local t, err = M.parse_seconds(args.timeout)
         if not t then return nil, "-t: " .. err end
@@ -243,6 +248,24 @@ function toolbox.config(args, config, plan)
         return nil, "--format " .. plan.format .. ": not with " .. (args.list_checks and "--list-checks" or "--explain")
     end
     return true
+end
+
+--- The width of the text report: the terminal's (TIOCGWINSZ on stdout),
+-- else COLUMNS, else 80.  env.columns (specs) wins; a stdout that is not
+-- the process's own has no terminal size.
+function toolbox.width(env)
+    if math.type(env.columns) == "integer" and env.columns > 0 then return env.columns end
+    if env.stdout == nil or env.stdout == io.stdout then
+        local ok, core = pcall(require, "mxprobe.core")
+        if ok and type(core) == "table" and core.term then
+            local cols = core.term.size(1)
+            if cols and cols > 0 then return cols end
+        end
+    end
+    local c = (env.getenv or os.getenv)("COLUMNS")
+    local n = c and c:match("^%s*(%d+)%s*$") and tonumber(c)
+    if n and n >= 20 and n <= 10000 then return math.tointeger(n) end
+    return 80
 end
 
 --- Run-time state of the output: the results of a collected format, and
@@ -292,7 +315,9 @@ function toolbox.options(p, mode)
             .. "one status line with performance data, exit status 0-3), openmetrics (for the node_exporter "
             .. "textfile collector)."):argname("<format>"):choices(toolbox.FORMATS),
         p:option("--color", "Colours in the text report: auto (on a terminal, unless NO_COLOR is set; the default), "
-            .. "always, never."):argname("<when>"):choices(toolbox.COLORS)
+            .. "always, never."):argname("<when>"):choices(toolbox.COLORS),
+        p:flag("-q --quiet", "Text: only the summary line of each target (domain, verdict, the decisive reason); "
+            .. "no status line on the terminal.")
     )
     p:group("Monitoring plugin (--format nagios)",
         p:option("-w --warning", "WARNING when a certificate is valid for fewer than this many days."):argname("<days>"),
@@ -697,7 +722,8 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
         elseif args.json then
             ok, msg = out(json.render(r))
         else
-            ok, msg = out((#finished > 0 and "\n" or "") .. text.render(r, { color = color, verbose = args.verbose }))
+            ok, msg = out((#finished > 0 and not plan.quiet and "\n" or "")
+                .. text.render(r, { color = color, verbose = args.verbose, width = plan.width, quiet = plan.quiet }))
         end
         -- each report leaves at once: pipelines see results as they come
         if ok then ok, msg = flush_out() end
@@ -771,7 +797,7 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
     end
     local tcode = toolbox.finish(loop, tb, plan, out, flush_out, worst, n, err)
     if tcode then return tcode end
-    if not args.json and #finished > 1 then
+    if not args.json and not plan.quiet and #finished > 1 then
         out("\n" .. text.summary(finished))
         flush_out()
     end
@@ -947,6 +973,7 @@ function M.main(argv, env)
     local config, plan = M.config(args)
     if not config then return fail(plan) end
     plan.port = config.port
+    plan.width = toolbox.width(env)
     if not args.list_checks and not args.explain and #plan.targets == 0 then
         return fail("no domain given (usage: mxprobe [OPTIONS] DOMAIN...; see mxprobe --help)")
     end

@@ -13,6 +13,7 @@
 -- though the engine escapes already: a terminal must never receive a
 -- control sequence from a remote server.
 local vocab = require "mxprobe.runtime.vocab"
+local reason = require "mxprobe.report.reason"
 
 local M = {}
 
@@ -53,9 +54,67 @@ function M.escape(s)
     return table.concat(out)
 end
 
---- Display width of an (escaped) string: code points, not bytes.
+-- core.term.width: wcwidth in C.UTF-8 (wide characters 2 columns,
+-- combining marks 0); utf8.len where the core is not loaded.
+local term_width
+do
+    local ok, core = pcall(require, "mxprobe.core")
+    if ok and type(core) == "table" and type(core.term) == "table" then term_width = core.term.width end
+end
+
+--- Display width of an (escaped) string in terminal columns.
 function M.width(s)
+    s = tostring(s)
+    if not s:find("[\128-\255]") then return #s end
+    if term_width then return term_width(s) end
     return utf8.len(s) or #s
+end
+
+-- The longest prefix of s (a UTF-8 string) that fits in w columns, and
+-- the rest; at least one character, so that a wrap always progresses.
+local function cut(s, w)
+    local used, last = 0, 0
+    local ok = pcall(function()
+        for p, c in utf8.codes(s) do
+            local ch = utf8.char(c)
+            local cw = M.width(ch)
+            if used + cw > w and last > 0 then break end
+            used = used + cw
+            last = p + #ch - 1
+        end
+    end)
+    if not ok then last = math.min(w, #s) end -- not UTF-8 (never after escape): bytes
+    if last == 0 then last = #s end
+    return s:sub(1, last), s:sub(last + 1)
+end
+
+--- Wrap s into lines of at most width columns, breaking at spaces; a
+-- word longer than a line is cut.  first: the width of the first line
+-- (default width).  width nil: one line.
+function M.wrap(s, width, first)
+    s = tostring(s)
+    if not width then return { s } end
+    local limit = first or width
+    if M.width(s) <= limit then return { s } end
+    local lines, line, lw = {}, "", 0
+    for word in s:gmatch("%S+") do
+        local ww = M.width(word)
+        if lw > 0 and lw + 1 + ww <= limit then
+            line, lw = line .. " " .. word, lw + 1 + ww
+        else
+            if lw > 0 then lines[#lines + 1] = line; limit = width end
+            while ww > limit do
+                local head, rest = cut(word, limit)
+                lines[#lines + 1] = head
+                limit = width
+                word = rest
+                ww = M.width(word)
+            end
+            line, lw = word, ww
+        end
+    end
+    if lw > 0 or #lines == 0 then lines[#lines + 1] = line end
+    return lines
 end
 
 ------------------------------------------------------------------- colour
@@ -79,15 +138,31 @@ end
 
 -- rows: list of lists of cells; a cell is a string or { text, style }.
 -- Columns are padded to their widest cell (by display width, before any
--- colour is added); the last column is not padded.
-local function format_table(rows, indent, paint)
+-- colour is added); the last column is not padded and wraps at width
+-- (nil: no limit), its continuation lines starting under it.  When the
+-- other columns leave it fewer than MIN_LAST columns, it goes on lines
+-- of its own, indented by 4 under the row.
+-- @return lines, widths, the start column of the last column (0-based),
+--         the width left for it (nil: no limit)
+local MIN_LAST = 24
+local function format_table(rows, indent, paint, width)
     local widths = {}
     for _, row in ipairs(rows) do
         for c, cell in ipairs(row) do
             local text = type(cell) == "table" and cell[1] or cell
             local w = M.width(text)
-            if not widths[c] or w > widths[c] then widths[c] = w end
+            if c < #row and (not widths[c] or w > widths[c]) then widths[c] = w end
         end
+    end
+    local ncols = 0
+    for _, row in ipairs(rows) do ncols = math.max(ncols, #row) end
+    local start = M.width(indent)
+    for c = 1, ncols - 1 do start = start + (widths[c] or 0) + 2 end
+    local avail, below = width and (width - start) or nil, false
+    if avail and avail < MIN_LAST then
+        below = true
+        start = M.width(indent) + 4
+        avail = math.max(width - start, 8)
     end
     local lines = {}
     for _, row in ipairs(rows) do
@@ -95,12 +170,43 @@ local function format_table(rows, indent, paint)
         for c, cell in ipairs(row) do
             local text, style = cell, nil
             if type(cell) == "table" then text, style = cell[1], cell[2] end
-            local pad = (c < #row) and (" "):rep(widths[c] - M.width(text) + 2) or ""
-            parts[#parts + 1] = (style and paint(style, text) or text) .. pad
+            if c < #row then
+                local pad = (" "):rep(widths[c] - M.width(text) + 2)
+                parts[#parts + 1] = (style and paint(style, text) or text) .. pad
+            else
+                local wrapped = M.wrap(text, avail)
+                if below and style == "heading" then
+                    -- the header of a column that is not beside the others
+                    wrapped = {}
+                end
+                if below then
+                    lines[#lines + 1] = (indent .. table.concat(parts)):gsub("%s+$", "")
+                    for _, w in ipairs(wrapped) do
+                        lines[#lines + 1] = (" "):rep(start) .. (style and paint(style, w) or w)
+                    end
+                else
+                    parts[#parts + 1] = style and paint(style, wrapped[1]) or wrapped[1]
+                    lines[#lines + 1] = indent .. table.concat(parts)
+                    for i = 2, #wrapped do
+                        lines[#lines + 1] = (" "):rep(start) .. (style and paint(style, wrapped[i]) or wrapped[i])
+                    end
+                end
+                parts = nil
+                break
+            end
         end
-        lines[#lines + 1] = indent .. table.concat(parts)
+        if parts then lines[#lines + 1] = indent .. table.concat(parts) end
     end
-    return lines, widths
+    return lines, widths, start, avail
+end
+
+-- Wrapped text at column `at` (0-based), in lines of width columns;
+-- the first line may start elsewhere (prefix already written).
+local function add_wrapped(lines, text, at, width, paint, style)
+    local avail = width and math.max(width - at, 8) or nil
+    for _, l in ipairs(M.wrap(text, avail)) do
+        lines[#lines + 1] = (" "):rep(at) .. (style and paint(style, l) or l)
+    end
 end
 
 ------------------------------------------------------------------ helpers
@@ -124,43 +230,114 @@ end
 
 local SEVERITY_RANK = vocab.SEVERITIES
 
--- Rows for a list of findings, and the hints to print under them.
-local function findings_block(lines, findings, indent, paint)
-    local rows = { { { "CHECK", "heading" }, { "SEVERITY", "heading" }, { "CODE", "heading" }, { "MESSAGE", "heading" } } }
-    for _, f in ipairs(findings) do
-        local sev = M.escape(f.severity or "?")
-        rows[#rows + 1] = {
-            M.escape(f.check or "-"),
-            { sev, SEVERITY_RANK[sev] and sev or nil },
-            M.escape(f.code or "?"),
-            M.escape(f.message or ""),
-        }
+-- core.idn.to_unicode, when the core is there
+local to_unicode
+do
+    local ok, core = pcall(require, "mxprobe.core")
+    if ok and type(core) == "table" and type(core.idn) == "table" then to_unicode = core.idn.to_unicode end
+end
+
+--- A host or domain name with its U-label form next to it when it has
+-- A-labels: "xn--bcher-kva.example (bücher.example)".  given: the name
+-- as the user typed it, when known.
+function M.name(name, given)
+    name = tostring(name or "?")
+    local u = given
+    if (not u or u == name) and to_unicode and (name:find("^xn%-%-") or name:find("%.xn%-%-")) then
+        local ok, r = pcall(to_unicode, name)
+        if ok and type(r) == "string" then u = r end
     end
-    local tlines, widths = format_table(rows, indent, paint)
-    -- hints go under the MESSAGE column of their finding
-    local hint_indent = indent .. (" "):rep(widths[1] + widths[2] + widths[3] + 6)
-    lines[#lines + 1] = tlines[1]
-    for i, f in ipairs(findings) do
-        lines[#lines + 1] = tlines[i + 1]
-        if f.hint and f.hint ~= "" and f.severity ~= "ok" then
-            lines[#lines + 1] = hint_indent .. paint("dim", "hint: " .. M.escape(f.hint))
+    if u and u ~= name and u:lower() ~= name then return M.escape(name) .. " (" .. M.escape(u) .. ")" end
+    return M.escape(name)
+end
+
+-- Findings sorted worst first (stable: the check order within a severity).
+local function by_severity(findings)
+    local t = {}
+    for i, f in ipairs(findings) do t[i] = { f = f, i = i } end
+    table.sort(t, function(a, b)
+        local ra, rb = SEVERITY_RANK[a.f.severity] or 0, SEVERITY_RANK[b.f.severity] or 0
+        if ra ~= rb then return ra > rb end
+        return a.i < b.i
+    end)
+    local out = {}
+    for i, x in ipairs(t) do out[i] = x.f end
+    return out
+end
+
+-- The worst severity rank among findings (0 when none).
+local function worst_rank(findings)
+    local w = 0
+    for _, f in ipairs(list_of(findings)) do w = math.max(w, SEVERITY_RANK[f.severity] or 0) end
+    return w
+end
+
+-- The table of a list of findings, problems first, and the hints and
+-- policy notes under them (in the MESSAGE column).  Unless verbose, the
+-- ok findings are folded into one line of codes under the table.
+local function findings_block(lines, findings, indent, paint, width, verbose)
+    local shown, ok_codes = {}, {}
+    for _, f in ipairs(by_severity(findings)) do
+        if f.severity == "ok" and not verbose then ok_codes[#ok_codes + 1] = M.escape(f.code or "?")
+        else shown[#shown + 1] = f end
+    end
+    if #shown > 0 then
+        local rows = { { { "CHECK", "heading" }, { "SEVERITY", "heading" }, { "CODE", "heading" }, { "MESSAGE", "heading" } } }
+        local spans = {}
+        for i, f in ipairs(shown) do
+            local sev = M.escape(f.severity or "?")
+            rows[i + 1] = {
+                M.escape(f.check or "-"),
+                { sev, SEVERITY_RANK[sev] and sev or nil },
+                M.escape(f.code or "?"),
+                M.escape(f.message or ""),
+            }
         end
-        -- what the policy did to it: the rule that added it or changed its severity
-        local o = type(f.override) == "table" and f.override or nil
-        if o and o.from then
-            local by = o.rule and ("rule " .. M.rule_name(o.rule, o.source)) or
-                       ("policy " .. M.escape(o.policy or "?") .. (o.source and (" (" .. M.escape(o.source) .. ")") or ""))
-            lines[#lines + 1] = hint_indent .. paint("dim", ("severity: %s instead of %s, by %s%s"):format(
-                M.escape(f.severity or "?"), M.escape(o.from), by, o.why and (": " .. M.escape(o.why)) or ""))
-        elseif f.rule and f.code == "POLICY_RULE" then
-            lines[#lines + 1] = hint_indent .. paint("dim", "rule " .. M.rule_name(f.rule, f.rule_source))
-        end
-        local ev = type(f.evidence) == "table" and f.evidence or {}
-        if type(ev.traceback) == "string" then -- only there with -v
-            for l in ev.traceback:gmatch("[^\n]+") do
-                lines[#lines + 1] = hint_indent .. paint("dim", M.escape((l:gsub("\t", "  "))))
+        -- format row by row so the notes of each finding follow it
+        local all, _, start = format_table(rows, indent, paint, width)
+        -- split the formatted lines back into rows: a row's first line is
+        -- the one that starts with text at the indent
+        local row_lines, current = {}, nil
+        local il = #indent
+        for _, l in ipairs(all) do
+            if l:sub(il + 1, il + 1) ~= " " then
+                current = { l }
+                row_lines[#row_lines + 1] = current
+            else
+                current[#current + 1] = l
             end
         end
+        for _, l in ipairs(row_lines[1] or {}) do lines[#lines + 1] = l end
+        for i, f in ipairs(shown) do
+            for _, l in ipairs(row_lines[i + 1] or {}) do lines[#lines + 1] = l end
+            if f.hint and f.hint ~= "" and f.severity ~= "ok" then
+                add_wrapped(lines, "hint: " .. M.escape(f.hint), start, width, paint, "dim")
+            end
+            -- what the policy did to it: the rule that added it or changed its severity
+            local o = type(f.override) == "table" and f.override or nil
+            if o and o.from then
+                local by = o.rule and ("rule " .. M.rule_name(o.rule, o.source)) or
+                           ("policy " .. M.escape(o.policy or "?") .. (o.source and (" (" .. M.escape(o.source) .. ")") or ""))
+                add_wrapped(lines, ("severity: %s instead of %s, by %s%s"):format(M.escape(f.severity or "?"),
+                    M.escape(o.from), by, o.why and (": " .. M.escape(o.why)) or ""), start, width, paint, "dim")
+            elseif f.rule and f.code == "POLICY_RULE" then
+                add_wrapped(lines, "rule " .. M.rule_name(f.rule, f.rule_source), start, width, paint, "dim")
+            end
+            local ev = type(f.evidence) == "table" and f.evidence or {}
+            if type(ev.traceback) == "string" then -- only there with -v
+                for l in ev.traceback:gmatch("[^\n]+") do
+                    add_wrapped(lines, M.escape((l:gsub("\t", "  "))), start, width, paint, "dim")
+                end
+            end
+        end
+        spans = nil
+    end
+    if #ok_codes > 0 then
+        local head = indent .. paint("ok", "ok") .. "  "
+        local at = M.width(indent) + 4
+        local wrapped = M.wrap(table.concat(ok_codes, " "), width and math.max(width - at, 8) or nil)
+        lines[#lines + 1] = head .. paint("dim", wrapped[1])
+        for i = 2, #wrapped do lines[#lines + 1] = (" "):rep(at) .. paint("dim", wrapped[i]) end
     end
 end
 
@@ -214,7 +391,7 @@ end
 
 local FACT_ORDER = { "connect", "banner", "ehlo", "starttls", "tls", "certificate", "relay" }
 
-local function facts_block(lines, facts, indent, paint)
+local function facts_block(lines, facts, indent, paint, width)
     if type(facts) ~= "table" or next(facts) == nil then return end
     lines[#lines + 1] = indent .. paint("heading", "facts")
     local names, seen = {}, {}
@@ -227,67 +404,127 @@ local function facts_block(lines, facts, indent, paint)
     for _, k in ipairs(rest) do names[#names + 1] = k end
     local rows = {}
     for _, k in ipairs(names) do rows[#rows + 1] = { M.escape(k), fact_value(facts[k]) } end
-    for _, l in ipairs(format_table(rows, indent .. "  ", paint)) do lines[#lines + 1] = l end
+    for _, l in ipairs((format_table(rows, indent .. "  ", paint, width))) do lines[#lines + 1] = l end
 end
 
-local function transcript_block(lines, transcript, indent, paint)
+local function transcript_block(lines, transcript, indent, paint, width)
     if type(transcript) ~= "table" or #transcript == 0 then return end
     lines[#lines + 1] = indent .. paint("heading", "transcript")
+    local at = M.width(indent) + 2 + 7 + 3 -- "  " time(7) " > "
     for _, e in ipairs(transcript) do
         local t = type(e.t) == "number" and ("%7.3f"):format(e.t) or "      ?"
         -- > sent, < received, * a note of the session (connected, new
         -- session), ! an error (timeout, reset)
         local dir = (e.dir == ">" or e.dir == "<" or e.dir == "*" or e.dir == "!") and e.dir or "?"
-        lines[#lines + 1] = ("%s  %s %s %s"):format(indent, paint("dim", t), dir, M.escape(e.text or ""))
+        local text = M.escape(e.text or "")
+        local avail = width and math.max(width - at, 8) or nil
+        local parts = {}
+        -- a protocol line is cut where it must, not at its spaces: what was
+        -- sent is shown exactly
+        local rest = text
+        repeat
+            local head
+            if avail and M.width(rest) > avail then head, rest = cut(rest, avail) else head, rest = rest, "" end
+            parts[#parts + 1] = head
+        until rest == ""
+        lines[#lines + 1] = ("%s  %s %s %s"):format(indent, paint("dim", t), dir, parts[1])
+        for i = 2, #parts do lines[#lines + 1] = (" "):rep(at) .. parts[i] end
     end
 end
 
 ------------------------------------------------------------------- report
 
+-- The "decided by" line, only when a policy rule, a policy entry or the
+-- verdict function decided (the summary line already names the finding).
+local function decided_line(d)
+    if type(d) ~= "table" or not (d.code or d.rule) then return nil end
+    local o = type(d.override) == "table" and d.override or nil
+    if not d.rule and not (o and o.policy) then return nil end
+    local what = M.escape(d.code or "?")
+    if d.host or d.address then
+        what = what .. " on " .. M.escape(d.host or d.address)
+        if d.host and d.address then what = what .. " (" .. M.escape(d.address) .. ")" end
+    end
+    local s
+    if d.rule and d.rule_source and not d.code then
+        -- the policy's verdict function, without a finding
+        s = "decided by the policy's " .. M.escape(d.rule) .. " function (" .. M.escape(d.rule_source) .. ")"
+        if d.reason then s = s .. ": " .. M.escape(d.reason) end
+    elseif d.rule and d.rule_source then
+        s = "decided by rule " .. M.rule_name(d.rule, d.rule_source) .. ": " .. what
+        if o and o.from and d.severity then
+            s = s .. (" (%s instead of %s)"):format(M.escape(d.severity), M.escape(o.from))
+        end
+    elseif o and o.policy then
+        s = ("decided by %s (%s instead of %s: policy %s%s)"):format(what, M.escape(d.severity or "?"),
+            M.escape(o.from or "?"), M.escape(o.policy), o.source and (", " .. M.escape(o.source)) or "")
+    else
+        s = "decided by " .. what
+        if d.rule then s = s .. " (rule: " .. M.escape(d.rule) .. ")" end
+    end
+    return s
+end
+
+--- The first line of a report: the domain, the verdict and the decisive
+-- reason (the finding that decided, with its message).
+-- @return the plain parts: name, verdict, reason (nil when ok)
+local function summary_parts(result)
+    local name = M.name(result.domain or result.host or "?", result.input)
+    local verdict = M.escape(result.verdict or "inconclusive")
+    local why
+    if result.error then
+        why = "error: " .. M.escape(result.error)
+    elseif type(result.decided_by) == "table" and (result.decided_by.code or result.decided_by.reason) then
+        why = M.escape(reason.phrase(result))
+    elseif result.verdict == "ok" then
+        local n = #list_of(result.servers)
+        why = n > 0 and ("%d %s tested, no problem found"):format(n, n == 1 and "server" or "servers") or nil
+    end
+    return name, verdict, why
+end
+
+--- The one summary line of a result (wrapped at width: continuation
+-- lines indented by 4).
+function M.summary_line(result, opts)
+    opts = opts or {}
+    local paint = painter(opts.color)
+    local name, verdict, why = summary_parts(result)
+    local lines = {}
+    local head = name .. "  " .. verdict:upper()
+    local styled = paint("bold", name) .. "  " .. paint(SEVERITY_RANK[verdict] and verdict or "bold", verdict:upper())
+    if not why then return styled end
+    local width = opts.width
+    local hw = M.width(head) + 2
+    if not width or hw + M.width(why) <= width then return styled .. "  " .. why end
+    -- the reason fills the first line, then continues indented by 4
+    local w = M.wrap(why, math.max(width - 4, 8), math.max(width - hw, 8))
+    lines[1] = styled .. "  " .. w[1]
+    for i = 2, #w do lines[#lines + 1] = "    " .. w[i] end
+    return table.concat(lines, "\n")
+end
+
 --- The report of one result as a string (ending in a newline).
+--   opts.color    ANSI colours
+--   opts.verbose  every finding (ok ones too), facts and the transcript
+--   opts.width    wrap at this many columns (nil: no wrapping)
+--   opts.quiet    only the summary line
 function M.render(result, opts)
     opts = opts or {}
     local paint = painter(opts.color)
+    local width = opts.width
     local lines = {}
     local function add(s) lines[#lines + 1] = s end
+    local function add_text(s, at) add_wrapped(lines, s, at or 2, width, paint) end
 
-    -- header
-    local name = M.escape(result.domain or result.host or "?")
-    local verdict = M.escape(result.verdict or "inconclusive")
-    add(paint("bold", name) .. "  " .. paint(SEVERITY_RANK[verdict] and verdict or "bold", verdict:upper()))
+    add(M.summary_line(result, opts))
+    if opts.quiet then return table.concat(lines, "\n") .. "\n" end
     local meta = {}
     if result.policy then meta[#meta + 1] = "policy " .. M.escape(result.policy) end
     if result.started then meta[#meta + 1] = "started " .. M.escape(result.started) end
     if result.duration_s then meta[#meta + 1] = "took " .. seconds(result.duration_s) end
-    if #meta > 0 then add("  " .. table.concat(meta, ", ")) end
-    local d = result.decided_by
-    if type(d) == "table" and (d.code or d.rule) then
-        local what = M.escape(d.code or "?")
-        if d.host or d.address then
-            what = what .. " on " .. M.escape(d.host or d.address)
-            if d.host and d.address then what = what .. " (" .. M.escape(d.address) .. ")" end
-        end
-        local o = type(d.override) == "table" and d.override or nil
-        local s
-        if d.rule and d.rule_source and not d.code then
-            -- the policy's verdict function, without a finding
-            s = "  decided by the policy's " .. M.escape(d.rule) .. " function (" .. M.escape(d.rule_source) .. ")"
-            if d.reason then s = s .. ": " .. M.escape(d.reason) end
-        elseif d.rule and d.rule_source then
-            s = "  decided by rule " .. M.rule_name(d.rule, d.rule_source) .. ": " .. what
-            if o and o.from and d.severity then
-                s = s .. (" (%s instead of %s)"):format(M.escape(d.severity), M.escape(o.from))
-            end
-        elseif o and o.policy then
-            s = ("  decided by %s (%s instead of %s: policy %s%s)"):format(what, M.escape(d.severity or "?"),
-                M.escape(o.from or "?"), M.escape(o.policy), o.source and (", " .. M.escape(o.source)) or "")
-        else
-            s = "  decided by " .. what
-            if d.rule then s = s .. " (rule: " .. M.escape(d.rule) .. ")" end
-        end
-        add(s)
-    end
-    if result.error then add("  error: " .. M.escape(result.error)) end
+    if #meta > 0 then add_text(table.concat(meta, ", ")) end
+    local dl = decided_line(result.decided_by)
+    if dl then add_text(dl) end
 
     -- DNS
     local dns = type(result.dns) == "table" and result.dns or nil
@@ -301,18 +538,21 @@ function M.render(result, opts)
             for _, m in ipairs(mx) do
                 local addrs = {}
                 for _, a in ipairs(list_of(m.addresses)) do addrs[#addrs + 1] = M.escape(a) end
-                local host = M.escape(m.host or "?")
+                local host = M.name(m.host or "?")
                 if m.implicit then host = host .. " (implicit)"; implicit = true end
                 rows[#rows + 1] = { m.preference ~= nil and M.escape(m.preference) or "-", host,
                                     #addrs > 0 and table.concat(addrs, ", ") or "(no addresses)" }
             end
-            for _, l in ipairs(format_table(rows, "  ", paint)) do add(l) end
-            if implicit then add("  (no MX record: mail goes to the domain's own addresses, RFC 5321 section 5.1)") end
+            for _, l in ipairs((format_table(rows, "  ", paint, width))) do add(l) end
+            if implicit then add_text("(no MX record: mail goes to the domain's own addresses, RFC 5321 section 5.1)") end
         else
             add("  no MX hosts")
         end
         local df = list_of(dns.findings)
-        if #df > 0 then add(""); findings_block(lines, df, "  ", paint) end
+        if #df > 0 then
+            if worst_rank(df) > (SEVERITY_RANK.ok or 1) or opts.verbose then add("") end
+            findings_block(lines, df, "  ", paint, width, opts.verbose)
+        end
     end
 
     -- domain-level findings
@@ -320,26 +560,49 @@ function M.render(result, opts)
     if #rf > 0 then
         add("")
         add(paint("heading", "Domain"))
-        findings_block(lines, rf, "  ", paint)
+        findings_block(lines, rf, "  ", paint, width, opts.verbose)
     end
 
-    -- servers
-    for _, s in ipairs(list_of(result.servers)) do
+    -- servers, those with problems first (then in the engine's order:
+    -- preference, then address)
+    local servers = {}
+    for i, s in ipairs(list_of(result.servers)) do servers[i] = { s = s, i = i, w = worst_rank(s.findings) } end
+    table.sort(servers, function(a, b)
+        if a.w ~= b.w then return a.w > b.w end
+        return a.i < b.i
+    end)
+    for _, x in ipairs(servers) do
+        local s = x.s
         add("")
-        local head = { paint("bold", M.escape(s.host or "?")), endpoint(s.address, s.port) }
-        if s.preference ~= nil then head[#head + 1] = "preference " .. M.escape(s.preference) end
-        if s.score ~= nil then head[#head + 1] = "score " .. M.escape(s.score) end
-        if s.grade ~= nil then head[#head + 1] = "grade " .. paint("bold", M.escape(s.grade)) end
-        add(table.concat(head, "  "))
+        -- { plain, painted } parts, put on as few lines as the width allows
+        local host = M.name(s.host or "?")
+        local head = { { host, paint("bold", host) }, { endpoint(s.address, s.port) } }
+        if s.preference ~= nil then head[#head + 1] = { "preference " .. M.escape(s.preference) } end
+        if s.score ~= nil then head[#head + 1] = { "score " .. M.escape(s.score) } end
+        if s.grade ~= nil then
+            head[#head + 1] = { "grade " .. M.escape(s.grade), "grade " .. paint("bold", M.escape(s.grade)) }
+        end
+        local line, lw = {}, 0
+        for _, part in ipairs(head) do
+            local w = M.width(part[1])
+            if lw > 0 and width and lw + 2 + w > width then
+                add(table.concat(line, "  "))
+                line, lw = {}, 2
+                line[1] = " " -- continuation: indented by 2 (with the separator)
+            end
+            line[#line + 1] = part[2] or part[1]
+            lw = lw + (lw > 0 and 2 or 0) + w
+        end
+        add(table.concat(line, "  "))
         local sf = list_of(s.findings)
         if #sf > 0 then
-            findings_block(lines, sf, "  ", paint)
+            findings_block(lines, sf, "  ", paint, width, opts.verbose)
         else
             add("  no findings")
         end
         if opts.verbose then
-            facts_block(lines, s.facts, "  ", paint)
-            transcript_block(lines, s.transcript, "  ", paint)
+            facts_block(lines, s.facts, "  ", paint, width)
+            transcript_block(lines, s.transcript, "  ", paint, width)
         end
     end
     if #list_of(result.servers) == 0 and not result.error then
