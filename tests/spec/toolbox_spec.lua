@@ -434,3 +434,83 @@ describe("toolbox: the CLI's width: TIOCGWINSZ, then COLUMNS, then 80", function
     assert.matches("^57%s+20", out:gsub("^[^%d]*", ""))
   end)
 end)
+
+------------------------------------------------------------ default policy
+
+describe("toolbox: the default policy files", function()
+  local tmp
+  before_each(function()
+    tmp = os.tmpname()
+    os.remove(tmp)
+    assert(os.execute("mkdir -p " .. tmp .. "/xdg/mxprobe " .. tmp .. "/etc " .. tmp .. "/home/.config/mxprobe"))
+  end)
+  after_each(function() os.execute("rm -rf " .. tmp) end)
+
+  local function write(path, body)
+    local f = assert(io.open(path, "w")); f:write(body or "return { name = 'x' }\n"); f:close()
+    return path
+  end
+
+  -- the policy the engine is given, with these environment variables
+  local function policy_used(vars, argv)
+    local seen
+    local engine = { new = function(spec)
+      seen = spec.policy
+      return { checks = {}, check_domain = function(_, d) return result { domain = d } end }
+    end }
+    local env = { engine = engine, getenv = function(k) return vars[k] end, system_policy = tmp .. "/etc/policy.lua" }
+    local args = argv or {}
+    args[#args + 1] = "example.org"
+    local code, _, err = run(args, env)
+    return seen, code, err
+  end
+
+  it("none of them: the stock policy", function()
+    local p, code = policy_used({ HOME = tmp .. "/home" })
+    assert.is_nil(p)
+    assert.equal(0, code)
+  end)
+
+  it("precedence: --policy, then MXPROBE_POLICY, then the user's, then the system's", function()
+    local system = write(tmp .. "/etc/policy.lua")
+    local user = write(tmp .. "/xdg/mxprobe/policy.lua")
+    local named = write(tmp .. "/named.lua")
+    local given = write(tmp .. "/given.lua")
+    local vars = { XDG_CONFIG_HOME = tmp .. "/xdg", MXPROBE_POLICY = named }
+    assert.equal(given, (policy_used(vars, { "--policy", given })))
+    assert.equal(named, (policy_used(vars)))
+    vars.MXPROBE_POLICY = nil
+    assert.equal(user, (policy_used(vars)))
+    os.remove(user)
+    assert.equal(system, (policy_used(vars)))
+    -- MXPROBE_POLICY set but empty: none of the files
+    vars.MXPROBE_POLICY = ""
+    assert.is_nil((policy_used(vars)))
+  end)
+
+  it("XDG_CONFIG_HOME unset (or relative): ~/.config", function()
+    local user = write(tmp .. "/home/.config/mxprobe/policy.lua")
+    assert.equal(user, (policy_used({ HOME = tmp .. "/home" })))
+    assert.equal(user, (policy_used({ HOME = tmp .. "/home", XDG_CONFIG_HOME = "relative/dir" })))
+  end)
+
+  it("a MXPROBE_POLICY that cannot be read, or a user policy that is a directory: one line naming it", function()
+    local p, code, err = policy_used({ MXPROBE_POLICY = tmp .. "/missing.lua" })
+    assert.is_nil(p)
+    assert.equal(3, code)
+    assert.equal("mxprobe: MXPROBE_POLICY: cannot read '" .. tmp .. "/missing.lua': No such file or directory\n", err)
+    assert(os.execute("mkdir " .. tmp .. "/xdg/mxprobe/policy.lua"))
+    _, code, err = policy_used({ XDG_CONFIG_HOME = tmp .. "/xdg" })
+    assert.equal(3, code)
+    assert.matches("^mxprobe: the user policy: cannot read '" .. tmp:gsub("%p", "%%%0") .. "/xdg/mxprobe/policy%.lua'", err)
+  end)
+
+  it("audits use it too", function()
+    local user = write(tmp .. "/xdg/mxprobe/policy.lua")
+    local list = write(tmp .. "/domains.txt", "example.org\n")
+    local args, plan = cli.config(select(2, cli.parser("mxprobe audit", "audit"):pparse({ list })),
+      { getenv = function(k) return k == "XDG_CONFIG_HOME" and tmp .. "/xdg" or nil end, system_policy = tmp .. "/etc/p.lua" })
+    assert.truthy(args)
+    assert.equal(user, plan.policy)
+  end)
+end)

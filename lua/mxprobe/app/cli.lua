@@ -207,9 +207,55 @@ local function days(s)
     return math.tointeger(tonumber(s))
 end
 
+--- The policy to judge with when --policy is not given (docs/policies.md,
+-- "Which policy"): $MXPROBE_POLICY (empty: none of the files below, the
+-- stock policy), else the user's $XDG_CONFIG_HOME/mxprobe/policy.lua
+-- (default ~/.config), else the system's /etc/mxprobe/policy.lua, else
+-- the stock policy.  A file that is named by MXPROBE_POLICY must be
+-- readable; the user and system files are used when they exist (one that
+-- exists but cannot be read is an error, not silently skipped).
+-- env.getenv, env.system_policy: replaceable by specs.
+-- @return path | nil, where it came from | nil, nil, message
+toolbox.SYSTEM_POLICY = "/etc/mxprobe/policy.lua"
+function toolbox.default_policy(env)
+    local getenv = env.getenv or os.getenv
+    local named = getenv("MXPROBE_POLICY")
+    if named ~= nil then
+        if named == "" then return nil, "MXPROBE_POLICY" end
+        local f, err = readable_file(named)
+        if not f then return nil, nil, "MXPROBE_POLICY: " .. err end
+        return f, "MXPROBE_POLICY"
+    end
+    local candidates = {}
+    local xdg = getenv("XDG_CONFIG_HOME")
+    if not xdg or xdg == "" or xdg:sub(1, 1) ~= "/" then -- the XDG spec: a relative value is ignored
+        local home = getenv("HOME")
+        xdg = home and home ~= "" and (home .. "/.config") or nil
+    end
+    if xdg then candidates[#candidates + 1] = { xdg .. "/mxprobe/policy.lua", "user" } end
+    candidates[#candidates + 1] = { env.system_policy or toolbox.SYSTEM_POLICY, "system" }
+    for _, c in ipairs(candidates) do
+        local f, ferr = io.open(c[1], "r")
+        if f then
+            f:close()
+            local ok, err = readable_file(c[1])
+            if not ok then return nil, nil, ("the %s policy: %s"):format(c[2], err) end
+            return c[1], c[2]
+        elseif ferr and not ferr:find("No such file", 1, true) and not ferr:find("Not a directory", 1, true) then
+            return nil, nil, ("the %s policy: cannot read '%s': %s"):format(c[2], c[1], (ferr:gsub("^[^:]*: ", "")))
+        end
+    end
+    return nil
+end
+
 --- Validate issue 13's options into plan (and args.json for --format json).
 -- @return true | nil, message naming the option
-function toolbox.config(args, config, plan)
+function toolbox.config(args, config, plan, env)
+    if not plan.policy then
+        local path, src, perr = toolbox.default_policy(env)
+        if perr then return nil, perr end
+        plan.policy, plan.policy_source = path, src
+    end
     local fmt = args.format
     if fmt and not toolbox.COLLECTED[fmt] and fmt ~= "text" and fmt ~= "json" then
         return nil, ("--format: '%s' is not a format (%s)"):format(text.escape(fmt), table.concat(toolbox.FORMATS, ", "))
@@ -517,7 +563,7 @@ end
 
 --- Validate the parsed arguments and turn them into the engine's config.
 -- @return config, plan | nil, message (naming the option)
-function M.config(args)
+function M.config(args, env)
     local config = { timeouts = {} }
     local function opt(name, v, parse)
         if v == nil then return true end
@@ -615,7 +661,7 @@ function M.config(args)
     if (args.list_checks or args.explain) and #plan.targets > 0 then
         return nil, (args.list_checks and "--list-checks" or "--explain") .. ": takes no DOMAIN or --mx"
     end
-    local tok, terr = toolbox.config(args, config, plan)
+    local tok, terr = toolbox.config(args, config, plan, env or {})
     if not tok then return nil, terr end
     return config, plan
 end
@@ -896,7 +942,7 @@ function M.audit_main(argv, env)
     if not ok then
         return fail((tostring(args):gsub("\n+Did you mean", "; did you mean"):gsub("\n", "; ")) .. " (see mxprobe audit --help)")
     end
-    local config, plan = M.config(args)
+    local config, plan = M.config(args, env)
     if not config then return fail(plan) end
     local a, aerr = M.audit_options(args)
     if not a then return fail(aerr) end
@@ -970,7 +1016,7 @@ function M.main(argv, env)
     if not args then return fail(perr .. " (see mxprobe --help)") end
     local early = toolbox.early(args, out, fail)
     if early then return early end
-    local config, plan = M.config(args)
+    local config, plan = M.config(args, env)
     if not config then return fail(plan) end
     plan.port = config.port
     plan.width = toolbox.width(env)
