@@ -514,3 +514,87 @@ describe("toolbox: the default policy files", function()
     assert.equal(user, plan.policy)
   end)
 end)
+
+------------------------------------------------------------ signs of life
+
+describe("toolbox: the status line", function()
+  local loop = require "mxprobe.runtime.loop"
+  local session = require "mxprobe.smtp.session"
+  local fake = dofile("tests/helpers/fake_smtp.lua")
+
+  it("loop.activities: what parked tasks said they wait for, longest first; gone when the wait ends", function()
+    local t1 = loop.spawn(function() loop.doing("the first thing"); loop.sleep(0.3); loop.doing(nil); loop.sleep(0.3) end)
+    loop.sleep(0.05)
+    local t2 = loop.spawn(function() loop.doing("the second thing"); loop.sleep(0.1) end)
+    loop.sleep(0.05)
+    local acts = loop.activities()
+    assert.equal(2, #acts)
+    assert.equal("the first thing", acts[1].what)
+    assert.equal("the second thing", acts[2].what)
+    assert.truthy(acts[1].deadline > loop.now())
+    loop.join(t2)
+    loop.sleep(0.3)
+    assert.equal(0, #loop.activities()) -- t1 waits again, without a label
+    loop.join(t1)
+  end)
+
+  it("an SMTP session names what it waits for: the greeting, then the reply to a command", function()
+    local srv = fake.start({ { sleep = 0.3 }, "220 mx.test ESMTP\r\n", { expect = "^EHLO" }, { sleep = 0.3 },
+                             "250 mx.test\r\n", { expect = "^QUIT" }, "221 bye\r\n" }, { lifetime = 5 })
+    local seen = {}
+    local watcher = loop.spawn(function()
+      for _ = 1, 20 do
+        for _, a in ipairs(loop.activities()) do seen[a.what] = true end
+        loop.sleep(0.05)
+      end
+    end)
+    local s = assert(session.open(srv.ip, srv.port, { host = "mx.test", connect_timeout = 2 }))
+    assert(s:read_reply(loop.now() + 2))
+    assert(s:command("EHLO tester.test", loop.now() + 2))
+    s:quit()
+    loop.join(watcher)
+    srv:wait()
+    local where = "mx.test (" .. srv.ip .. ")"
+    assert.truthy(seen["the greeting of " .. where], next(seen))
+    assert.truthy(seen["the reply to EHLO from " .. where])
+  end)
+
+  it("says how long, what for, when it gives up, and fits its width", function()
+    local acts = { { what = "the greeting of mx.example.org (192.0.2.1)", since = 88, deadline = 118 },
+                   { what = "the DNS answer for example.net MX", since = 95 } }
+    assert.equal("[2/5] waiting 12 s for the greeting of mx.example.org (192.0.2.1); gives up in 18 s (+1 more)",
+      cli.toolbox.status_text(acts, 100.2, 2, 5, 200))
+    assert.equal("waiting 5 s for the DNS answer for example.net MX", cli.toolbox.status_text({ acts[2] }, 100.2, 0, 1, 80))
+    local s = cli.toolbox.status_text(acts, 100.2, 2, 5, 40)
+    assert.truthy(text.width(s) <= 39, s)
+    assert.matches("…$", s)
+    assert.equal("testing", cli.toolbox.status_text({}, 1, 0, 1, 80))
+  end)
+
+  it("on a terminal: shown while waiting, cleared before each report; never with -q or off a terminal", function()
+    local both = buffer() -- stdout and stderr on one terminal
+    local engine = { new = function()
+      return { checks = {}, check_domain = function(_, d)
+        loop.doing("the greeting of mx." .. d)
+        loop.sleep(d == "slow.test" and 1.2 or 0.01)
+        loop.doing(nil)
+        return result { domain = d }
+      end }
+    end }
+    local code = cli.main({ "fast.test", "slow.test" }, { engine = engine, stdout = both, stderr = both, status = true })
+    assert.equal(0, code)
+    local out = both:text()
+    assert.matches("\r\27%[K%[1/2%] waiting 0 s for the greeting of mx%.slow%.test", out)
+    assert.matches("\r\27%[K%[1/2%] waiting 1 s for the greeting of mx%.slow%.test", out)
+    -- the report of slow.test starts on a cleared line, and nothing follows the last report but the totals
+    assert.matches("\r\27%[K\nslow%.test  OK", out)
+    assert.matches("\n2 targets: 2 ok\n$", out)
+    -- not a terminal (the default for a spec's buffers), or -q: no status line at all
+    local plain = buffer()
+    cli.main({ "slow.test" }, { engine = engine, stdout = plain, stderr = plain })
+    assert.is_nil(plain:text():find("\27", 1, true))
+    plain = buffer()
+    cli.main({ "-q", "slow.test" }, { engine = engine, stdout = plain, stderr = plain, getenv = function(k) return k == "TERM" and "xterm" or nil end })
+    assert.is_nil(plain:text():find("waiting", 1, true))
+  end)
+end)

@@ -314,6 +314,71 @@ function toolbox.width(env)
     return 80
 end
 
+--- The status line: on stderr, only on a terminal (and not with -q or
+-- TERM=dumb), while targets are tested: what the longest wait is for and
+-- how long it has lasted, "[2/5] waiting 12 s for the greeting of
+-- mx.example.org (192.0.2.1); gives up in 18 s (+3 more)".  It is cleared
+-- before each report is written (stdout may be the same terminal) and at
+-- the end.  env.status: true/false forces it (specs).
+toolbox.STATUS_FIRST, toolbox.STATUS_EVERY = 0.5, 0.25
+function toolbox.want_status(plan, env)
+    if env.status ~= nil then return env.status end
+    if plan.quiet then return false end
+    local term = (env.getenv or os.getenv)("TERM")
+    if not term or term == "" or term == "dumb" then return false end
+    if env.stderr ~= nil and env.stderr ~= io.stderr then return false end
+    local ok, core = pcall(require, "mxprobe.core")
+    return ok and type(core) == "table" and core.term and core.term.isatty(2) or false
+end
+
+--- One status line (plain text, at most width columns), from
+-- loop.activities() at now.  done, total: targets finished, in all.
+function toolbox.status_text(acts, now, done, total, width)
+    local s
+    local a = acts[1]
+    if a then
+        s = ("waiting %d s for %s"):format(math.floor(now - a.since), a.what)
+        if a.deadline then
+            s = s .. ("; gives up in %d s"):format(math.max(0, math.ceil(a.deadline - now)))
+        end
+        if #acts > 1 then s = s .. (" (+%d more)"):format(#acts - 1) end
+    else
+        s = "testing"
+    end
+    if total > 1 then s = ("[%d/%d] "):format(done, total) .. s end
+    s = text.escape(s)
+    if width and text.width(s) > width - 1 then
+        s = text.wrap(s, width - 2)[1]
+        while text.width(s) > width - 2 do s = s:sub(1, -2) end
+        s = s .. "…"
+    end
+    return s
+end
+
+function toolbox.status(loop, plan, env, err, total)
+    local st = { done = 0, shown = false }
+    function st.clear()
+        if st.shown then err("\r\27[K"); st.shown = false end
+    end
+    function st.stop()
+        if st.task then loop.cancel(st.task); st.task = nil end
+        st.clear()
+    end
+    if not toolbox.want_status(plan, env) then return st end
+    local width = plan.width
+    local ok, core = pcall(require, "mxprobe.core")
+    if ok and core.term and (env.stderr == nil or env.stderr == io.stderr) then width = core.term.size(2) or width end
+    st.task = loop.spawn(function()
+        -- nothing for a quick run: a line that flashes is noise
+        if not loop.sleep(toolbox.STATUS_FIRST) then return end
+        repeat
+            err("\r\27[K" .. toolbox.status_text(loop.activities(), loop.now(), st.done, total, width))
+            st.shown = true
+        until not loop.sleep(toolbox.STATUS_EVERY)
+    end)
+    return st
+end
+
 --- Run-time state of the output: the results of a collected format, and
 -- the -t watchdog.  run_targets calls these.
 function toolbox.start(loop, plan, on_deadline)
@@ -758,10 +823,13 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
         end
     end
     local tb = toolbox.start(loop, plan, stop_all) -- issue 13: collected formats, -t
+    local status = toolbox.status(loop, plan, io_.env or {}, err, n) -- issue 13: the status line
     local function emit(i)
         local r = results[i]
         results[i] = nil -- thousands of domains: keep no result once printed
         local ok, msg
+        status.done = status.done + 1
+        status.clear()
         if tb.collected then
             tb.collected[#tb.collected + 1] = r
             ok = true
@@ -824,6 +892,7 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
         end)
     end
     for i = 1, n do loop.join(tasks[i]) end
+    status.stop()
     if own_loop then loop.on_signal(nil) end
     -- after an interrupt: print what did finish, in order
     for i = 1, n do done[i] = true end
@@ -1081,7 +1150,7 @@ function M.main(argv, env)
             return 0
         end
 
-        local io_ = { out = out, err = err, flush = flusher(env.stdout or io.stdout) }
+        local io_ = { out = out, err = err, flush = flusher(env.stdout or io.stdout), env = env }
         return run_targets(loop, run, plan, args, io_, M.want_color(args, env), own_loop)
     end
 

@@ -155,6 +155,7 @@ function Ctx:open_session()
     if self.sess and not self.sess.closed then self.sess:close() end
     local s, code, detail, seconds = session.open(self.address, self.port, {
         connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
+        host = self.host, -- names the server in status lines
     })
     if s then
         self.sess = s
@@ -171,6 +172,7 @@ function Ctx:extra_session()
     if self.sess and not self.sess.closed then self.sess:quit() end
     local s, code, detail, seconds = session.open(self.address, self.port, {
         connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
+        host = self.host, -- names the server in status lines
     })
     if s then self.sessions[#self.sessions + 1] = s end
     return s, code, detail, seconds

@@ -24,11 +24,17 @@ function M.open(ip, port, opts)
     if opts.limits then
         local code, detail
         -- waiting for our own limits is not the server's connect time
+        loop.doing(("a connection slot for %s (mxprobe's own limits)"):format(ip))
         release, code, detail = opts.limits:connect(ip, loop.now() + 300)
+        loop.doing(nil)
         if not release then return nil, code, detail, 0 end
     end
     local t0 = loop.now()
+    -- for status lines (loop.doing): the host name when the caller knows it
+    local name = opts.host and ("%s (%s)"):format(opts.host, ip) or ip
+    loop.doing(("the TCP connection to %s port %d"):format(name, port))
     local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10) })
+    loop.doing(nil) -- a label holds only while its wait lasts
     local seconds = loop.now() - t0
     if not sock then
         if release then release() end
@@ -37,6 +43,7 @@ function M.open(ip, port, opts)
     local s = setmetatable({
         sock = sock, ip = ip, port = port, t0 = t0, connect_seconds = seconds,
         transcript = {}, timeouts = opts.timeouts or {}, tls = nil, release = release,
+        name = name, waiting_for = "the greeting of " .. name,
     }, Session)
     s:note("*", ("connected to %s port %d in %.3f s"):format(ip, port, seconds))
     return s
@@ -51,7 +58,10 @@ end
 
 --- Read one complete reply before the deadline (absolute).
 function Session:read_reply(deadline)
+    loop.doing(self.waiting_for or ("a reply from " .. tostring(self.name or self.ip)))
+    self.waiting_for = nil
     local r, code, detail = self.sock:receive_reply(nil, deadline)
+    loop.doing(nil)
     if not r then
         self:note("!", ("%s: %s"):format(code, detail or ""))
         return nil, code, detail
@@ -83,6 +93,7 @@ function Session:command(line, deadline)
         error("bad argument #1 to 'command' (a command line without CR or LF expected)", 2)
     end
     deadline = deadline or (loop.now() + (self.timeouts.command or 30))
+    self.waiting_for = ("the reply to %s from %s"):format(line:match("^%S+"):upper(), tostring(self.name or self.ip))
     local ok, code, detail = self:send_line(line, deadline)
     if not ok then return nil, code, detail end
     return self:read_reply(deadline)
@@ -91,7 +102,9 @@ end
 --- Upgrade to TLS (after a 220 to STARTTLS).  Returns the TLS info or
 -- nil, code, detail ("injection" when plaintext was buffered).
 function Session:starttls(opts, deadline)
+    loop.doing("the TLS handshake with " .. tostring(self.name or self.ip))
     local info, code, detail, extra = self.sock:sslhandshake(opts, deadline)
+    loop.doing(nil)
     if not info then
         self:note("!", ("TLS %s: %s"):format(code, detail or ""))
         return nil, code, detail, extra
