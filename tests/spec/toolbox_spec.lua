@@ -598,3 +598,26 @@ describe("toolbox: the status line", function()
     assert.is_nil(plain:text():find("waiting", 1, true))
   end)
 end)
+
+describe("toolbox: the audit's progress line", function()
+  local audit = require "mxprobe.app.audit"
+  it("an ETA that stays honest during time-outs", function()
+    -- plenty left, a steady rate: left / rate
+    assert.equal(100, audit.eta(1000, 10, 10, {}, 0))
+    -- the last domains are all in flight, waiting on a dead server until
+    -- t = 50: not before, whatever the rate says
+    local acts = { { what = "x", since = 0, deadline = 50 }, { what = "y", since = 5, deadline = 20 } }
+    assert.equal(40, audit.eta(5, 5, 10, acts, 10))
+    -- nothing completes lately (every worker waits on a time-out): not
+    -- before the first of them can end, and unknown without deadlines
+    assert.equal(10, audit.eta(1000, 10, 0, acts, 10))
+    assert.is_nil(audit.eta(1000, 10, 0, {}, 10))
+    assert.equal(0, audit.eta(0, 0, 0, {}, 10))
+  end)
+  it("durations", function()
+    assert.equal("?", audit.duration(nil))
+    assert.equal("45s", audit.duration(44.2))
+    assert.equal("1m35s", audit.duration(95))
+    assert.equal("1h02m", audit.duration(3725))
+  end)
+end)
