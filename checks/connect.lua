@@ -3,7 +3,7 @@
 -- is the tester's own network blocking port 25, not the target.
 return {
   id = "connect",
-  description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable",
+  description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable (and with --implicit-tls the TLS handshake)",
   categories = { "smtp", "network" },
   scope = "session",
   requires = { "address" },
@@ -16,6 +16,10 @@ return {
     CONNECT_UNREACHABLE = { severity = "critical", message = "No route to {address}: {detail}",
       hint = "The address is not reachable from the tester's network; check the routing or the A/AAAA record." },
     CONNECT_ERROR = { severity = "critical", message = "Connecting to {address} port {port} failed: {code} {detail}" },
+    CONNECT_TLS_FAILED = { severity = "critical", message = "Port {port} accepts TCP but the TLS handshake that implicit TLS starts with failed ({detail})",
+      hint = "With --implicit-tls (port 465) TLS comes before the greeting: check that this port really speaks TLS at once (Postfix: smtpd_tls_wrappermode = yes), and its certificate and protocols." },
+    CONNECT_SOURCE = { severity = "inconclusive", message = "Could not connect from the chosen source address: {detail}",
+      hint = "--source must be an address of this machine, of the same family as the server's (IPv4 or IPv6)." },
     CONNECT_ALL_TIMEOUT = { severity = "inconclusive",
       message = "Every address of every MX timed out: port 25 may be blocked on the tester's own network",
       hint = "Many ISPs and cloud providers block outbound port 25; test from another network before blaming the servers." },
@@ -30,9 +34,12 @@ return {
       ctx:fact { state = "connected", seconds = seconds }
       return ctx:finding("CONNECT_OK", ev)
     end
-    local state = ({ refused = "refused", timeout = "timeout", unreachable = "unreachable" })[code] or "error"
+    local state = ({ refused = "refused", timeout = "timeout", unreachable = "unreachable", tls = "tls_failed",
+                     source = "source" })[code] or "error"
     ctx:fact { state = state, seconds = seconds, detail = detail }
-    if state == "refused" then ctx:finding("CONNECT_REFUSED", ev)
+    if state == "tls_failed" then ctx:finding("CONNECT_TLS_FAILED", ev)
+    elseif state == "source" then ctx:finding("CONNECT_SOURCE", ev)
+    elseif state == "refused" then ctx:finding("CONNECT_REFUSED", ev)
     elseif state == "timeout" then ctx:finding("CONNECT_TIMEOUT", ev)
     elseif state == "unreachable" then ctx:finding("CONNECT_UNREACHABLE", ev)
     else ctx:finding("CONNECT_ERROR", ev) end

@@ -34,7 +34,9 @@ return {
       local f = extensions.parse(r.lines or {})
       ctx:fact(f)
       ctx:finding("EHLO_OK", { extensions = #f.extensions > 0 and f.extensions or { "(none)" } })
-      if f.auth and #f.auth > 0 then
+      -- inside implicit TLS AUTH is where it belongs; on a submission port
+      -- the submission_auth check judges it (more severely)
+      if f.auth and #f.auth > 0 and not sess.implicit_tls and not ctx.config.submission then
         local plain = false
         for _, m in ipairs(f.auth) do if m == "PLAIN" or m == "LOGIN" then plain = true end end
         if plain then ctx:finding("EHLO_AUTH_BEFORE_TLS", { mechanisms = table.concat(f.auth, " ") }) end

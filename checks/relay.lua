@@ -46,7 +46,9 @@ return {
 
   applies = function(ctx)
     local e = ctx.facts.ehlo
-    return ctx.config.relay.enabled ~= false and e ~= nil and not e.failed
+    -- on a submission port (--submission) the submission_unauth check asks
+    -- the stricter question: is MAIL without AUTH refused at all?
+    return ctx.config.relay.enabled ~= false and not ctx.config.submission and e ~= nil and not e.failed
   end,
 
   run = function(ctx)

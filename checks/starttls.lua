@@ -8,6 +8,23 @@ local vocab = require "mxprobe.runtime.vocab"
 
 local VERSION_RANK = vocab.TLS_RANK
 
+-- The version and cipher findings of an established TLS session.
+local function judge_version(ctx, info)
+  local v = info.protocol
+  local ev = { version = v, cipher = info.cipher, bits = info.bits }
+  if v == "TLSv1.3" then ctx:finding("TLS_VERSION_13", ev)
+  elseif v == "TLSv1.2" then ctx:finding("TLS_VERSION_12", ev)
+  elseif v == "TLSv1" or v == "TLSv1.1" then ctx:finding("TLS_VERSION_DEPRECATED", ev)
+  else ctx:finding("TLS_VERSION_BROKEN", ev) end
+  local min = ctx:threshold("min_tls")
+  if min and VERSION_RANK[min] and VERSION_RANK[v] and VERSION_RANK[v] < VERSION_RANK[min]
+     and VERSION_RANK[v] >= VERSION_RANK["TLSv1.2"] then
+    ev.min = min
+    ctx:finding("TLS_VERSION_BELOW_POLICY", ev)
+  end
+  if info.bits and info.bits < 128 then ctx:finding("TLS_WEAK_CIPHER", ev) end
+end
+
 return {
   id = "starttls",
   description = "STARTTLS: advertised, accepted, handshake, negotiated version and cipher, EHLO after TLS, plaintext injection",
@@ -47,6 +64,14 @@ return {
   run = function(ctx)
     local sess = ctx:session()
     local plain = ctx.facts.ehlo
+    if sess.implicit_tls then
+      -- --implicit-tls: TLS came before the greeting (the session did it);
+      -- the same facts and version findings, and no second EHLO
+      local info = sess.tls
+      ctx:fact { implicit = true, handshake = true, version = info.protocol, cipher = info.cipher, bits = info.bits }
+      ctx.tls_info = info
+      return judge_version(ctx, info)
+    end
     local fact = { offered = plain.starttls == true }
     ctx:fact(fact)
     if not plain.starttls then return ctx:finding("STARTTLS_NOT_OFFERED", {}) end
@@ -86,19 +111,7 @@ return {
     fact.version, fact.cipher, fact.bits = info.protocol, info.cipher, info.bits
     ctx.tls_info = info -- the certificate check reads the chain from here
 
-    local v = info.protocol
-    local ev = { version = v, cipher = info.cipher, bits = info.bits }
-    if v == "TLSv1.3" then ctx:finding("TLS_VERSION_13", ev)
-    elseif v == "TLSv1.2" then ctx:finding("TLS_VERSION_12", ev)
-    elseif v == "TLSv1" or v == "TLSv1.1" then ctx:finding("TLS_VERSION_DEPRECATED", ev)
-    else ctx:finding("TLS_VERSION_BROKEN", ev) end
-    local min = ctx:threshold("min_tls")
-    if min and VERSION_RANK[min] and VERSION_RANK[v] and VERSION_RANK[v] < VERSION_RANK[min]
-       and VERSION_RANK[v] >= VERSION_RANK["TLSv1.2"] then
-      ev.min = min
-      ctx:finding("TLS_VERSION_BELOW_POLICY", ev)
-    end
-    if info.bits and info.bits < 128 then ctx:finding("TLS_WEAK_CIPHER", ev) end
+    judge_version(ctx, info)
 
     -- forget the plaintext capabilities; ask again inside TLS
     local r2, c2, d2 = sess:command("EHLO " .. ctx.config.helo, ctx:deadline("command"))
@@ -115,6 +128,10 @@ return {
     fact.ehlo_after = after.extensions
     local added, removed = extensions.missing(after, plain), extensions.missing(plain, after)
     for i = #removed, 1, -1 do if removed[i] == "STARTTLS" then table.remove(removed, i) end end
+    -- on a submission port AUTH appearing inside TLS is the point (submission_auth says so)
+    if ctx.config.submission then
+      for i = #added, 1, -1 do if added[i] == "AUTH" then table.remove(added, i) end end
+    end
     if #added > 0 or #removed > 0 then
       ctx:finding("TLS_EHLO_CHANGED", { added = #added > 0 and added or { "none" }, removed = #removed > 0 and removed or { "none" } })
     end

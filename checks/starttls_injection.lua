@@ -27,7 +27,8 @@ return {
   applies = function(ctx)
     local t, b = ctx.facts.starttls, ctx.facts.banner
     -- a slow greeting would be waited for twice: skip, the report says why not
-    return t and t.handshake == true and b and b.seconds < (ctx:threshold("greeting_slow_s") or 30)
+    -- (implicit TLS has no STARTTLS to inject after)
+    return t and t.handshake == true and not t.implicit and b and b.seconds < (ctx:threshold("greeting_slow_s") or 30)
   end,
 
   run = function(ctx)

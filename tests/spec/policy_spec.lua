@@ -226,7 +226,7 @@ describe("policy check selection", function()
   end
 
   it("every stock check by default", function()
-    assert.equal("mx address connect banner ehlo starttls certificate relay starttls_injection tls_consistency", ids({}))
+    assert.equal("mx address connect banner ehlo starttls certificate relay starttls_injection submission_auth submission_unauth tls_consistency", ids({}))
   end)
   it("disable_categories turns a category off; enable brings one back", function()
     assert.equal("mx address connect banner ehlo starttls certificate tls_consistency", ids({ checks = { disable_categories = { "security" } } }))

@@ -621,3 +621,57 @@ describe("toolbox: the audit's progress line", function()
     assert.equal("1h02m", audit.duration(3725))
   end)
 end)
+
+------------------------------------------------------------ --source
+
+describe("toolbox: --source (core.net.connect's source address)", function()
+  local loop = require "mxprobe.runtime.loop"
+  local net = require("mxprobe.core").net
+  local session = require "mxprobe.smtp.session"
+  local fake = dofile("tests/helpers/fake_smtp.lua")
+
+  it("the server sees the connection come from the source address", function()
+    local peer
+    local srv = fake.start({ function(conn) peer = conn:peer() end, "220 hi\r\n", { expect = "^QUIT" }, "221 bye\r\n" },
+                           { lifetime = 5 })
+    local s = assert(session.open(srv.ip, srv.port, { source = "127.0.0.2", connect_timeout = 2 }))
+    assert(s:read_reply(loop.now() + 2))
+    s:quit()
+    srv:wait()
+    assert.matches("^127%.0%.0%.2", tostring(peer))
+  end)
+
+  it("a source of the other family, or not of this machine: nil, \"source\", a sentence naming it", function()
+    local ok, code, detail = net.connect("127.0.0.1", 9, "::1")
+    assert.is_nil(ok)
+    assert.equal("source", code)
+    assert.equal("the source address ::1 is IPv6 and 127.0.0.1 is IPv4", detail)
+    ok, code, detail = net.connect("127.0.0.1", 9, "192.0.2.77")
+    assert.is_nil(ok)
+    assert.equal("source", code)
+    assert.matches("^cannot bind to the source address 192%.0%.2%.77: ", detail)
+    assert.has_error(function() net.connect("127.0.0.1", 9, "nope") end)
+  end)
+
+  it("the options: families follow the source; bad combinations are usage errors", function()
+    local _, plan = cli.config(assert(cli.parse({ "--source", "192.0.2.1", "example.org" })), {})
+    local config = select(1, cli.config(assert(cli.parse({ "--source", "192.0.2.1", "example.org" })), {}))
+    assert.same({ 4 }, config.families)
+    assert.same({ [4] = "192.0.2.1" }, config.source)
+    assert.truthy(plan)
+    config = cli.config(assert(cli.parse({ "--source", "192.0.2.1", "--source", "[2001:DB8::1]", "example.org" })), {})
+    assert.same({ [4] = "192.0.2.1", [6] = "2001:db8::1" }, config.source)
+    assert.is_nil(config.families)
+    local _, err = cli.config(assert(cli.parse({ "--source", "192.0.2.1", "--source", "192.0.2.2", "example.org" })), {})
+    assert.matches("two IPv4 addresses", err)
+    _, err = cli.config(assert(cli.parse({ "--source", "192.0.2.1", "-6", "example.org" })), {})
+    assert.matches("^%-%-source: an IPv4 address, but %-6", err)
+    -- the ports of the services
+    assert.equal(587, cli.config(assert(cli.parse({ "--submission", "example.org" })), {}).port)
+    assert.equal(465, cli.config(assert(cli.parse({ "--implicit-tls", "example.org" })), {}).port)
+    assert.equal(465, cli.config(assert(cli.parse({ "--implicit-tls", "--submission", "example.org" })), {}).port)
+    assert.equal(2465, cli.config(assert(cli.parse({ "--implicit-tls", "--port", "2465", "example.org" })), {}).port)
+    _, err = cli.config(assert(cli.parse({ "--submission", "--no-relay", "example.org" })), {})
+    assert.matches("^%-%-no%-relay: there is no relay probe with %-%-submission", err)
+  end)
+end)

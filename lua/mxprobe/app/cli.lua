@@ -251,6 +251,34 @@ end
 --- Validate issue 13's options into plan (and args.json for --format json).
 -- @return true | nil, message naming the option
 function toolbox.config(args, config, plan, env)
+    if args.implicit_tls then config.implicit_tls = true end
+    if args.submission then config.submission = true end
+    if not config.port and (args.implicit_tls or args.submission) then
+        config.port = args.implicit_tls and 465 or 587
+    end
+    if args.submission and args.no_relay then
+        return nil, "--no-relay: there is no relay probe with --submission (it tries MAIL without AUTH instead)"
+    end
+    if args.source and #args.source > 0 then
+        local src = {}
+        for _, a in ipairs(args.source) do
+            local inner = a:match("^%[(.*)%]$") or a
+            local fam = M.is_ipv4(inner) and 4 or (M.is_ipv6(inner) and 6) or nil
+            if not fam then
+                return nil, ("--source: '%s' is not an IPv4 or IPv6 address"):format(text.escape(a))
+            end
+            if src[fam] then return nil, ("--source: two IPv%d addresses (%s and %s)"):format(fam, src[fam], inner) end
+            src[fam] = fam == 6 and inner:lower() or inner
+        end
+        config.source = src
+        if not (src[4] and src[6]) then
+            local only = src[4] and 4 or 6
+            if config.families and config.families[1] ~= only then
+                return nil, ("--source: an IPv%d address, but -%d asks for IPv%d only"):format(only, config.families[1], config.families[1])
+            end
+            config.families = { only }
+        end
+    end
     if not plan.policy then
         local path, src, perr = toolbox.default_policy(env)
         if perr then return nil, perr end
@@ -420,6 +448,13 @@ end
 
 --- Add issue 13's options to parser p (mode: nil, or "audit").
 function toolbox.options(p, mode)
+    p:group("Service and source",
+        p:flag("--implicit-tls", "TLS before the greeting (port 465, RFC 8314); the port defaults to 465."),
+        p:flag("--submission", "Test a submission service (RFC 6409): STARTTLS before AUTH, AUTH only inside TLS, "
+            .. "MAIL without AUTH refused instead of the relay probe; the port defaults to 587 (465 with --implicit-tls)."),
+        p:option("--source", "Connect from this local address (one IPv4 and one IPv6 at most; with only one family "
+            .. "given, only that family is tested)."):argname("<address>"):count("*")
+    )
     if mode == "audit" then return end
     p:group("Output format and terminal",
         p:option("--format", "Output format: text (the default), json (as --json), nagios (a monitoring plugin: "

@@ -17,7 +17,10 @@ local escape = core.smtp.escape or function(s) return (s:gsub("[%z\1-\31\127-\25
 M.escape = escape
 
 --- Connect to ip:port.  Returns a session or nil, code, detail, seconds.
--- opts.limits (mxprobe.engine.limits) caps the connection rate and open sockets.
+-- opts.limits (mxprobe.engine.limits) caps the connection rate and open sockets;
+-- opts.source: the local address to connect from; opts.implicit_tls: TLS
+-- options ({ sni, verify_name, ca_file }) for a handshake right after the
+-- connect (port 465), failing as nil, "tls", detail.
 function M.open(ip, port, opts)
     opts = opts or {}
     local release
@@ -33,12 +36,37 @@ function M.open(ip, port, opts)
     -- for status lines (loop.doing): the host name when the caller knows it
     local name = opts.host and ("%s (%s)"):format(opts.host, ip) or ip
     loop.doing(("the TCP connection to %s port %d"):format(name, port))
-    local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10) })
+    local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10), source = opts.source })
     loop.doing(nil) -- a label holds only while its wait lasts
     local seconds = loop.now() - t0
     if not sock then
         if release then release() end
         return nil, code, detail, seconds
+    end
+    -- implicit TLS (port 465, RFC 8314): the handshake comes before the
+    -- greeting, so it belongs to opening the session
+    local implicit
+    if opts.implicit_tls then
+        loop.doing("the TLS handshake with " .. name)
+        local tls_timeout = (opts.timeouts or {}).tls or 20
+        local tcode, tdetail, raw
+        implicit, tcode, tdetail, raw = sock:sslhandshake(opts.implicit_tls, loop.now() + tls_timeout)
+        loop.doing(nil)
+        if not implicit then
+            sock:close()
+            if release then release() end
+            if tcode == "injection" then
+                -- bytes before any handshake: a plaintext server (a 220 greeting, say)
+                local preview = tostring(raw or "")
+                if #preview > 60 then preview = preview:sub(1, 60) .. "..." end
+                return nil, "tls", ("the server speaks plaintext, not TLS: %s"):format(preview), seconds
+            end
+            if tostring(tdetail):find("wrong version number", 1, true) then
+                -- what OpenSSL says when the first bytes back are not a TLS record
+                return nil, "tls", "the server speaks plaintext, not TLS (OpenSSL: wrong version number)", seconds
+            end
+            return nil, "tls", ("%s: %s"):format(tostring(tcode), tostring(tdetail or "")), seconds
+        end
     end
     local s = setmetatable({
         sock = sock, ip = ip, port = port, t0 = t0, connect_seconds = seconds,
@@ -46,6 +74,10 @@ function M.open(ip, port, opts)
         name = name, waiting_for = "the greeting of " .. name,
     }, Session)
     s:note("*", ("connected to %s port %d in %.3f s"):format(ip, port, seconds))
+    if implicit then
+        s.tls, s.implicit_tls = implicit, true
+        s:note("*", ("TLS established before the greeting (implicit TLS): %s %s"):format(implicit.protocol or "?", implicit.cipher or "?"))
+    end
     return s
 end
 
