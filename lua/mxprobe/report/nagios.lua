@@ -127,8 +127,7 @@ end
 local function server_line(i, s)
     local parts = {}
     if type(s.score) == "number" then parts[#parts + 1] = "score " .. num(s.score) end
-    local _, version = tls_of(s)
-    local tls = tls_of(s)
+    local tls, version = tls_of(s)
     if version then parts[#parts + 1] = version elseif tls == 0 then parts[#parts + 1] = "no TLS" end
     local days = cert_days(s)
     if days then parts[#parts + 1] = ("certificate %d days"):format(days) end

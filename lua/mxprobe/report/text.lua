@@ -283,7 +283,6 @@ local function findings_block(lines, findings, indent, paint, width, verbose)
     end
     if #shown > 0 then
         local rows = { { { "CHECK", "heading" }, { "SEVERITY", "heading" }, { "CODE", "heading" }, { "MESSAGE", "heading" } } }
-        local spans = {}
         for i, f in ipairs(shown) do
             local sev = M.escape(f.severity or "?")
             rows[i + 1] = {
@@ -330,7 +329,6 @@ local function findings_block(lines, findings, indent, paint, width, verbose)
                 end
             end
         end
-        spans = nil
     end
     if #ok_codes > 0 then
         local head = indent .. paint("ok", "ok") .. "  "
