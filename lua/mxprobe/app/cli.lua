@@ -430,11 +430,12 @@ function toolbox.finish(loop, st, plan, out, flush, worst, n, err)
         local mod = require(toolbox.COLLECTED[plan.format])
         local s, code = mod.render_all(st.collected, {
             warning = plan.warning_days, critical = plan.critical_days, timed_out = st.timed_out, targets = n,
+            interrupted = st.interrupted,
         })
         out(s)
         flush()
         if plan.format == "nagios" then return code end
-        if st.timed_out then return 3 end
+        if st.timed_out or st.interrupted then return M.worst(worst, 3) end
         return worst
     end
     if st.timed_out then
@@ -945,6 +946,7 @@ local function run_targets(loop, run, plan, args, io_, color, own_loop)
         err(("mxprobe: interrupted; %d of %d %s not checked\n"):format(missing, n, n == 1 and "target" or "targets"))
         worst = M.worst(worst, 3)
     end
+    tb.interrupted = interrupted
     local tcode = toolbox.finish(loop, tb, plan, out, flush_out, worst, n, err)
     if tcode then return tcode end
     if not args.json and not plan.quiet and #finished > 1 then

@@ -8,6 +8,8 @@
 --                                  CRITICAL when a certificate is valid for
 --                                  fewer days (like check_smtp -D)
 --     opts.timed_out               seconds, when -t stopped the run
+--     opts.interrupted             true after Ctrl-C / SIGTERM (UNKNOWN)
+--     opts.targets                 how many targets there were (for "2 of 3 done")
 --
 -- The first line is the status: "MXPROBE WARNING - example.org: <the
 -- decisive reason>|<performance data>".  Then one line per server (long
@@ -158,13 +160,15 @@ function M.render_all(results, opts)
             long[#long + 1] = (many and (clean(r.domain) .. " ") or "") .. server_line(i, s)
         end
     end
-    if opts.timed_out then
+    if opts.timed_out or opts.interrupted then
         code = 3
-        why = ("timed out after %s s (-t)%s"):format(num(opts.timed_out),
-            #results > 0 and ("; %d of %d %s done"):format(#results, opts.targets or #results, (opts.targets or #results) == 1 and "target" or "targets") or "")
+        local done = #results > 0 and ("; %d of %d %s done"):format(#results, opts.targets or #results,
+            (opts.targets or #results) == 1 and "target" or "targets") or ""
+        why = opts.timed_out and ("timed out after %s s (-t)%s"):format(num(opts.timed_out), done)
+              or ("interrupted%s"):format(done)
     end
     if #results == 0 and not why then code, why = 3, "no result" end
-    if many and not opts.timed_out then
+    if many and not opts.timed_out and not opts.interrupted then
         local counts = {}
         for _, c in ipairs(statuses) do counts[c] = (counts[c] or 0) + 1 end
         local parts = {}
