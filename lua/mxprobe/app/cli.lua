@@ -187,9 +187,17 @@ end
 ---------------------------------------------------------- toolbox (issue 13)
 -- Every option issue 13 ("in the admin's toolbox") added, and its
 -- handling, in this one block (so it can move whole when cli.lua is
--- split): --completion and the library versions of --version.
--- build_parser calls toolbox.options; main calls toolbox.early before
--- anything else needs the arguments.
+-- split): --implicit-tls, --submission, --source; --format
+-- nagios|openmetrics with -w/-c/-t; --color, -q; --completion; the
+-- library versions of --version; the default policy files; the width of
+-- the text report; the status line.  The hooks outside the block:
+--   build_parser        calls toolbox.options(p, mode) last
+--   M.config(args, env) calls toolbox.config(args, config, plan, env) last
+--   M.main              toolbox.early (--completion, --version) after parsing;
+--                       plan.width = toolbox.width(env)
+--   M.want_color        --color and --format
+--   run_targets         toolbox.start / toolbox.status / toolbox.finish, and
+--                       the text options (width, quiet) of each report
 local toolbox = {}
 M.toolbox = toolbox
 
