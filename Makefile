@@ -4,9 +4,10 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+DEB_BUILD  ?= build-deb
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build check check-asan demo fuzz bench clean lab-up lab-down
+.PHONY: all deps build check check-asan demo fuzz bench clean lab-up lab-down deb deb-check
 
 all: build
 
@@ -33,6 +34,16 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	fuzz/run $(FUZZ_BUILD) $${FUZZ_SECONDS:-30}
 
+# The Debian packages (debian/), built with dpkg-buildpackage -us -uc -b in
+# $(DEB_BUILD); deb-check also runs lintian and tries the packages.
+deb:
+	scripts/install-deps --deb
+	JOBS=$(JOBS) scripts/build-deb $(DEB_BUILD)
+
+deb-check:
+	scripts/install-deps --deb
+	tests/deb_smoke $(DEB_BUILD)
+
 demo: build
 	scripts/demo $(BUILD)
 
@@ -42,4 +53,4 @@ lab-down:
 	tests/lab/down
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

@@ -4,7 +4,7 @@
 -- or --vantage-check) decides between the server's fault and "cannot tell".
 return {
   id = "connect",
-  description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable",
+  description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable (and with --implicit-tls the TLS handshake)",
   categories = { "smtp", "network" },
   scope = "session",
   requires = { "address" },
@@ -17,6 +17,10 @@ return {
     CONNECT_UNREACHABLE = { severity = "critical", message = "No route to {address}: {detail}",
       hint = "The address is not reachable from the tester's network; check the routing or the A/AAAA record." },
     CONNECT_ERROR = { severity = "critical", message = "Connecting to {address} port {port} failed: {code} {detail}" },
+    CONNECT_TLS_FAILED = { severity = "critical", message = "Port {port} accepts TCP but the TLS handshake that implicit TLS starts with failed ({detail})",
+      hint = "With --implicit-tls (port 465) TLS comes before the greeting: check that this port really speaks TLS at once (Postfix: smtpd_tls_wrappermode = yes), and its certificate and protocols." },
+    CONNECT_SOURCE = { severity = "inconclusive", message = "Could not connect from the chosen source address: {detail}",
+      hint = "--source must be an address of this machine, of the same family as the server's (IPv4 or IPv6)." },
     CONNECT_ALL_TIMEOUT = { severity = "inconclusive",
       message = "Every address of every MX timed out and no server answered on port {port} in this run: port {port} may be blocked on the tester's own network",
       hint = "Many ISPs and cloud providers block outbound port 25: run with --vantage-check HOST (a server known to answer) to tell, or test from another network." },
@@ -34,11 +38,15 @@ return {
       ctx:fact { state = "connected", seconds = seconds }
       return ctx:finding("CONNECT_OK", ev)
     end
-    local state = ({ refused = "refused", timeout = "timeout", unreachable = "unreachable" })[code] or "error"
+    local state = ({ refused = "refused", timeout = "timeout", unreachable = "unreachable", tls = "tls_failed",
+                     source = "source" })[code] or "error"
     ctx:fact { state = state, seconds = seconds, detail = detail }
-    ctx:not_tested(state == "error" and "the connection failed" or ("the connection " .. (state == "timeout" and "timed out" or
+    ctx:not_tested(state == "error" and "the connection failed" or state == "tls_failed" and "the implicit TLS handshake failed"
+      or state == "source" and "the source address could not be used" or ("the connection " .. (state == "timeout" and "timed out" or
       state == "refused" and "was refused" or "found no route")))
-    if state == "refused" then ctx:finding("CONNECT_REFUSED", ev)
+    if state == "tls_failed" then ctx:finding("CONNECT_TLS_FAILED", ev)
+    elseif state == "source" then ctx:finding("CONNECT_SOURCE", ev)
+    elseif state == "refused" then ctx:finding("CONNECT_REFUSED", ev)
     elseif state == "timeout" then ctx:finding("CONNECT_TIMEOUT", ev)
     elseif state == "unreachable" then ctx:finding("CONNECT_UNREACHABLE", ev)
     else ctx:finding("CONNECT_ERROR", ev) end

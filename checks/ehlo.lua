@@ -60,7 +60,9 @@ return {
       f.seconds = r.seconds
       ctx:fact(f)
       ctx:finding("EHLO_OK", { extensions = #f.extensions > 0 and f.extensions or { "(none)" } })
-      auth_before_tls(ctx, f)
+      -- inside implicit TLS AUTH is where it belongs; on a submission port
+      -- the submission_auth check judges it (more severely)
+      if not sess.implicit_tls and not ctx.config.submission then auth_before_tls(ctx, f) end
       if not f.keywords["8BITMIME"] then ctx:finding("EHLO_NO_8BITMIME", {}) end
       return
     end

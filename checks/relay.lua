@@ -48,6 +48,10 @@ local function local_rcpt(ctx, sess, fact)
   -- in the evidence; --mx HOST tests a host, not a domain
   if not ctx.domain then fact.local_rcpt = { skipped = "no domain" }; return end
   if ctx:mode() == "host" then fact.local_rcpt = { skipped = "a host, not a domain, is tested" }; return end
+  -- postmaster is the MX service's duty (RFC 5321 4.5.1), not a submission port's
+  if ctx.config.submission or ctx.config.implicit_tls then
+    fact.local_rcpt = { skipped = "a submission service, not the MX service" }; return
+  end
   local to = template:gsub("{domain}", ctx.domain)
   local r, code, detail = dialog.rcpt(sess, to, { deadline = ctx:deadline("command") })
   local lf = { to = to }
@@ -95,6 +99,9 @@ return {
   applies = function(ctx)
     local e = ctx.facts.ehlo
     if e == nil or e.failed then return false, "EHLO and HELO failed" end
+    -- on a submission port (--submission) the submission_unauth check asks
+    -- the stricter question: is MAIL without AUTH refused at all?
+    if ctx.config.submission then return false, "a submission port: submission_unauth asks instead" end
     return true
   end,
 

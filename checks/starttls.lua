@@ -12,7 +12,8 @@ local vocab = require "mxprobe.runtime.vocab"
 
 local VERSION_RANK = vocab.TLS_RANK
 
-local function grade_version(ctx, info)
+-- The version and cipher findings of an established TLS session.
+local function judge_version(ctx, info)
   local v = info.protocol
   local ev = { version = v, cipher = info.cipher, bits = info.bits }
   if v == "TLSv1.3" then ctx:finding("TLS_VERSION_13", ev)
@@ -69,6 +70,14 @@ return {
   run = function(ctx)
     local sess = ctx:session()
     local plain = ctx.facts.ehlo
+    if sess.implicit_tls then
+      -- --implicit-tls: TLS came before the greeting (the session did it);
+      -- the same facts and version findings, and no second EHLO
+      local info = sess.tls
+      ctx:fact { implicit = true, handshake = true, version = info.protocol, cipher = info.cipher, bits = info.bits }
+      ctx:set_tls(info)
+      return judge_version(ctx, info)
+    end
     local fact = { offered = plain.starttls == true }
     ctx:fact(fact)
     if not plain.starttls then return ctx:finding("STARTTLS_NOT_OFFERED", {}) end
@@ -119,7 +128,7 @@ return {
     fact.version, fact.cipher, fact.bits = info.protocol, info.cipher, info.bits
     fact.handshake_seconds = info.handshake_s
     ctx:set_tls(info) -- the certificate check reads the chain through ctx:tls()
-    grade_version(ctx, info)
+    judge_version(ctx, info)
 
     -- forget the plaintext capabilities; ask again inside TLS
     local r2, c2, d2 = dialog.ehlo(sess, ctx.config.helo, { deadline = ctx:deadline("command") })
@@ -138,6 +147,10 @@ return {
     fact.ehlo_after = after.extensions
     local added, removed = extensions.missing(after, plain), extensions.missing(plain, after)
     for i = #removed, 1, -1 do if removed[i] == "STARTTLS" then table.remove(removed, i) end end
+    -- on a submission port AUTH appearing inside TLS is the point (submission_auth says so)
+    if ctx.config.submission then
+      for i = #added, 1, -1 do if added[i] == "AUTH" then table.remove(added, i) end end
+    end
     if #added > 0 or #removed > 0 then
       ctx:finding("TLS_EHLO_CHANGED", { added = #added > 0 and added or { "none" }, removed = #removed > 0 and removed or { "none" } })
     end

@@ -35,6 +35,8 @@ return {
     if not (b and b.seconds < slow) then
       return false, ("the greeting was slow (%s s; greeting_slow_s = %s)"):format(b and b.seconds or "?", slow)
     end
+    -- implicit TLS has no STARTTLS to inject after
+    if t.implicit then return false, "implicit TLS: there is no STARTTLS" end
     return true
   end,
 

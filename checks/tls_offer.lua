@@ -289,6 +289,7 @@ return {
     if mode == nil then mode = "grades" end
     if not (mode and MODES[mode]) then return false, "probe.tls.enumerate is false" end
     if not (t and t.handshake == true) then return false, "no TLS handshake on the main session" end
+    if t.implicit then return false, "implicit TLS: the offer is graded through STARTTLS sessions only" end
     -- a slow greeting would be waited for on every further session
     local slow = ctx:threshold("greeting_slow_s") or 30
     if not (b and b.seconds and b.seconds < slow) then

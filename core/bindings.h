@@ -37,10 +37,11 @@ int mx_open_dns(lua_State *L);
 int mx_open_tls(lua_State *L);
 int mx_open_x509(lua_State *L);
 int mx_open_idn(lua_State *L);
-int mx_open_term(lua_State *L);
+int mx_open_term(lua_State *L);  /* l_term.c: isatty, window size, display width */
 int mx_open_digest(lua_State *L);
 int mx_open_http(lua_State *L);
 int mx_open_fs(lua_State *L);
+int mx_open_libs(lua_State *L);  /* l_libs.c: library versions */
 
 /* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn=, term=, digest=, http=, fs= } */
 int luaopen_mxprobe_core(lua_State *L);

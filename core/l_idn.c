@@ -44,8 +44,39 @@ static int l_to_ascii(lua_State *L)
     return 1;
 }
 
+/* int l_to_unicode (lua_State *L)  [-1, +1|3, v]
+ * to_unicode(name) -> U-label form (UTF-8) | nil, "idn", detail: for
+ * showing "xn--bcher-kva.example" as "bücher.example" next to it.  A name
+ * without A-labels comes back unchanged.  Raises only when name is not a
+ * string. */
+static int l_to_unicode(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    if (len == 0) return mx_fail(L, "idn", "empty name");
+    if (strlen(name) != len) return mx_fail(L, "idn", "the name contains a NUL byte");
+    char *out = NULL;
+    int rc = idn2_to_unicode_8z8z(name, &out, 0);
+    if (rc != IDN2_OK) {
+        free(out);
+        return mx_fail(L, "idn", "%s", idn2_strerror(rc));
+    }
+    /* copy before pushing: lua_pushstring may raise, and out must be freed */
+    char buf[4 * IDN2_DOMAIN_MAX_LENGTH + 1];
+    size_t n = strlen(out);
+    if (n >= sizeof buf) {
+        free(out);
+        return mx_fail(L, "idn", "the U-label form is too long");
+    }
+    memcpy(buf, out, n + 1);
+    free(out);
+    lua_pushlstring(L, buf, n);
+    return 1;
+}
+
 static const luaL_Reg idn_funcs[] = {
     {"to_ascii", l_to_ascii},
+    {"to_unicode", l_to_unicode},
     {NULL, NULL},
 };
 

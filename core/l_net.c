@@ -283,14 +283,28 @@ static int check_addr(lua_State *L, const char *fname, int idx, int port_idx, in
                       shown);
 }
 
-/* int l_net_connect (lua_State *L)  [-2, +1|3, e]
- * net.connect(ip, port) -> sock (CONNECTING or OPEN) | nil, code, detail.
- * Starts a non-blocking connect; finish it with sock:connect_result(). */
+/* int l_net_connect (lua_State *L)  [-2|3, +1|3, e]
+ * net.connect(ip, port [, source]) -> sock (CONNECTING or OPEN) | nil, code, detail.
+ * Starts a non-blocking connect; finish it with sock:connect_result().
+ * source: a numeric local address to bind first (any port; --source), of
+ * the same family as ip, else nil, "source", detail.  A source that is not
+ * this machine's is nil, "source", "cannot bind ...". */
 static int l_net_connect(lua_State *L)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
+    struct sockaddr_storage ss, src;
+    socklen_t len, srclen = 0;
     int family = check_addr(L, "connect", 1, 2, 0, &ss, &len);
+    int have_src = !lua_isnoneornil(L, 3);
+    if (have_src) {
+        lua_settop(L, 3);
+        lua_pushinteger(L, 0); /* check_addr wants a port: any */
+        int sf = check_addr(L, "connect", 3, 4, 1, &src, &srclen);
+        lua_settop(L, 3);
+        if (sf != family) {
+            return mx_fail(L, "source", "the source address %s is IPv%d and %s is IPv%d", lua_tostring(L, 3),
+                           sf == AF_INET ? 4 : 6, lua_tostring(L, 1), family == AF_INET ? 4 : 6);
+        }
+    }
     mx_get_loop(L); /* exists before any socket, so it is finalized after them */
     char label[INET6_ADDRSTRLEN + 10];
     addr_label(&ss, label, sizeof label);
@@ -301,6 +315,11 @@ static int l_net_connect(lua_State *L)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->peer = ss;
+    if (have_src && bind(fd, (struct sockaddr *)&src, srclen) != 0) {
+        int e = errno;
+        sock_release(L, s);
+        return mx_fail(L, "source", "cannot bind to the source address %s: %s", lua_tostring(L, 3), strerror(e));
+    }
     int r;
     do r = connect(fd, (struct sockaddr *)&ss, len);
     while (r < 0 && errno == EINTR);

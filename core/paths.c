@@ -3,11 +3,14 @@
  *
  * MXPROBE_HOME in the environment wins.  Otherwise an executable that sits
  * in the build tree uses the source tree (so edits to .lua files need no
- * rebuild), and an installed one uses the installed data directory.
+ * rebuild), and an installed one uses the installed data directory, found
+ * relative to the executable (or to libmxprobe.so for embedders) so that
+ * a moved prefix keeps working; the configure-time path is the last resort.
  */
 #define _GNU_SOURCE
 #include "paths.h"
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +21,33 @@
 #include <lauxlib.h>
 #include "bindings.h"
 
+/* set by CMakeLists.txt from the install layout (GNUInstallDirs) */
+#ifndef MXPROBE_DATA_FROM_BIN
+#define MXPROBE_DATA_FROM_BIN "../share/mxprobe"
+#endif
+#ifndef MXPROBE_DATA_FROM_LIB
+#define MXPROBE_DATA_FROM_LIB "../share/mxprobe"
+#endif
+
 static int is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* dir/rel when dir/rel/lua is a directory: the installed data found
+ * relative to a binary or library, whatever the prefix is now. */
+static const char *relative_root(const char *file, const char *rel, char *out, size_t outlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return NULL;
+    *slash = '\0';
+    snprintf(out, outlen, "%s/%s", dir, rel);
+    char probe[PATH_MAX + 64];
+    snprintf(probe, sizeof probe, "%s/lua", out);
+    return is_dir(probe) ? out : NULL;
 }
 
 static const char *pick_root(void)
@@ -36,14 +62,15 @@ static const char *pick_root(void)
         size_t bl = strlen(MXPROBE_BUILD_DIR);
         if (strncmp(exe, MXPROBE_BUILD_DIR, bl) == 0 && exe[bl] == '/') return MXPROBE_SOURCE_DIR;
         /* relocatable installs: PREFIX/bin/mxprobe finds PREFIX/share/mxprobe */
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(rel, sizeof rel, "%s/../share/mxprobe", exe);
-            char probe[PATH_MAX + 64];
-            snprintf(probe, sizeof probe, "%s/lua", rel);
-            if (is_dir(probe)) return rel;
-        }
+        if (relative_root(exe, MXPROBE_DATA_FROM_BIN, rel, sizeof rel)) return rel;
+    }
+    /* the embedding library, inside another program: PREFIX/lib/libmxprobe.so
+     * finds PREFIX/share/mxprobe */
+    static char lib[PATH_MAX];
+    Dl_info info;
+    if (dladdr((void *)pick_root, &info) && info.dli_fname && info.dli_fname[0] == '/') {
+        snprintf(lib, sizeof lib, "%s", info.dli_fname);
+        if (strcmp(lib, exe) != 0 && relative_root(lib, MXPROBE_DATA_FROM_LIB, rel, sizeof rel)) return rel;
     }
     return MXPROBE_DATA_DIR;
 }

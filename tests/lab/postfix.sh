@@ -115,6 +115,65 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 }
 
+# Submission services for mxprobe --submission and --implicit-tls, on three
+# servers (by lab id); the other servers have none (port 587/465 refused):
+#   good         587: STARTTLS required, AUTH only inside TLS, nothing
+#                without AUTH; 465: the same over implicit TLS (wrapper mode)
+#   no-starttls  587: no TLS at all, AUTH offered in plaintext
+#   open-relay   587: AUTH only inside TLS, but mail without AUTH accepted
+#                (Postfix insists on a reject_unauth_destination: the access
+#                map that says OK to everyone comes first, as on its port 25)
+# SASL is Cyrus with PLAIN and LOGIN and an empty user database: AUTH is
+# offered, nobody can log in (mxprobe never tries).
+SUBMISSION_SERVERS="good no-starttls open-relay"
+pf_submission_cf() {
+  case $1 in
+    good) cat <<'EOF'
+587       inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+465       inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+EOF
+    ;;
+    no-starttls) cat <<'EOF'
+587       inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=no
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+EOF
+    ;;
+    open-relay) cat <<'EOF'
+587       inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_relay_restrictions=check_recipient_access,static:OK,reject_unauth_destination
+  -o smtpd_recipient_restrictions=
+EOF
+    ;;
+  esac
+}
+
+# The Cyrus SASL configuration of an instance with a submission service
+# (the file), and its main.cf lines (stdout).
+pf_sasl_conf() {
+  local d=$STATE/postfix/$1
+  mkdir -p "$d/conf/sasl"
+  printf 'pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: %s\n' \
+    "$d/conf/sasldb2" >"$d/conf/sasl/smtpd.conf"
+  printf 'smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\ncyrus_sasl_config_path = %s\n' "$d/conf/sasl"
+}
+
 # Write every instance's config, then start them all in parallel.
 start_postfix() {
   local l pids=() rc=0 p
@@ -125,6 +184,9 @@ start_postfix() {
     chown postfix "$d/data"   # master.lock etc. are made as mail_owner
     pf_main_cf "$@" >"$d/conf/main.cf"
     pf_master_cf >"$d/conf/master.cf"
+    case " $SUBMISSION_SERVERS " in
+      *" $1 "*) pf_sasl_conf "$1" >>"$d/conf/main.cf"; pf_submission_cf "$1" >>"$d/conf/master.cf" ;;
+    esac
     [ "$6" = greylist ] &&
       echo '/./ 451 4.7.1 Greylisted, please try again later' >"$d/conf/greylist.regexp"
     [ "$6" = no-postmaster ] &&

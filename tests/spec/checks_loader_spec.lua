@@ -85,7 +85,7 @@ describe("check loader: validation", function()
   it("unknown dependencies and cycles, with the line of the requirement", function()
     local err, dir = load_error({ ["x.lua"] = GOOD:gsub('"banner"', '"baner"') })
     assert.equal(dir .. "/x.lua:5: requires[1]: unknown check id \"baner\" (known: address, banner, certificate, connect, "
-      .. "dane, ehlo, mine, mta_sts, mx, relay, starttls, starttls_injection, tls_consistency, tls_offer, tlsrpt); did you mean banner?", err)
+      .. "dane, ehlo, mine, mta_sts, mx, relay, starttls, starttls_injection, submission_auth, submission_unauth, tls_consistency, tls_offer, tlsrpt); did you mean banner?", err)
     local a = GOOD:gsub('"banner"', '"b"'):gsub('"mine"', '"a"'):gsub("MINE_OK", "A_OK")
     local b = GOOD:gsub('"banner"', '"a"'):gsub('"mine"', '"b"'):gsub("MINE_OK", "B_OK")
     err, dir = load_error({ ["a.lua"] = a, ["b.lua"] = b })

@@ -66,14 +66,22 @@ describe("report.text", function()
   it("starts with the domain, the verdict and what decided it", function()
     local out = text.render(sample(), { color = false })
     local l = lines_of(out)
-    assert.equal("good.lab.test  WARNING", l[1])
+    -- the summary line: the decisive finding and its message
+    assert.equal("good.lab.test  WARNING  TLS_VERSION_DEPRECATED: TLS 1.0 negotiated (rule worst finding)", l[1])
     assert.matches("policy default", l[2], 1, true)
     assert.matches("took 0.084 s", l[2], 1, true)
     assert.equal("  decided by TLS_VERSION_DEPRECATED (rule: worst finding)", l[3])
     local r = sample()
     r.decided_by.host, r.decided_by.address = "mx1.good.lab.test", "192.0.2.10"
-    assert.equal("  decided by TLS_VERSION_DEPRECATED on mx1.good.lab.test (192.0.2.10) (rule: worst finding)",
-      lines_of(text.render(r, {}))[3])
+    l = lines_of(text.render(r, {}))
+    assert.equal("good.lab.test  WARNING  TLS_VERSION_DEPRECATED on mx1.good.lab.test (192.0.2.10): TLS 1.0 negotiated "
+      .. "(rule worst finding)", l[1])
+    assert.equal("  decided by TLS_VERSION_DEPRECATED on mx1.good.lab.test (192.0.2.10) (rule: worst finding)", l[3])
+    -- no rule, no policy entry: the summary line says it all
+    r.decided_by.rule = nil
+    l = lines_of(text.render(r, {}))
+    assert.equal("good.lab.test  WARNING  TLS_VERSION_DEPRECATED on mx1.good.lab.test (192.0.2.10): TLS 1.0 negotiated", l[1])
+    assert.equal("", l[3])
   end)
 
   it("lists the MX hosts with preference and addresses, aligned", function()
@@ -97,12 +105,14 @@ describe("report.text", function()
     assert.truthy(head, out)
     assert.matches("preference 10  score 92  grade A", l[head], 1, true)
     local cols = columns(l[head + 1], { "CHECK", "SEVERITY", "CODE", "MESSAGE" })
-    local rows = { l[head + 2], l[head + 3], l[head + 5] }
+    -- problems first (worst first), the hint under its finding, the ok
+    -- findings folded into one line
+    local rows = { l[head + 2], l[head + 4] }
     local want = {
-      { "connect", "ok", "CONNECT_OK", "Connected in 0.001 s" },
       { "starttls", "warning", "TLS_VERSION_DEPRECATED", "TLS 1.0 negotiated" },
       { "banner", "info", "BANNER_NO_HOSTNAME", "Greeting without a host name" },
     }
+    assert.equal("  ok  CONNECT_OK", l[head + 5])
     for r, row in ipairs(rows) do
       for c, word in ipairs(want[r]) do
         assert.equal(cols[c], row:find(word, 1, true), ("row %d col %d in %q"):format(r, c, row))
@@ -119,8 +129,11 @@ describe("report.text", function()
     local hint_line
     for i, s in ipairs(l) do if s:find("TLS_VERSION_DEPRECATED  TLS 1.0", 1, true) then hint_line = l[i + 1] end end
     assert.truthy(hint_line)
-    local msg_col
-    for _, s in ipairs(l) do if s:find("CHECK", 1, true) and s:find("MESSAGE", 1, true) then msg_col = s:find("MESSAGE", 1, true); break end end
+    local msg_col -- of the table the hint is in: the last header above it
+    for _, s in ipairs(l) do
+      if s:find("CHECK", 1, true) and s:find("MESSAGE", 1, true) then msg_col = s:find("MESSAGE", 1, true) end
+      if s == hint_line then break end
+    end
     assert.equal(msg_col, hint_line:find("hint: Disable TLS 1.0 and 1.1.", 1, true))
     assert.is_nil(out:find("never shown", 1, true))
     assert.matches("hint: A firewall drops port 25.", out, 1, true)
@@ -153,7 +166,7 @@ describe("report.text", function()
 
   it("copes with a result that has almost nothing", function()
     local out = text.render({ domain = "x.test", verdict = "inconclusive", error = "internal error: boom" }, {})
-    assert.matches("^x.test  INCONCLUSIVE\n", out)
+    assert.matches("^x.test  INCONCLUSIVE  error: internal error: boom\n", out)
     assert.matches("error: internal error: boom", out, 1, true)
   end)
 

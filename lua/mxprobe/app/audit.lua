@@ -38,6 +38,39 @@ local M = {}
 M.DEFAULT_PARALLEL = 1000      -- domains in flight (limits.max_domains)
 M.DEFAULT_DNS_QUERIES = 128    -- DNS queries in flight: the default policy's limits.max_dns_queries
 M.PROGRESS_INTERVAL = 0.5      -- seconds between progress line updates
+M.RATE_WINDOW = 30             -- the progress line's rate: domains per second over the last 30 s
+
+--- The ETA of the progress line, in seconds (nil: unknown).  left: domains
+-- without a record; in_flight: those being tested; rate: domains per
+-- second lately; acts: loop.activities() (what the tests wait for, with
+-- deadlines).  Honest during time-outs: while every remaining domain is in
+-- flight, the run cannot end before the last of their deadlines; while
+-- nothing completes (rate 0: all waiting on dead servers), not before the
+-- first one.
+function M.eta(left, in_flight, rate, acts, now)
+    if left <= 0 then return 0 end
+    local eta = rate and rate > 0 and left / rate or nil
+    local first, last
+    for _, a in ipairs(acts or {}) do
+        if a.deadline then
+            local d = math.max(0, a.deadline - now)
+            first = first and math.min(first, d) or d
+            last = last and math.max(last, d) or d
+        end
+    end
+    if left <= in_flight and last then eta = math.max(eta or 0, last) end
+    if (not rate or rate <= 0) and first then eta = math.max(eta or 0, first) end
+    return eta
+end
+
+--- 95 -> "1m35s", 3725 -> "1h02m", nil -> "?"
+function M.duration(s)
+    if not s then return "?" end
+    s = math.ceil(s)
+    if s < 60 then return ("%ds"):format(s) end
+    if s < 3600 then return ("%dm%02ds"):format(s // 60, s % 60) end
+    return ("%dh%02dm"):format(s // 3600, (s % 3600) // 60)
+end
 
 local VERDICTS = vocab.VERDICTS
 
@@ -598,6 +631,21 @@ end
 
 ----------------------------------------------------------------- output
 
+-- The terminal's width for the progress line (stderr), or nil.
+local function term_width(f)
+    if f ~= io.stderr then return nil end
+    return (core.term.size(2))
+end
+
+-- s cut to fit width - 1 columns (the cursor's), by display width.
+local function cut_to(s, width)
+    if not width then return s end
+    if text.width(s) <= width - 1 then return s end
+    local line = text.wrap(s, width - 2)[1]
+    while text.width(line) > width - 2 do line = line:sub(1, -2) end
+    return line .. "…"
+end
+
 local function open_output(opts)
     local out = opts.output
     if out == nil then out = io.stdout end
@@ -748,14 +796,30 @@ local function progress_line(opts, stderr, summary, todo, t_start)
     local progress = opts.progress
     if progress == nil then progress = stderr == io.stderr and core.term.isatty(io.stderr) end
     if not progress then return nil end
+    local samples = {} -- { time, records } of the last M.RATE_WINDOW seconds
+    local width = term_width(stderr)
     return function(final)
-        local el = loop.now() - t_start
-        local rate = el > 0 and summary.records / el or 0
-        local left = todo.n - summary.records
-        local eta = (rate > 0 and todo.complete) and ("ETA %ds"):format(math.ceil(left / rate)) or "ETA ?"
-        stderr:write(("\r\27[K%d/%d%s domains  %.0f/s  %s"):format(summary.records, todo.n,
-                     todo.complete and "" or "+", rate, eta),
-                     final and "\r\27[K" or "")
+        local now = loop.now()
+        samples[#samples + 1] = { now, summary.records }
+        while #samples > 2 and now - samples[1][1] > M.RATE_WINDOW do table.remove(samples, 1) end
+        local el = now - t_start
+        local overall = el > 0 and summary.records / el or 0
+        local dt = now - samples[1][1]
+        local recent = dt > 0 and (summary.records - samples[1][2]) / dt or overall
+        -- handed out but not recorded: in flight (the input is read as workers ask)
+        local in_flight = math.max(0, todo.n - summary.records)
+        local acts = loop.activities()
+        local eta = todo.complete and M.duration(M.eta(in_flight, in_flight, recent > 0 and recent or overall, acts, now)) or "?"
+        local line = ("%d/%d%s domains  " .. (recent < 10 and "%.1f" or "%.0f") .. "/s  ETA %s"):format(
+            summary.records, todo.n, todo.complete and "" or "+", recent, eta)
+        if in_flight > 0 then
+            line = line .. ("  %d in flight"):format(in_flight)
+            if acts[1] then
+                line = line .. ("; waiting %d s for %s"):format(math.floor(now - acts[1].since), acts[1].what)
+            end
+        end
+        line = cut_to(line, width)
+        stderr:write("\r\27[K" .. line, final and "\r\27[K" or "")
         if stderr.flush then stderr:flush() end
     end
 end

@@ -29,16 +29,43 @@ M.FORMATS = {
         footer = none,
     },
     -- the human report: a blank line between targets, a summary line after several
+    -- (o.width: wrap there; o.quiet: only each target's summary line)
     text = {
         header = none,
         record = function(r, o, n)
-            return (n > 1 and "\n" or "") .. text.render(r, { color = o.color, verbose = o.verbose })
+            return (n > 1 and not o.quiet and "\n" or "") ..
+                text.render(r, { color = o.color, verbose = o.verbose, width = o.width, quiet = o.quiet })
         end,
-        footer = function(seen)
-            if #seen > 1 then return "\n" .. text.summary(seen) end
+        footer = function(seen, o)
+            if #seen > 1 and not o.quiet then return "\n" .. text.summary(seen) end
         end,
     },
 }
+
+-- Formats that render all results at once, at the end (a monitoring
+-- plugin's one status line; one metric family per name): record() keeps
+-- the result in o.collected, footer() renders them, exit_code() (nagios)
+-- is the plugin's status.  o: warning_days, critical_days, timed_out,
+-- interrupted, targets.
+local function collected(module_name)
+    local f = { header = none }
+    function f.record(r, o)
+        o.collected = o.collected or {}
+        o.collected[#o.collected + 1] = r
+        return nil
+    end
+    function f.footer(_, o)
+        -- lazy: the monitoring renderers are loaded only for their format
+        local mod = require(module_name)
+        local s, code = mod.render_all(o.collected or {}, { warning = o.warning_days, critical = o.critical_days,
+            timed_out = o.timed_out, targets = o.targets, interrupted = o.interrupted })
+        o.exit_code = code
+        return s
+    end
+    return f
+end
+M.FORMATS.nagios = collected("mxprobe.report.nagios")
+M.FORMATS.openmetrics = collected("mxprobe.report.openmetrics")
 M.FORMATS.jsonl = M.FORMATS.json -- audits' name for it
 
 --- The format called name, or nil and a message listing the known ones.

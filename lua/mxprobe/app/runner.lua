@@ -12,8 +12,10 @@
 --       signals  = true,        -- Ctrl-C: stop; a second one exits at once
 --       notice   = function(line),  -- messages (default: stderr)
 --       verbose  = false,       -- keep tracebacks in internal-error records
+--       deadline = nil,         -- seconds: stop the whole run then (-t)
 --   })
---   --> { started =, written =, interrupted = bool, write_error = msg|nil }
+--   --> { started =, written =, interrupted = bool, timed_out = seconds|nil,
+--         write_error = msg|nil }
 --
 -- A target is { kind = "domain" | "host", name =, port = (hosts),
 -- input = the name as given (when it differs), error = why it is not a
@@ -166,7 +168,14 @@ function M.run(run, opts)
     local n = opts.parallel or M.DEFAULT_PARALLEL
     if opts.targets then n = math.max(1, math.min(n, #opts.targets)) end
     for i = 1, n do job.workers[i] = loop.spawn(Job.worker, job) end
+    local watchdog
+    if opts.deadline then
+        watchdog = loop.spawn(function()
+            if loop.sleep(opts.deadline) then job.st.timed_out = opts.deadline; job:stop() end
+        end)
+    end
     for _, w in ipairs(job.workers) do loop.join(w) end
+    if watchdog then loop.cancel(watchdog) end
     -- stopped (Ctrl-C, nobody reads): the cancelled probes still say QUIT,
     -- within a second in all, and only this run's sessions
     if job.stopping then goodbye.all(nil, job.workers) end

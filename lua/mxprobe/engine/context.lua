@@ -238,6 +238,20 @@ function Ctx:run_summary(def)
     self.check = nil
 end
 
+--- The local address to connect from (--source), for this server's family.
+function Ctx:source()
+    local src = self.config.source
+    return type(src) == "table" and src[self.family] or nil
+end
+
+--- The TLS options of an implicit-TLS session (--implicit-tls), or nil.
+-- SNI and the name to verify are the MX host name, as for STARTTLS.
+function Ctx:implicit_tls()
+    if not self.config.implicit_tls then return nil end
+    local literal = self.host:find("^[%d.]+$") or self.host:find(":", 1, true)
+    return { sni = not literal and self.host or nil, verify_name = self.host, ca_file = self.config.ca_file }
+end
+
 local function no_session(self, what)
     if self.sessionless then
         error(("check %s has scope \"address\", which gets no session (%s): declare scope = \"session\""):format(
@@ -248,6 +262,8 @@ end
 local function open(self)
     local s, code, detail, seconds = session.open(self.address, self.port, {
         connect_timeout = self:timeout("connect"), timeouts = self.config.timeouts, limits = self.run.limits,
+        host = self.host, -- names the server in status lines
+        source = self:source(), implicit_tls = self:implicit_tls(),
     })
     -- evidence for the whole run: this vantage point reaches the port
     if s then self.run:saw_answer(self.port) end

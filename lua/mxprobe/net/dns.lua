@@ -227,7 +227,9 @@ function Resolver:query(name, qtype, deadline)
             counts.sent = counts.sent + 1
         end
     end
+    loop.doing(("the DNS answer for %s %s"):format(tostring(name), tostring(qtype)))
     local ok, code, detail = loop.wait(q, nil, deadline)
+    loop.doing(nil) -- a label holds only while its wait lasts
     local me = loop.current()
     if me then q:clear_waiter(me.token) end -- a late answer must not wake a reused token
     if owner then self.sem:release() end

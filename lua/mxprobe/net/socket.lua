@@ -103,7 +103,8 @@ end
 
 --- Connect to a numeric address.
 -- opts: deadline (absolute) or timeout (seconds) for the connect;
---       limit (input buffer cap, bytes), line_max (read_line cap).
+--       limit (input buffer cap, bytes), line_max (read_line cap),
+--       source (a local address to connect from).
 -- @return socket | nil, code, detail  (refused, unreachable, timeout, reset, limit, ...)
 function M.connect(ip, port, opts)
   if type(ip) ~= "string" then argerr(1, "connect", "numeric IPv4 or IPv6 address expected, got " .. type(ip)) end
@@ -111,7 +112,7 @@ function M.connect(ip, port, opts)
   if opts ~= nil and type(opts) ~= "table" then argerr(3, "connect", "options table or nil expected, got " .. type(opts)) end
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "deadline" and k ~= "timeout" and k ~= "limit" and k ~= "line_max" then
+    if k ~= "deadline" and k ~= "timeout" and k ~= "limit" and k ~= "line_max" and k ~= "source" then
       argerr(3, "connect", "unknown option " .. tostring(k))
     end
   end
@@ -121,7 +122,9 @@ function M.connect(ip, port, opts)
   local deadline = opts.deadline
   if opts.timeout then deadline = earliest(deadline, loop.now() + opts.timeout) end
   local t0 = loop.now()
-  local raw, code, detail = net.connect(ip, port) -- raises on a name instead of an address
+  if opts.source ~= nil and type(opts.source) ~= "string" then argerr(3, "connect", "source must be a numeric address") end
+  -- source: bind this local address first (--source); nil, "source", detail when it cannot be
+  local raw, code, detail = net.connect(ip, port, opts.source) -- raises on a name instead of an address
   if not raw then return nil, code, detail end
   while true do
     local ok, c, d = raw:connect_result()

@@ -8,7 +8,8 @@
 --
 -- Deadlines are absolute monotonic seconds (loop.now() + seconds).
 -- Public API: run, spawn, join, sleep, wait, cancel, current, now,
--- set_deadline, semaphore, on_signal, interrupted.
+-- set_deadline, semaphore, on_signal, interrupted; doing, activities (what
+-- tasks wait for, for status lines).
 
 local core = require "mxprobe.core"
 local C = core.loop
@@ -109,6 +110,28 @@ local function check_can_wait(fname)
     end
 end
 
+--- Say what the current task is about to wait for, in words a status
+-- line can show ("the greeting of mx.example.org (192.0.2.1)"); nil
+-- clears it.  Nothing else reads it: a label costs one field.
+function M.doing(what)
+    local t = current
+    if t then t.doing, t.doing_since = what, C.now() end
+end
+
+--- What the parked tasks that said so (M.doing) wait for: a list of
+-- { what =, since =, deadline = } (absolute monotonic times; deadline
+-- nil when none), the longest waiting first.
+function M.activities()
+    local out = {}
+    for _, t in pairs(tasks) do
+        if t.doing and t.status == "waiting" then
+            out[#out + 1] = { what = t.doing, since = t.doing_since, deadline = t.wait_deadline }
+        end
+    end
+    table.sort(out, function(a, b) return a.since < b.since end)
+    return out
+end
+
 --- Park the current task.
 -- obj: nil (sleep until deadline), an integer fd, an object with :getfd()
 -- (sockets), or an object with :set_waiter(token) and :done() (DNS queries).
@@ -144,6 +167,7 @@ function M.wait(obj, events, deadline)
         error(("bad argument #1 to 'wait' (socket, query, fd or nil expected, got %s)"):format(type(obj)), 2)
     end
     t.status = "waiting"
+    t.wait_deadline = dl
     local reason = co_yield(SENTINEL)
     if reason == "cancelled" then return nil, "cancelled", "the task was cancelled" end
     if obj == nil then -- a sleep: its timer firing is success unless it was the task's deadline

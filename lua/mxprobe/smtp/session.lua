@@ -18,28 +18,67 @@ local escape = core.smtp.escape or function(s) return (s:gsub("[%z\1-\31\127-\25
 M.escape = escape
 
 --- Connect to ip:port.  Returns a session, nil, nil, seconds or nil, code, detail, seconds.
--- opts.limits (mxprobe.engine.limits) caps the connection rate and open sockets.
+-- opts.limits (mxprobe.engine.limits) caps the connection rate and open sockets;
+-- opts.source: the local address to connect from; opts.implicit_tls: TLS
+-- options ({ sni, verify_name, ca_file }) for a handshake right after the
+-- connect (port 465), failing as nil, "tls", detail.
 function M.open(ip, port, opts)
     opts = opts or {}
     local release
     if opts.limits then
         local code, detail
         -- waiting for our own limits is not the server's connect time
+        loop.doing(("a connection slot for %s (mxprobe's own limits)"):format(ip))
         release, code, detail = opts.limits:connect(ip, loop.now() + 300)
+        loop.doing(nil)
         if not release then return nil, code, detail, 0 end
     end
     local t0 = loop.now()
-    local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10) })
+    -- for status lines (loop.doing): the host name when the caller knows it
+    local name = opts.host and ("%s (%s)"):format(opts.host, ip) or ip
+    loop.doing(("the TCP connection to %s port %d"):format(name, port))
+    local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10), source = opts.source })
+    loop.doing(nil) -- a label holds only while its wait lasts
     local seconds = loop.now() - t0
     if not sock then
         if release then release() end
         return nil, code, detail, seconds
     end
+    -- implicit TLS (port 465, RFC 8314): the handshake comes before the
+    -- greeting, so it belongs to opening the session
+    local implicit
+    if opts.implicit_tls then
+        loop.doing("the TLS handshake with " .. name)
+        local tls_timeout = (opts.timeouts or {}).tls or 20
+        local tcode, tdetail, raw
+        implicit, tcode, tdetail, raw = sock:tls_handshake(opts.implicit_tls, loop.now() + tls_timeout)
+        loop.doing(nil)
+        if not implicit then
+            sock:close()
+            if release then release() end
+            if tcode == "injection" then
+                -- bytes before any handshake: a plaintext server (a 220 greeting, say)
+                local preview = tostring(raw or "")
+                if #preview > 60 then preview = preview:sub(1, 60) .. "..." end
+                return nil, "tls", ("the server speaks plaintext, not TLS: %s"):format(preview), seconds
+            end
+            if tostring(tdetail):find("wrong version number", 1, true) then
+                -- what OpenSSL says when the first bytes back are not a TLS record
+                return nil, "tls", "the server speaks plaintext, not TLS (OpenSSL: wrong version number)", seconds
+            end
+            return nil, "tls", ("%s: %s"):format(tostring(tcode), tostring(tdetail or "")), seconds
+        end
+    end
     local s = setmetatable({
         sock = sock, ip = ip, port = port, t0 = t0, connect_seconds = seconds,
         transcript = {}, timeouts = opts.timeouts or {}, tls = nil, release = release,
+        name = name, waiting_for = "the greeting of " .. name,
     }, Session)
     s:note("*", ("connected to %s port %d in %.6f s"):format(ip, port, seconds))
+    if implicit then
+        s.tls, s.implicit_tls = implicit, true
+        s:note("*", ("TLS established before the greeting (implicit TLS): %s %s"):format(implicit.protocol or "?", implicit.cipher or "?"))
+    end
     goodbye.track(s) -- a cancelled run still says QUIT (mxprobe.smtp.goodbye)
     -- the seconds on success too: the connect check reports them (it showed
     -- 0.0 ms everywhere while this returned the session alone)
@@ -60,7 +99,10 @@ M.READ_LIMITS = { discard_max = 1024 * 1024 }
 
 --- Read one complete reply before the deadline (absolute).
 function Session:read_reply(deadline)
+    loop.doing(self.waiting_for or ("a reply from " .. tostring(self.name or self.ip)))
+    self.waiting_for = nil
     local r, code, detail = self.sock:receive_reply(M.READ_LIMITS, deadline)
+    loop.doing(nil)
     if not r then
         self:note("!", ("%s: %s"):format(code, detail or ""))
         return nil, code, detail
@@ -95,6 +137,7 @@ function Session:command(line, deadline)
         error("bad argument #1 to 'command' (a command line without CR or LF expected)", 2)
     end
     deadline = deadline or (loop.now() + (self.timeouts.command or 30))
+    self.waiting_for = ("the reply to %s from %s"):format(line:match("^%S+"):upper(), tostring(self.name or self.ip))
     local ok, code, detail = self:send_line(line, deadline)
     if not ok then return nil, code, detail end
     local r, rcode, rdetail = self:read_reply(deadline)
@@ -105,7 +148,9 @@ end
 --- Upgrade to TLS (after a 220 to STARTTLS).  Returns the TLS info or
 -- nil, code, detail ("injection" when plaintext was buffered).
 function Session:starttls(opts, deadline)
+    loop.doing("the TLS handshake with " .. tostring(self.name or self.ip))
     local info, code, detail, extra = self.sock:tls_handshake(opts, deadline)
+    loop.doing(nil)
     if not info then
         self:note("!", ("TLS %s: %s"):format(code, detail or ""))
         return nil, code, detail, extra

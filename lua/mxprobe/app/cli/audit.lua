@@ -6,6 +6,7 @@ local common = require "mxprobe.app.cli.common"
 local audit = require "mxprobe.app.audit"
 local sink = require "mxprobe.app.sink"
 local escape = require "mxprobe.runtime.escape"
+local toolbox = require "mxprobe.app.cli.toolbox"
 
 local M = {}
 
@@ -58,6 +59,8 @@ function M.main(argv, env)
     if not args then return fail(perr .. " (see mxprobe audit --help)") end
     local config, plan = options.config(args)
     if not config then return fail(plan) end
+    local tok, terr = toolbox.config(args, config, plan, env)
+    if not tok then return fail(terr) end
     local a, aerr = options.audit(args, audit.parse_shard)
     if not a then return fail(aerr) end
     if args.transcripts then transcripts = transcripts or "all" end

@@ -68,7 +68,9 @@ end
 --- Whether to colour the text report: not with --no-color, NO_COLOR set,
 -- TERM unset or dumb, or stdout not a terminal (env.tty overrides that).
 function M.want_color(args, env)
-    if args.no_color or args.json or args.csv then return false end
+    if args.json or args.csv or (args.format and args.format ~= "text") then return false end
+    if args.color == "always" then return true end -- asked for: wins over NO_COLOR and TERM
+    if args.no_color or args.color == "never" then return false end
     local getenv = env.getenv or os.getenv
     local nc = getenv("NO_COLOR")
     if nc and nc ~= "" then return false end

@@ -20,6 +20,8 @@ local M = {}
 
 --- Subcommands: name -> function(argv after the name, env) -> exit code.
 -- A new subcommand is one entry (and a module of its own).
+M.toolbox = require "mxprobe.app.cli.toolbox"
+
 M.COMMANDS = {
     audit = audit.main,
     -- subcommands with parsers of their own (issue 14)
@@ -45,8 +47,20 @@ end
 M.DEFAULT_PARALLEL = parser.DEFAULT_PARALLEL
 M.RESERVED_KINDS = options.RESERVED_KINDS
 M.parse = parser.parse
-M.parser = parser.build
-M.config = options.config
+-- parser([name,] mode [, into]): the argparse parser (older callers give a name first)
+function M.parser(a, b, c)
+    if a == "mxprobe audit" or a == "mxprobe" then return parser.build(b, c) end
+    return parser.build(a, b)
+end
+--- The engine's config and the plan from parsed arguments, with the
+-- toolbox's options (for specs and scripts; the commands do the same).
+function M.config(args, env)
+    local config, plan = options.config(args)
+    if not config then return nil, plan end
+    local ok, err = M.toolbox.config(args, config, plan, env or {})
+    if not ok then return nil, err end
+    return config, plan
+end
 M.exit_code_of = common.exit_code_of
 M.worst = common.worst
 M.want_color = common.want_color

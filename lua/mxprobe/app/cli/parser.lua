@@ -9,6 +9,7 @@
 -- both; each group is a list of rows { kind, names, help, argname, count }
 -- so that adding an option is one row here and one in cli/options.lua.
 local argparse = require "argparse"
+local toolbox = require "mxprobe.app.cli.toolbox"
 local vocab = require "mxprobe.runtime.vocab"
 
 local M = {}
@@ -32,7 +33,7 @@ local PROBE_EPILOG = "Exit status: 0 OK, 1 warning, 2 critical, 3 could not test
     .. "  mxprobe audit domains.txt -o results.jsonl   (many domains; mxprobe audit --help)\n"
     .. "  mxprobe report results.jsonl -o report.html  (one page to read)\n"
     .. "  mxprobe diff old.jsonl new.jsonl             (what changed)\n\n"
-    .. "Full documentation: docs/cli.md"
+    .. "Full documentation: man mxprobe"
 local AUDIT_DESCRIPTION = "Test the mail servers of many domains, one per line of FILE (- for stdin; "
     .. "'#' comments and blank lines allowed; internationalised names are converted "
     .. "to A-labels). One record per domain is written and flushed as the domain "
@@ -46,7 +47,7 @@ local AUDIT_EPILOG = "Exit status: 0 every domain has a record; 3 otherwise (usa
     .. "  mxprobe audit domains.txt --resume results.jsonl      # after Ctrl-C or a crash\n"
     .. "  mxprobe audit domains.txt --shard 3/8 -o part-3.jsonl  # the 3rd of 8 jobs\n"
     .. "  mxprobe audit - --csv < domains.txt > results.csv\n\n"
-    .. "Full documentation: docs/audits.md"
+    .. "Full documentation: man mxprobe (section AUDIT), docs/audits.md"
 
 -- Rows: { "flag" | "option", names, help, argname (options), count ("*": repeatable), target }
 local PROBE_OUTPUT = {
@@ -116,7 +117,7 @@ local AUDIT_RECORDS = {
 }
 local OTHER = {
     { "flag", "-h --help", "Show this help and exit." },
-    { "flag", "--version", "Show the version and exit.", probe = true },
+    { "flag", "--version", "Show the version and the libraries' versions and exit.", probe = true },
 }
 
 M.GROUPS = {
@@ -137,9 +138,11 @@ local function add_row(p, row, audit)
 end
 
 --- The parser of mode nil (mxprobe [OPTIONS] DOMAIN...) or "audit".
-function M.build(mode)
+-- into: an argparse command to fill instead of a new parser (the
+-- completion scripts see `audit` as a command of mxprobe).
+function M.build(mode, into)
     local audit = mode == "audit"
-    local p = argparse(audit and "mxprobe audit" or "mxprobe")
+    local p = into or argparse(audit and "mxprobe audit" or "mxprobe")
     p:description(audit and AUDIT_DESCRIPTION or PROBE_DESCRIPTION)
     p:epilog(audit and AUDIT_EPILOG or PROBE_EPILOG)
     p:add_help(false):usage_max_width(80):help_max_width(80):help_description_margin(30)
@@ -153,6 +156,7 @@ function M.build(mode)
         for _, row in ipairs(g[2]) do opts[#opts + 1] = add_row(p, row, audit) end
         p:group(g[1], table.unpack(opts))
     end
+    toolbox.options(p, mode)
     return p
 end
 

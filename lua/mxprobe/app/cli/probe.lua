@@ -22,6 +22,8 @@ local sink = require "mxprobe.app.sink"
 local json = require "mxprobe.report.json"
 local explain = require "mxprobe.report.explain"
 local escape = require "mxprobe.runtime.escape"
+local toolbox = require "mxprobe.app.cli.toolbox"
+local loop = require "mxprobe.runtime.loop"
 
 local M = {}
 
@@ -101,10 +103,13 @@ end
 
 -- Test the targets; print each report in command-line order as soon as
 -- it and every report before it are done.  @return exit code
-local function test_targets(run, plan, args, env, fmt)
+local function test_targets(run, plan, args, env, fmt, format_name)
     local stderr = env.stderr or io.stderr
     local write = sink.of(env.stdout or io.stdout)
-    local fopts = { color = common.want_color(args, env), verbose = args.verbose }
+    local fopts = { color = common.want_color(args, env), verbose = args.verbose, width = plan.width, quiet = plan.quiet,
+                    warning_days = plan.warning_days, critical_days = plan.critical_days, targets = #plan.targets }
+    -- on a terminal: what the run waits for, until each report is written
+    local status = toolbox.status(loop, plan, env, function(s) stderr:write(s) end, #plan.targets)
     local seen, worst = {}, nil
     local function emit(s)
         if s == nil then return true end
@@ -115,9 +120,11 @@ local function test_targets(run, plan, args, env, fmt)
     if ok then
         outcome = runner.run(run, {
             targets = plan.targets, parallel = plan.parallel or parser.DEFAULT_PARALLEL, ordered = true,
-            signals = env.own_loop, verbose = args.verbose,
-            notice = function(line) stderr:write(line) end,
+            signals = env.own_loop, verbose = args.verbose, deadline = plan.deadline,
+            notice = function(line) status.clear(); stderr:write(line) end,
             write = function(r)
+                status.done = status.done + 1
+                status.clear()
                 local wok, e = emit(fmt.record(r, fopts, #seen + 1))
                 -- what a footer may sum up (a summary line, a monitoring status)
                 seen[#seen + 1] = { domain = r.domain, verdict = r.verdict, exit_code = r.exit_code,
@@ -127,6 +134,7 @@ local function test_targets(run, plan, args, env, fmt)
             end,
         })
     end
+    status.stop()
     if outcome.write_error then
         -- a reader that went away (| head) is not worth a message; a full disk is
         if not outcome.write_error:find("Broken pipe", 1, true) then
@@ -134,13 +142,20 @@ local function test_targets(run, plan, args, env, fmt)
         end
         return 3
     end
-    if outcome.interrupted then
-        local n = #plan.targets
+    local n = #plan.targets
+    fopts.interrupted, fopts.timed_out = outcome.interrupted, outcome.timed_out
+    if outcome.interrupted and not fopts.collected then
         stderr:write(("mxprobe: interrupted; %d of %d %s not checked\n"):format(
             n - #seen, n, n == 1 and "target" or "targets"))
-        worst = common.worst(worst, 3)
     end
+    if outcome.timed_out and not fopts.collected and format_name ~= "nagios" then
+        stderr:write(("mxprobe: stopped after %s s (-t); %d of %d %s not checked\n"):format(
+            tostring(outcome.timed_out), n - #seen, n, n == 1 and "target" or "targets"))
+    end
+    if outcome.interrupted or outcome.timed_out then worst = common.worst(worst, 3) end
     emit(fmt.footer(seen, fopts))
+    -- a monitoring plugin's status is its own (nagios: 0-3 from the status line)
+    if fopts.exit_code then return fopts.exit_code end
     return worst or 3
 end
 
@@ -152,16 +167,21 @@ function M.main(argv, env)
     if parser.wants_help(argv) then out(parser.help(), "\n"); return 0 end
     local args, perr = parser.parse(argv)
     if not args then return fail(perr .. " (see mxprobe --help)") end
-    if args.version then
-        -- lazy: --version must answer even when the install is broken
-        local ok, paths = pcall(require, "mxprobe.runtime.paths")
-        out("mxprobe ", ok and type(paths) == "table" and paths.version or "(unknown version)", "\n")
-        return 0
-    end
+    -- --completion and --version act before any validation
+    local early = toolbox.early(args, out, fail, parser.build)
+    if early then return early end
     local format, ferr = format_of(args)
     if not format then return fail(ferr) end
     local config, plan = options.config(args)
     if not config then return fail(plan) end
+    local tok, terr = toolbox.config(args, config, plan, env)
+    if not tok then return fail(terr) end
+    -- --format (text, json, nagios, openmetrics) against --json/--csv
+    if plan.format ~= "text" and format ~= "text" and plan.format ~= format then
+        return fail(("--%s and --format %s: choose one"):format(format, plan.format))
+    end
+    if plan.format ~= "text" then format = plan.format end
+    plan.width = toolbox.width(env)
     if not args.list_checks and not args.explain and #plan.targets == 0 then
         return fail("no domain given (usage: mxprobe [OPTIONS] DOMAIN...; see mxprobe --help)")
     end
@@ -173,7 +193,7 @@ function M.main(argv, env)
         if args.list_checks then return list_checks(run, args, out) end
         if args.explain then return explain_code(engine, run, args, out, fail) end
         local e = setmetatable({ own_loop = own_loop }, { __index = env })
-        return test_targets(run, plan, args, e, formats.get(format))
+        return test_targets(run, plan, args, e, formats.get(format), format)
     end)
 end
 
