@@ -22,6 +22,7 @@ local grades = require "mxprobe.net.tls_grades"
 local tls = require "mxprobe.net.tls"
 local loop = require "mxprobe.runtime.loop"
 local dialog = require "mxprobe.smtp.dialog"
+local core = require "mxprobe.core"
 
 local MODES = { versions = 1, grades = 2, suites = 3 }
 local ECDSA_SIGALGS = "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512"
@@ -140,7 +141,7 @@ local function cert_summary(info)
   local leaf = info and info.chain and info.chain[1]
   if not leaf then return nil end
   local ktype, bits, curve = leaf:key()
-  return {
+  return info.chain, {
     key_type = ktype, key_bits = bits, curve = curve, fingerprint_sha256 = leaf:fingerprint(),
     subject = leaf:subject(), not_after = leaf:not_after(), days_left = leaf:not_after() and (leaf:not_after() - os.time()) / 86400,
     verified = info.verify and info.verify.ok or false, name_match = info.hostname_match and true or false,
@@ -148,13 +149,36 @@ local function cert_summary(info)
   }
 end
 
+-- A further certificate against the TLSA records the dane check found
+-- secure and usable: DANE senders that are given this certificate (they
+-- prefer its key type) and find no match do not deliver.  nil: no problem.
+local function dane_problem(ctx, chain)
+  local d = ctx.facts.dane
+  if not (d and d.secure and (d.usable or 0) > 0 and chain and chain[1]) then return nil end
+  for _, text in ipairs(d.records or {}) do
+    local u, sel, mt, data = text:match("^(%d+) (%d+) (%d+) (%x+)$")
+    u, sel, mt = tonumber(u), tonumber(sel), tonumber(mt)
+    if u and (sel == 0 or sel == 1) and mt and mt <= 2 then
+      data = data:lower()
+      if u == 3 and chain[1]:tlsa(sel, mt) == data then return nil end
+      if u == 2 then
+        for i = 2, #chain do
+          if chain[i]:tlsa(sel, mt) == data and core.x509.verify_to_anchor(chain, i, ctx.host) then return nil end
+        end
+      end
+    end
+  end
+  return "matches none of the domain's secure TLSA records (DANE senders given it do not deliver)"
+end
+
 -- Certificates: ECDSA-only, then RSA-only signature algorithms.
 local function probe_certificates(p)
   local found = {}
   for _, try in ipairs { { "ECDSA", ECDSA_SIGALGS }, { "RSA", RSA_SIGALGS } } do
     local info = p:handshake("certificate " .. try[1], { sigalgs = try[2] })
-    local c = cert_summary(info)
+    local chain, c = cert_summary(info)
     if c then
+      p.chains[c.fingerprint_sha256] = chain
       c.offered_for = try[1]
       local dup = false
       for _, f in ipairs(found) do if f.fingerprint_sha256 == c.fingerprint_sha256 then dup = true end end
@@ -302,7 +326,7 @@ return {
     local mode = (ctx.config.tls or {}).enumerate or "grades"
     local fact = { mode = mode, attempts = {}, handshakes = 0, untestable = {} }
     ctx:fact(fact)
-    local p = setmetatable({ ctx = ctx, fact = fact, infos = {}, t_end = loop.now() + BUDGET_S,
+    local p = setmetatable({ ctx = ctx, fact = fact, infos = {}, chains = {}, t_end = loop.now() + BUDGET_S,
                              sni = not iputil.is_literal(ctx.host) and ctx.host or nil }, Probe)
     local t0 = loop.now()
     probe_versions(p)
@@ -352,6 +376,9 @@ return {
             elseif c.days_left and c.days_left < (ctx:threshold("expiry_warning_days") or 14) then
               problem = ("expires in %d days"):format(math.floor(c.days_left)) end
             if problem then ctx:finding("TLS_SECOND_CERT_PROBLEM", { type = c.key_type or "other", problem = problem }) end
+            -- DANE senders judge by the TLSA records alone, whatever the name or dates
+            local dp = dane_problem(ctx, p.chains[c.fingerprint_sha256])
+            if dp then ctx:finding("TLS_SECOND_CERT_PROBLEM", { type = c.key_type or "other", problem = dp }) end
           end
         end
       end

@@ -116,6 +116,19 @@ describe("tls_offer in the lab", function()
     assert.equal("ok", r.verdict)
   end)
 
+  it("dualcert under DANE-EE of its ECDSA key only: the RSA certificate is the problem DANE senders meet", function()
+    local r = check("dane-dual.sec.lab.test")
+    local s = assert(server(r, "198.51.100.61"))
+    assert.equal("match", s.facts.dane.result) -- the main handshake got the ECDSA certificate
+    local dane_f
+    for _, f in ipairs(s.findings) do
+      if f.code == "TLS_SECOND_CERT_PROBLEM" and f.evidence.problem:find("TLSA", 1, true) then dane_f = f end
+    end
+    assert.truthy(dane_f, "no DANE problem for the second certificate")
+    assert.equal("RSA", dane_f.evidence.type)
+    -- without DANE, the same server has no such problem (dualcert.lab.test above)
+  end)
+
   it("mixed: the finding names the address that offers more", function()
     local r = check("mixed.lab.test")
     local f = assert(finding(r.findings, "TLS_ADDRESSES_DIFFER"))

@@ -63,6 +63,7 @@ sign_zones() {
       -e "s/@TLSA_INT_201@/$(tlsa_data "$STATE/ca/intermediate.pem" 0)/" \
       -e "s/@TLSA_EXPIRED_311@/$(tlsa_data "$STATE/certs/expired.crt" 1)/" \
       -e "s/@TLSA_EXPIRING_311@/$(tlsa_data "$STATE/certs/expiring.crt" 1)/" \
+      -e "s/@TLSA_DUALCERT_311@/$(tlsa_data "$STATE/certs/dualcert.crt" 1)/" \
       "$LAB_DIR/dnssec/sec.lab.test.zone" >"$d/sec.lab.test.zone"
   sed -e "s/@SERIAL@/$serial/" "$LAB_DIR/dnssec/root.zone" >"$d/root.zone"
   cat >"$d/bogus.zone" <<EOF
