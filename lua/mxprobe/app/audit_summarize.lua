@@ -11,6 +11,7 @@
 -- distinct domains (one set entry each), never with the size of a record.
 -- With the input list it also says which input domains have no record
 -- (`missing`) and which records are not in the input (`extra`): in = out.
+local common = require "mxprobe.app.cli.common"
 local argparse = require "argparse"
 local cjson = require "cjson"
 local audit = require "mxprobe.app.audit"
@@ -153,18 +154,8 @@ M.parser = parser
 --- argv: the arguments after "audit" (--summarize among them).
 -- env: stdout, stderr (objects with :write).  @return exit code
 function M.main(argv, env)
-    env = env or {}
-    local stdout, stderr = env.stdout or io.stdout, env.stderr or io.stderr
-    local function fail(msg)
-        stderr:write("mxprobe: audit --summarize: ", (tostring(msg):gsub("\n.*", "")), "\n")
-        return 3
-    end
-    for _, a in ipairs(argv) do
-        if a == "--" then break end
-        if a == "-h" or a == "--help" then stdout:write(parser():get_help(), "\n"); return 0 end
-    end
-    local ok, args = parser():pparse(argv)
-    if not ok then return fail(tostring(args):gsub("\n", "; ") .. " (see mxprobe audit --summarize --help)") end
+    local args, stdout, stderr, fail = common.subcommand("audit --summarize", parser, argv, env)
+    if not args then return stdout end -- the exit code: help shown, or a usage error
     local shard
     if args.shard then
         if not args.input then return fail("--shard: only with --input") end

@@ -12,6 +12,7 @@
 -- that merely count down) are not compared: two runs a week apart always
 -- differ there.  Both files are streamed into one small digest per domain
 -- (memory grows with the number of domains, not with record sizes).
+local common = require "mxprobe.app.cli.common"
 local argparse = require "argparse"
 local cjson = require "cjson"
 local json = require "mxprobe.report.json"
@@ -305,18 +306,8 @@ M.parser = parser
 
 --- argv: the arguments after "diff".  env: stdout, stderr.  @return exit code
 function M.main(argv, env)
-    env = env or {}
-    local stdout, stderr = env.stdout or io.stdout, env.stderr or io.stderr
-    local function fail(msg)
-        stderr:write("mxprobe: diff: ", (tostring(msg):gsub("\n.*", "")), "\n")
-        return 3
-    end
-    for _, a in ipairs(argv) do
-        if a == "--" then break end
-        if a == "-h" or a == "--help" then stdout:write(parser():get_help(), "\n"); return 0 end
-    end
-    local ok, args = parser():pparse(argv)
-    if not ok then return fail(tostring(args):gsub("\n", "; ") .. " (see mxprobe diff --help)") end
+    local args, stdout, stderr, fail = common.subcommand("diff", parser, argv, env)
+    if not args then return stdout end -- the exit code: help shown, or a usage error
     local days
     if args.expiring_days then
         days = args.expiring_days:match("^%d+$") and tonumber(args.expiring_days)

@@ -16,6 +16,7 @@
 -- provider, certificate end day) and, for the per-domain table, one compact
 -- row per domain (a short JSON array, its findings as indexes into a table
 -- of distinct findings: domains behind one provider share theirs).
+local common = require "mxprobe.app.cli.common"
 local argparse = require "argparse"
 local cjson = require "cjson"
 local json = require "mxprobe.report.json"
@@ -685,18 +686,8 @@ M.parser = parser
 
 --- argv: the arguments after "report".  env: stdout, stderr.  @return exit code
 function M.main(argv, env)
-    env = env or {}
-    local stdout, stderr = env.stdout or io.stdout, env.stderr or io.stderr
-    local function fail(msg)
-        stderr:write("mxprobe: report: ", (tostring(msg):gsub("\n.*", "")), "\n")
-        return 3
-    end
-    for _, a in ipairs(argv) do
-        if a == "--" then break end
-        if a == "-h" or a == "--help" then stdout:write(parser():get_help(), "\n"); return 0 end
-    end
-    local ok, args = parser():pparse(argv)
-    if not ok then return fail(tostring(args):gsub("\n", "; ") .. " (see mxprobe report --help)") end
+    local args, stdout, stderr, fail = common.subcommand("report", parser, argv, env)
+    if not args then return stdout end -- the exit code: help shown, or a usage error
     local a, err = M.aggregate(args.audit)
     if not a then return fail(err) end
     if a.records == 0 then

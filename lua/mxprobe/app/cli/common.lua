@@ -99,4 +99,24 @@ function M.worst(a, b)
     return (EXIT_RANK[b] or 2) > (EXIT_RANK[a] or 2) and b or a
 end
 
+--- The start of a subcommand with an argparse parser of its own (report,
+-- diff, audit --summarize): --help, parsing, and one-line errors.
+-- @return args, stdout, stderr, fail | nil, exit code (help shown, or a
+--   usage error reported)
+function M.subcommand(name, build, argv, env)
+    env = env or {}
+    local stdout, stderr = env.stdout or io.stdout, env.stderr or io.stderr
+    local function fail(msg)
+        stderr:write("mxprobe: ", name, ": ", (tostring(msg):gsub("\n.*", "")), "\n")
+        return 3
+    end
+    for _, a in ipairs(argv) do
+        if a == "--" then break end
+        if a == "-h" or a == "--help" then stdout:write(build():get_help(), "\n"); return nil, 0 end
+    end
+    local ok, args = build():pparse(argv)
+    if not ok then return nil, fail(tostring(args):gsub("\n", "; ") .. (" (see mxprobe %s --help)"):format(name)) end
+    return args, stdout, stderr, fail
+end
+
 return M
