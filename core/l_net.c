@@ -208,6 +208,14 @@ static mx_sock *push_sock(lua_State *L, int fd, int family, int state)
     return s;
 }
 
+/* [-0, +1, m] for harnesses (fuzz/fuzz_tls_client.c): an open socket
+ * around fd, a connected, non-blocking stream (a socketpair end), owned by
+ * the socket from then on.  The net module must be open (its metatable). */
+mx_sock *mx_sock_push_fd(lua_State *L, int fd, int family)
+{
+    return push_sock(L, fd, family, MX_SOCK_OPEN);
+}
+
 /* Release everything; safe to call twice and from __gc at lua_close. */
 static void sock_release(lua_State *L, mx_sock *s)
 {

@@ -50,6 +50,9 @@ mx_sock *mx_sock_check(lua_State *L, int idx);
  * 0 on EOF, MX_IO_AGAIN (with *want) or MX_IO_ERROR; -3 when the buffer
  * cap is reached (nothing read). */
 long mx_sock_fill(mx_sock *s, unsigned *want);
+/* [-0, +1, m] wrap a connected non-blocking stream fd as an open socket
+ * (harnesses; see l_net.c). */
+mx_sock *mx_sock_push_fd(lua_State *L, int fd, int family);
 /* Format an address as "ip" and port. */
 void mx_sockaddr_str(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port);
 

@@ -11,7 +11,13 @@ function M.parse(lines)
       kw = kw:upper()
       f.extensions[#f.extensions + 1] = ext
       f.keywords[kw] = params
-      if kw == "SIZE" then f.size = tonumber(params:match("^(%d+)")) end
+      -- a SIZE too large for an integer (more than 18 digits) is no limit
+      -- we can state: the keyword stays, the number is left out (a float
+      -- would print as 1e+20 in the record)
+      if kw == "SIZE" then
+        local digits = params:match("^0*(%d+)")
+        f.size = digits and #digits <= 18 and math.tointeger(tonumber(digits)) or nil
+      end
       if kw == "AUTH" then
         f.auth = {}
         for m in params:gmatch("%S+") do f.auth[#f.auth + 1] = m:upper() end
