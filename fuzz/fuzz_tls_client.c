@@ -139,11 +139,6 @@ static void make_contexts(void)
     }
 }
 
-static void cleanup(void)
-{
-    if (ca_path[0]) unlink(ca_path);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
@@ -158,7 +153,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f || !PEM_write_X509(f, ca_cert)) abort();
     fclose(f);
-    atexit(cleanup);
 
     server_ctx = SSL_CTX_new(TLS_server_method());
     if (!server_ctx) abort();
@@ -179,6 +173,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (luaL_loadbuffer(L, chunk, sizeof chunk - 1, "fuzz_tls_client") != LUA_OK) abort();
     chunk_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     make_contexts();
+    /* the contexts hold the CA now; libFuzzer ends a run with _Exit, so
+     * an atexit handler would leave the file behind */
+    unlink(ca_path);
     return 0;
 }
 
