@@ -73,7 +73,7 @@ static const char chunk[] =
     "end\n"
     "for _ = 1, 8 do if tls.shutdown(sock) then break end end\n"
     "sock:close()\n"
-    "return done and 'done' or 'failed'\n";
+    "return done and ('done ' .. tostring(info.verify.result) .. ' ' .. #info.verify.errors .. ' errors') or 'failed'\n";
 
 static lua_State *L;
 static int chunk_ref, tls_ref, ctx_ref[NCTX];
