@@ -83,9 +83,12 @@ local INPUT = table.concat {
   rec("b.example", { tls = "TLSv1.3", days = 200, host = "mx2.bigmail.example", fp = "fp-a.example" }),
   rec("c.example", { verdict = "warning", tls = "TLSv1.2", days = 12, host = "in.bigmail.example",
                      codes = { { "CERT_EXPIRING", "warning" } }, score = 85, grade = "B",
-                     senders = { { name = "sender-1", verdict = "pass" }, { name = "sender-2", verdict = "fail" } } }),
+                     senders = { kinds = { "opportunistic", "strict" },
+                                 domain = { opportunistic = { outcome = "encrypted", reason = "TLSv1.2, certificate not checked" },
+                                            strict = { outcome = "defers", reason = "certificate expires" } } } }),
   rec("d.example", { verdict = "warning", tls = "TLSv1", days = 45, codes = { { "TLS_VERSION_DEPRECATED", "warning" } },
-                     senders = { { name = "sender-1", verdict = "pass" } } }),
+                     senders = { kinds = { "opportunistic", "strict" },
+                                 domain = { opportunistic = { outcome = "encrypted" }, strict = { outcome = "authenticated" } } } }),
   rec("e.example", { verdict = "critical", tls = "TLSv1.2", days = -3,
                      codes = { { "CERT_EXPIRED", "critical", "ended </script><b>3 days ago</b>" } }, score = 40, grade = "D" }),
   rec("f.example", { verdict = "critical", codes = { { "STARTTLS_NOT_OFFERED", "critical" }, { "CERT_EXPIRING", "info" } },
@@ -206,10 +209,15 @@ describe("mxprobe report", function()
     assert.equal(1, attr_count(dom, "cert-expired"))
   end)
 
-  it("shows the sender matrix when records have senders", function()
-    assert.equal(2, tonumber(dom:match('data%-sender="sender%-1" data%-outcome="pass">(%d+)<')))
-    assert.equal(1, tonumber(dom:match('data%-sender="sender%-2" data%-outcome="fail">(%d+)<')))
-    assert.equal(0, tonumber(dom:match('data%-sender="sender%-2" data%-outcome="pass">(%d+)<')))
+  it("shows the sender matrix when records have senders: kinds by the outcome for the domain", function()
+    assert.equal(2, tonumber(dom:match('data%-sender="opportunistic" data%-outcome="encrypted">(%d+)<')))
+    assert.equal(1, tonumber(dom:match('data%-sender="strict" data%-outcome="defers">(%d+)<')))
+    assert.equal(1, tonumber(dom:match('data%-sender="strict" data%-outcome="authenticated">(%d+)<')))
+    assert.equal(0, tonumber(dom:match('data%-sender="strict" data%-outcome="encrypted">(%d+)<')))
+    -- kinds in the records' order, outcomes from best to worst
+    local table_html = dom:match('<table id="senders%-table">(.-)</table>')
+    assert.truthy(table_html:find("opportunistic.-strict"))
+    assert.truthy(table_html:find("authenticated.-encrypted.-defers"))
   end)
 
   it("links each domain to its findings (#d/NAME)", function()
