@@ -246,6 +246,58 @@ describe("mxprobe report", function()
     assert.truthy(#png > 20000, "the detail screenshot is blank")
   end)
 
+  it("pages through every domain, sorted (#t/KEY/DIR/PAGE), and filters across pages", function()
+    local lines, names, per_provider = {}, {}, {}
+    for i = 1, 250 do
+      local name = ("p%03d.example"):format(i)
+      local prov = ("prov%d.example"):format(i % 3)
+      names[#names + 1] = name
+      per_provider[prov] = (per_provider[prov] or 0) + 1
+      lines[#lines + 1] = rec(name, { verdict = rh.VERDICTS[i % 4 + 1], tls = "TLSv1.3", days = i % 120,
+                                      host = "mx." .. prov })
+    end
+    local p = tmpfile(table.concat(lines))
+    local html = os.tmpname() .. ".html"
+    assert.equal(0, cli.main({ "report", p, "-o", html }, { stdout = buffer(), stderr = buffer() }))
+    local shown = {}
+    for page = 1, 3 do
+      local d = chromium("--dump-dom " .. sh_quote(("file://%s#t/0/1/%d"):format(html, page)))
+      assert.truthy(d, "chromium did not run")
+      assert.equal(("%d / 3"):format(page), text_of(d, "page"))
+      local body = d:match('<table id="domains">(.-)</table>')
+      for name in body:gmatch('href="#d/([^"]+)"') do shown[#shown + 1] = name end
+    end
+    table.sort(names)
+    assert.same(names, shown) -- every domain once, in order, over the three pages
+    local d = chromium("--dump-dom " .. sh_quote(("file://%s#q/provider:prov1.example"):format(html)))
+    assert.equal(tostring(per_provider["prov1.example"]), text_of(d, "matching"))
+    assert.equal("1 / 1", text_of(d, "page"))
+    os.remove(p); os.remove(html)
+  end)
+
+  it("makes the same page from picked records as from records decoded whole by cjson", function()
+    local extra = table.concat {
+      '{"dom\\u0061in":"escaped-key.example","verdict":"warning","servers":[]}\n', -- a key with an escape
+      '{"domain":"tab.example","verdict":"ok","findings":[{"code":"X_OK","severity":"ok","message":"raw\ttab"}]}\n',
+      '{"domain":"nan.example","verdict":"critical","duration_s":NaN}\n', -- cjson takes NaN, pick leaves it to cjson
+      '{"domain":"u.example","verdict":"critical","findings":[{"code":"Y","severity":"critical","message":"\\u00e9\\ud83d\\ude00 <b>"}]}\n',
+    }
+    local p = tmpfile(INPUT .. extra)
+    local picked = assert(rh.aggregate(p))
+    local whole = rh.new_agg()
+    for line in (INPUT .. extra):gmatch("([^\n]*)\n") do
+      if line:find("%S") then
+        local ok, r = pcall(cjson.decode, line)
+        if ok then rh.add(whole, r) else whole.unreadable = whole.unreadable + 1 end
+      end
+    end
+    rh.finish(whole, p)
+    assert.equal(13, picked.records)
+    local o = { generated = 0 }
+    assert.equal(rh.render(whole, o), rh.render(picked, o))
+    os.remove(p)
+  end)
+
   it("takes the parts of a sharded audit: every part's records, a domain once", function()
     local p1 = tmpfile(rec("a.example", { tls = "TLSv1.3" }) .. rec("b.example", { verdict = "critical" }))
     local p2 = tmpfile(rec("c.example", { verdict = "warning" }) .. rec("a.example", { verdict = "critical" }) .. '{"domain":')
