@@ -298,6 +298,24 @@ describe("mxprobe report", function()
     os.remove(p)
   end)
 
+  it("reads records across the blocks it reads (a line in several blocks, a cut last line)", function()
+    local p = tmpfile(INPUT .. '{"domain":"cut.example"')
+    local whole = assert(rh.aggregate(p))
+    local saved = rh.BLOCK
+    for _, size in ipairs { 1, 7, 100, 4096 } do
+      rh.BLOCK = size
+      local ok, a = pcall(rh.aggregate, p)
+      rh.BLOCK = saved
+      assert.is_true(ok, a)
+      assert.same({ whole.records, whole.duplicates, whole.unreadable, whole.partial, whole.verdicts },
+                  { a.records, a.duplicates, a.unreadable, a.partial, a.verdicts }, "block of " .. size)
+      local o = { generated = 0 }
+      assert.equal(rh.render(whole, o), rh.render(a, o), "block of " .. size)
+    end
+    assert.equal(9, whole.records); assert.equal(1, whole.partial); assert.equal(1, whole.unreadable)
+    os.remove(p)
+  end)
+
   it("takes the parts of a sharded audit: every part's records, a domain once", function()
     local p1 = tmpfile(rec("a.example", { tls = "TLSv1.3" }) .. rec("b.example", { verdict = "critical" }))
     local p2 = tmpfile(rec("c.example", { verdict = "warning" }) .. rec("a.example", { verdict = "critical" }) .. '{"domain":')

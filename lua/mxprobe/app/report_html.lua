@@ -328,11 +328,11 @@ M.WANT = WANT
 -- rest of the report).  A last line without a newline is a writer killed
 -- mid-record (or still writing), and is no record: partial() is called
 -- when it is not blank.
-local BLOCK = 1 << 22
+M.BLOCK = 1 << 22
 local function each_line(f, fn, partial)
     local held = {} -- the start of a line longer than what was read so far
     while true do
-        local block = f:read(BLOCK)
+        local block = f:read(M.BLOCK)
         if not block then break end
         local p = 1
         local q = block:find("\n", 1, true)
