@@ -83,9 +83,12 @@ local INPUT = table.concat {
   rec("b.example", { tls = "TLSv1.3", days = 200, host = "mx2.bigmail.example", fp = "fp-a.example" }),
   rec("c.example", { verdict = "warning", tls = "TLSv1.2", days = 12, host = "in.bigmail.example",
                      codes = { { "CERT_EXPIRING", "warning" } }, score = 85, grade = "B",
-                     senders = { { name = "sender-1", verdict = "pass" }, { name = "sender-2", verdict = "fail" } } }),
+                     senders = { kinds = { "opportunistic", "strict" },
+                                 domain = { opportunistic = { outcome = "encrypted", reason = "TLSv1.2, certificate not checked" },
+                                            strict = { outcome = "defers", reason = "certificate expires" } } } }),
   rec("d.example", { verdict = "warning", tls = "TLSv1", days = 45, codes = { { "TLS_VERSION_DEPRECATED", "warning" } },
-                     senders = { { name = "sender-1", verdict = "pass" } } }),
+                     senders = { kinds = { "opportunistic", "strict" },
+                                 domain = { opportunistic = { outcome = "encrypted" }, strict = { outcome = "authenticated" } } } }),
   rec("e.example", { verdict = "critical", tls = "TLSv1.2", days = -3,
                      codes = { { "CERT_EXPIRED", "critical", "ended </script><b>3 days ago</b>" } }, score = 40, grade = "D" }),
   rec("f.example", { verdict = "critical", codes = { { "STARTTLS_NOT_OFFERED", "critical" }, { "CERT_EXPIRING", "info" } },
@@ -206,10 +209,15 @@ describe("mxprobe report", function()
     assert.equal(1, attr_count(dom, "cert-expired"))
   end)
 
-  it("shows the sender matrix when records have senders", function()
-    assert.equal(2, tonumber(dom:match('data%-sender="sender%-1" data%-outcome="pass">(%d+)<')))
-    assert.equal(1, tonumber(dom:match('data%-sender="sender%-2" data%-outcome="fail">(%d+)<')))
-    assert.equal(0, tonumber(dom:match('data%-sender="sender%-2" data%-outcome="pass">(%d+)<')))
+  it("shows the sender matrix when records have senders: kinds by the outcome for the domain", function()
+    assert.equal(2, tonumber(dom:match('data%-sender="opportunistic" data%-outcome="encrypted">(%d+)<')))
+    assert.equal(1, tonumber(dom:match('data%-sender="strict" data%-outcome="defers">(%d+)<')))
+    assert.equal(1, tonumber(dom:match('data%-sender="strict" data%-outcome="authenticated">(%d+)<')))
+    assert.equal(0, tonumber(dom:match('data%-sender="strict" data%-outcome="encrypted">(%d+)<')))
+    -- kinds in the records' order, outcomes from best to worst
+    local table_html = dom:match('<table id="senders%-table">(.-)</table>')
+    assert.truthy(table_html:find("opportunistic.-strict"))
+    assert.truthy(table_html:find("authenticated.-encrypted.-defers"))
   end)
 
   it("links each domain to its findings (#d/NAME)", function()
@@ -236,6 +244,76 @@ describe("mxprobe report", function()
     png = slurp((SHOT:gsub("%.png$", "-detail.png")))
     assert.equal("\137PNG\r\n\26\n", png:sub(1, 8))
     assert.truthy(#png > 20000, "the detail screenshot is blank")
+  end)
+
+  it("pages through every domain, sorted (#t/KEY/DIR/PAGE), and filters across pages", function()
+    local lines, names, per_provider = {}, {}, {}
+    for i = 1, 250 do
+      local name = ("p%03d.example"):format(i)
+      local prov = ("prov%d.example"):format(i % 3)
+      names[#names + 1] = name
+      per_provider[prov] = (per_provider[prov] or 0) + 1
+      lines[#lines + 1] = rec(name, { verdict = rh.VERDICTS[i % 4 + 1], tls = "TLSv1.3", days = i % 120,
+                                      host = "mx." .. prov })
+    end
+    local p = tmpfile(table.concat(lines))
+    local html = os.tmpname() .. ".html"
+    assert.equal(0, cli.main({ "report", p, "-o", html }, { stdout = buffer(), stderr = buffer() }))
+    local shown = {}
+    for page = 1, 3 do
+      local d = chromium("--dump-dom " .. sh_quote(("file://%s#t/0/1/%d"):format(html, page)))
+      assert.truthy(d, "chromium did not run")
+      assert.equal(("%d / 3"):format(page), text_of(d, "page"))
+      local body = d:match('<table id="domains">(.-)</table>')
+      for name in body:gmatch('href="#d/([^"]+)"') do shown[#shown + 1] = name end
+    end
+    table.sort(names)
+    assert.same(names, shown) -- every domain once, in order, over the three pages
+    local d = chromium("--dump-dom " .. sh_quote(("file://%s#q/provider:prov1.example"):format(html)))
+    assert.equal(tostring(per_provider["prov1.example"]), text_of(d, "matching"))
+    assert.equal("1 / 1", text_of(d, "page"))
+    os.remove(p); os.remove(html)
+  end)
+
+  it("makes the same page from picked records as from records decoded whole by cjson", function()
+    local extra = table.concat {
+      '{"dom\\u0061in":"escaped-key.example","verdict":"warning","servers":[]}\n', -- a key with an escape
+      '{"domain":"tab.example","verdict":"ok","findings":[{"code":"X_OK","severity":"ok","message":"raw\ttab"}]}\n',
+      '{"domain":"nan.example","verdict":"critical","duration_s":NaN}\n', -- cjson takes NaN, pick leaves it to cjson
+      '{"domain":"u.example","verdict":"critical","findings":[{"code":"Y","severity":"critical","message":"\\u00e9\\ud83d\\ude00 <b>"}]}\n',
+    }
+    local p = tmpfile(INPUT .. extra)
+    local picked = assert(rh.aggregate(p))
+    local whole = rh.new_agg()
+    for line in (INPUT .. extra):gmatch("([^\n]*)\n") do
+      if line:find("%S") then
+        local ok, r = pcall(cjson.decode, line)
+        if ok then rh.add(whole, r) else whole.unreadable = whole.unreadable + 1 end
+      end
+    end
+    rh.finish(whole, p)
+    assert.equal(13, picked.records)
+    local o = { generated = 0 }
+    assert.equal(rh.render(whole, o), rh.render(picked, o))
+    os.remove(p)
+  end)
+
+  it("reads records across the blocks it reads (a line in several blocks, a cut last line)", function()
+    local p = tmpfile(INPUT .. '{"domain":"cut.example"')
+    local whole = assert(rh.aggregate(p))
+    local saved = rh.BLOCK
+    for _, size in ipairs { 1, 7, 100, 4096 } do
+      rh.BLOCK = size
+      local ok, a = pcall(rh.aggregate, p)
+      rh.BLOCK = saved
+      assert.is_true(ok, a)
+      assert.same({ whole.records, whole.duplicates, whole.unreadable, whole.partial, whole.verdicts },
+                  { a.records, a.duplicates, a.unreadable, a.partial, a.verdicts }, "block of " .. size)
+      local o = { generated = 0 }
+      assert.equal(rh.render(whole, o), rh.render(a, o), "block of " .. size)
+    end
+    assert.equal(9, whole.records); assert.equal(1, whole.partial); assert.equal(1, whole.unreadable)
+    os.remove(p)
   end)
 
   it("takes the parts of a sharded audit: every part's records, a domain once", function()

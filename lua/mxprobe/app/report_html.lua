@@ -20,6 +20,7 @@ local common = require "mxprobe.app.cli.common"
 local argparse = require "argparse"
 local cjson = require "cjson"
 local json = require "mxprobe.report.json"
+local jsonpick = require("mxprobe.core").jsonpick
 
 local M = {}
 
@@ -27,6 +28,7 @@ M.VERDICTS = { "ok", "warning", "critical", "inconclusive" }
 local VERDICT_INDEX = { ok = 0, warning = 1, critical = 2, inconclusive = 3 }
 M.TLS_ORDER = { "TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "no TLS", "not tested" }
 local TLS_RANK = { ["TLSv1.3"] = 4, ["TLSv1.2"] = 3, ["TLSv1.1"] = 2, ["TLSv1"] = 1 }
+M.SENDER_OUTCOMES = { "authenticated", "encrypted", "plaintext", "defers", "no_delivery", "inconclusive" }
 M.HORIZON_DAYS = 90
 M.TOP_CODES = 20
 M.TOP_PROVIDERS = 50
@@ -77,72 +79,108 @@ end
 local function jstr(x) return cjson.encode(json.valid_utf8(x)) end
 local function jnum(x) x = int(x); return x and ("%d"):format(x) or "null" end
 
+-- The index (0-based, for the script) of a repeating string in the page's
+-- list `which`; raw: already JSON.
+local function intern(a, which, str, raw)
+    local t = a.interned[which]
+    local i = t[str]
+    if not i then
+        local list = a.lists[which]
+        list[#list + 1] = raw and str or jstr(str)
+        i = #list - 1
+        t[str] = i
+    end
+    return i
+end
+
+local TLS_INDEX = {}
+for i, t in ipairs(M.TLS_ORDER) do TLS_INDEX[t] = i - 1 end
+
 ----------------------------------------------------------------- aggregation
 
-local function new_agg()
+function M.new_agg()
     local a = {
         records = 0, unreadable = 0, duplicates = 0, partial = 0, errors = 0,
         verdicts = {}, codes = {}, tls = {}, providers = {}, certs = {}, expiry_days = {}, expired = 0,
         cert_count = 0, first = nil, last = nil, provenance = nil, senders = nil,
-        rows = {}, finding_index = {}, findings = {}, seen = {},
+        finding_index = {}, findings = {}, seen = {},
+        -- the domain table, by column (one array per column; the page's
+        -- script sorts and filters indexes into them); strings that repeat
+        -- (grades, providers, code sets, finding lists) are interned: a
+        -- column holds an index into the list of distinct ones
+        col = { d = {}, v = {}, g = {}, s = {}, t = {}, c = {}, p = {}, m = {}, k = {}, f = {} }, errors_at = {},
+        interned = { g = {}, p = {}, k = {}, f = {} }, lists = { g = {}, p = {}, k = {}, f = {} },
     }
     for _, v in ipairs(M.VERDICTS) do a.verdicts[v] = 0 end
     for _, t in ipairs(M.TLS_ORDER) do a.tls[t] = 0 end
     return a
 end
 
--- A finding of a domain as an index into the page's table of distinct
--- findings ({ code, severity, where, message }).  The index is a tree
--- where -> code -> severity -> message: no key string is built per finding
--- (this runs for every finding of every record).
-local function finding_ref(a, f, where)
-    local sev = type(f.severity) == "string" and f.severity or "info"
-    -- the message of a passed check says what passed ("Port 25 open (0.012
-    -- s)"): timings make it unique per server, and the code says enough
-    local msg = sev ~= "ok" and type(f.message) == "string" and f.message or ""
-    if #msg > M.MESSAGE_MAX then msg = msg:sub(1, M.MESSAGE_MAX) .. "..." end
+-- The findings of one list (a record's, or one server's: `where`) as
+-- indexes into the page's table of distinct findings ({ code, severity,
+-- where, message }), appended to refs; codes above ok into codes/code_list
+-- (once per domain).  The index is a tree where -> code -> severity ->
+-- message: no key string is built per finding (this runs for every
+-- finding of every record, some 40 per record).
+local function take(a, list, where, refs, codes, code_list)
     local t = a.finding_index
-    local n1 = t[where]; if not n1 then n1 = {}; t[where] = n1 end
-    local n2 = n1[f.code]; if not n2 then n2 = {}; n1[f.code] = n2 end
-    local n3 = n2[sev]; if not n3 then n3 = {}; n2[sev] = n3 end
-    local i = n3[msg]
-    if not i then
-        a.findings[#a.findings + 1] = { f.code, sev, where, msg }
-        i = #a.findings - 1 -- 0-based, for the script
-        n3[msg] = i
+    local n1 = t[where]
+    if not n1 then n1 = {}; t[where] = n1 end
+    local max, findings = M.MESSAGE_MAX, a.findings
+    for k = 1, #list do
+        local f = list[k]
+        local code = type(f) == "table" and f.code
+        if type(code) == "string" then
+            local sev = f.severity
+            if type(sev) ~= "string" then sev = "info" end
+            -- the message of a passed check says what passed ("Port 25 open
+            -- (0.012 s)"): timings make it unique per server, and the code
+            -- says enough
+            local msg = ""
+            if sev ~= "ok" then
+                msg = f.message
+                if type(msg) ~= "string" then msg = ""
+                elseif #msg > max then msg = msg:sub(1, max) .. "..." end
+            end
+            local n2 = n1[code]; if not n2 then n2 = {}; n1[code] = n2 end
+            local n3 = n2[sev]; if not n3 then n3 = {}; n2[sev] = n3 end
+            local i = n3[msg]
+            if not i then
+                findings[#findings + 1] = { code, sev, where, msg }
+                i = #findings - 1 -- 0-based, for the script
+                n3[msg] = i
+            end
+            refs[#refs + 1] = i
+            if f.severity ~= "ok" and not codes[code] then
+                codes[code] = true
+                code_list[#code_list + 1] = code
+            end
+        end
     end
-    return i
 end
 
--- The sender matrix (a later issue adds `senders` to records): rows are
--- senders, columns outcomes, cells domains.  Accepts a list of objects
--- ({ name | sender | id, verdict | status | result }) or a map name ->
--- outcome (a string or such an object).
+-- The sender matrix (policy/senders.lua, docs/json-schema.md "Senders"):
+-- rows are the kinds of sender in the records' `kinds` order, columns the
+-- outcomes, cells the domains where that kind gets that outcome
+-- (`senders.domain[kind].outcome`).
 local function add_senders(a, senders)
-    if type(senders) ~= "table" then return end
-    a.senders = a.senders or { rows = {}, outcomes = {} }
+    if type(senders) ~= "table" or type(senders.domain) ~= "table" then return end
+    a.senders = a.senders or { rows = {}, order = {}, outcomes = {} }
     local m = a.senders
-    local function outcome_of(v)
-        if type(v) == "string" then return v end
-        if type(v) == "table" then
-            return tostring(v.verdict or v.status or v.result or v.outcome or "?")
-        end
-        return tostring(v)
+    local kinds = senders.kinds
+    if type(kinds) ~= "table" then
+        kinds = {}
+        for k in pairs(senders.domain) do if type(k) == "string" then kinds[#kinds + 1] = k end end
+        table.sort(kinds)
     end
-    local function add(name, v)
-        name = tostring(name)
-        local o = outcome_of(v)
-        m.outcomes[o] = true
-        local row = m.rows[name]
-        if not row then row = {}; m.rows[name] = row end
-        row[o] = (row[o] or 0) + 1
-    end
-    if #senders > 0 then
-        for _, s in ipairs(senders) do
-            if type(s) == "table" then add(s.name or s.sender or s.id or "?", s) end
+    for _, kind in ipairs(kinds) do
+        local cell = senders.domain[kind]
+        if type(kind) == "string" and type(cell) == "table" and type(cell.outcome) == "string" then
+            m.outcomes[cell.outcome] = true
+            local row = m.rows[kind]
+            if not row then row = {}; m.rows[kind] = row; m.order[#m.order + 1] = kind end
+            row[cell.outcome] = (row[cell.outcome] or 0) + 1
         end
-    else
-        for k, v in pairs(senders) do add(k, v) end
     end
 end
 
@@ -238,23 +276,13 @@ function M.add(a, r)
 
     -- codes (severity above ok, each once per domain) and the findings
     local codes, code_list, refs = {}, {}, {}
-    local function take(list, where)
-        for _, f in ipairs(list) do
-            if type(f) == "table" and type(f.code) == "string" then
-                refs[#refs + 1] = finding_ref(a, f, where)
-                if f.severity ~= "ok" and not codes[f.code] then
-                    codes[f.code] = true
-                    code_list[#code_list + 1] = f.code
-                end
-            end
-        end
-    end
     local dns = type(r.dns) == "table" and r.dns or {}
-    if type(dns.findings) == "table" then take(dns.findings, "") end
-    if type(r.findings) == "table" then take(r.findings, "") end
+    if type(dns.findings) == "table" then take(a, dns.findings, "", refs, codes, code_list) end
+    if type(r.findings) == "table" then take(a, r.findings, "", refs, codes, code_list) end
     for _, srv in ipairs(type(r.servers) == "table" and r.servers or {}) do
         if type(srv) == "table" and type(srv.findings) == "table" then
-            take(srv.findings, tostring(srv.host or "?") .. (srv.address and (" " .. tostring(srv.address)) or ""))
+            take(a, srv.findings, tostring(srv.host or "?") .. (srv.address and (" " .. tostring(srv.address)) or ""),
+                 refs, codes, code_list)
         end
     end
     table.sort(code_list)
@@ -265,14 +293,92 @@ function M.add(a, r)
     a.tls[tls] = a.tls[tls] + 1
     local provider, n_mx = add_provider(a, r, v, tls)
 
-    -- the compact row: [domain, verdict, grade, score, tls, cert days,
-    -- provider, MX hosts, codes, findings, error]
-    -- (written by hand: the generic encoder walks and sorts tables, and
-    -- this runs once per record)
-    a.rows[#a.rows + 1] = ("[%s,%d,%s,%s,%s,%s,%s,%d,%s,[%s],%s]"):format(
-        jstr(r.domain), VERDICT_INDEX[v], jstr(type(grade) == "string" and grade or ""), jnum(min_score), jstr(tls),
-        jnum(cert_days), jstr(provider), n_mx, jstr(table.concat(code_list, " ")), table.concat(refs, ","),
-        type(r.error) == "string" and jstr(r.error) or "null")
+    -- the domain table's columns
+    local col, n = a.col, a.records
+    col.d[n], col.v[n], col.g[n] = jstr(r.domain), VERDICT_INDEX[v], intern(a, "g", type(grade) == "string" and grade or "")
+    col.s[n], col.t[n], col.c[n] = jnum(min_score), TLS_INDEX[tls], jnum(cert_days)
+    col.p[n], col.m[n] = intern(a, "p", provider), n_mx
+    col.k[n], col.f[n] = intern(a, "k", table.concat(code_list, " ")), intern(a, "f", "[" .. table.concat(refs, ",") .. "]", true)
+    if type(r.error) == "string" then a.errors_at[#a.errors_at + 1] = ('"%d":%s'):format(n - 1, jstr(r.error)) end
+end
+
+-- What the page needs of a record, decoded by core.jsonpick (the rest of
+-- a record, most of it, is checked and skipped: decoding 14 kB records
+-- whole made generation 15 times slower).  The provenance is read from the
+-- first record that has one.
+local FINDING = { code = true, severity = true, message = true }
+local WANT = {
+    domain = true, verdict = true, error = true, started = true,
+    senders = { kinds = true, domain = { ["*"] = { outcome = true } } },
+    dns = { mx = { host = true, preference = true }, findings = FINDING },
+    findings = FINDING,
+    servers = {
+        host = true, address = true, score = true, grade = true, findings = FINDING,
+        facts = { connect = { state = true }, banner = {}, starttls = { version = true },
+                  certificate = { not_after = true, days_left = true, fingerprint_sha256 = true } },
+    },
+}
+local PICK = jsonpick.compile(WANT)
+WANT.provenance = true
+local PICK_FIRST = jsonpick.compile(WANT)
+M.WANT = WANT
+
+-- Each complete line of f, as fn(text, i, j): the line is text:sub(i, j),
+-- without its newline; read in blocks (reading by line costs more than the
+-- rest of the report).  A last line without a newline is a writer killed
+-- mid-record (or still writing), and is no record: partial() is called
+-- when it is not blank.
+M.BLOCK = 1 << 22
+local function each_line(f, fn, partial)
+    local held = {} -- the start of a line longer than what was read so far
+    while true do
+        local block = f:read(M.BLOCK)
+        if not block then break end
+        local p = 1
+        local q = block:find("\n", 1, true)
+        if #held > 0 then
+            if not q then
+                held[#held + 1] = block
+                goto next_block
+            end
+            held[#held + 1] = block:sub(1, q)
+            local line = table.concat(held)
+            held = {}
+            fn(line, 1, #line - 1)
+            p = q + 1
+            q = block:find("\n", p, true)
+        end
+        while q do
+            fn(block, p, q - 1)
+            p = q + 1
+            q = block:find("\n", p, true)
+        end
+        if p <= #block then held[1] = block:sub(p) end
+        ::next_block::
+    end
+    if #held > 0 and table.concat(held):find("%S") then partial() end
+end
+
+-- Every record of the files into a.  @return nil | what could not be read
+local function read_all(a, paths)
+    for _, path in ipairs(paths) do
+        local f, err
+        if path == "-" then f = io.stdin else f, err = io.open(path, "rb") end
+        if not f then return ("cannot read '%s': %s"):format(path, (tostring(err):gsub("^[^:]*: ", ""))) end
+        each_line(f, function(text, i, j)
+            local first = text:find("%S", i)
+            if not first or first > j then return end -- a blank line
+            local r = (a.provenance == nil and PICK_FIRST or PICK):pick(text, i, j, cjson.null)
+            if r == nil then
+                -- not strict JSON, or beyond what the picker takes: cjson decides
+                local ok
+                ok, r = pcall(cjson.decode, text:sub(i, j))
+                if not ok then a.unreadable = a.unreadable + 1; return end
+            end
+            M.add(a, r)
+        end, function() a.partial = a.partial + 1 end)
+        if path ~= "-" then f:close() end
+    end
 end
 
 --- Stream JSON Lines files into the aggregates: a path, "-" for stdin,
@@ -280,25 +386,24 @@ end
 -- record counts).  @return aggregates | nil, detail
 function M.aggregate(paths)
     if type(paths) ~= "table" then paths = { paths } end
-    local a = new_agg()
-    for _, path in ipairs(paths) do
-        local f, err
-        if path == "-" then f = io.stdin else f, err = io.open(path, "rb") end
-        if not f then return nil, ("cannot read '%s': %s"):format(path, (tostring(err):gsub("^[^:]*: ", ""))) end
-        -- "L" keeps the newline: a last line without one is a writer killed
-        -- mid-record (or still writing), and is no record
-        for line in f:lines("L") do
-            if line:sub(-1) ~= "\n" then
-                if line:find("%S") then a.partial = a.partial + 1 end
-            elseif line:find("%S") then
-                local ok, r = pcall(cjson.decode, line)
-                if ok then M.add(a, r) else a.unreadable = a.unreadable + 1 end
-            end
-        end
-        if path ~= "-" then f:close() end
-    end
-    a.file = table.concat(paths, " ")
+    local a = M.new_agg()
+    -- Each record leaves its picked tables behind at once (some 40 small
+    -- tables and strings): with the collector's default pause (200 %) a
+    -- third of the time went to collecting them; 400 % trades some memory
+    -- (bench/report prints the peak) for that time.
+    collectgarbage("incremental", 400, 0, 0)
+    local ok, err = pcall(read_all, a, paths)
+    collectgarbage("incremental", 200, 0, 0)
+    if not ok then error(err, 0) end
+    if err then return nil, err end
+    return M.finish(a, table.concat(paths, " "))
+end
 
+--- The aggregates after the last record: certificate ends by day.
+-- (M.new_agg, M.add, M.finish: what aggregate does, for a caller that
+-- decodes records itself; the spec compares the two ways.)
+function M.finish(a, file)
+    a.file = file
     -- certificate ends by day, from the audit's time
     local ref = a.last or os.time()
     a.reference = ref
@@ -315,7 +420,7 @@ function M.aggregate(paths)
         end
     end
     a.expiry_days, a.expiring = days, within
-    a.certs, a.finding_index, a.seen = nil, nil, nil -- not needed for the page
+    a.certs, a.finding_index, a.seen, a.interned = nil, nil, nil, nil -- not needed for the page
     return a
 end
 
@@ -411,49 +516,66 @@ local SCRIPT = [==[
 "use strict";
 var t0=performance.now();
 var D=JSON.parse(document.getElementById("mx-data").textContent);
-var V=["ok","warning","critical","inconclusive"],rows=D.rows,F=D.findings,PAGE=100;
-var state={q:"",v:"",key:1,dir:-1,page:0},view=rows;
+/* the domains by column: row i is D.d[i], D.v[i], ...; G, P, K, FL, T are
+   the distinct grades, providers, code sets, finding lists, TLS versions */
+var V=["ok","warning","critical","inconclusive"],F=D.findings,N=D.d.length,PAGE=100;
+var state={q:"",v:"",key:1,dir:-1,page:0},view=[];
 var COLS=[[0,"Domain"],[1,"Verdict"],[2,"Grade"],[3,"Score"],[4,"TLS"],[5,"Cert days"],[6,"Provider"],[7,"MX"],[8,"Codes"]];
+var RANK=[0,1,3,2];
+var PL=D.P.map(function(x){return x.toLowerCase();}),KL=D.K.map(function(x){return x.toLowerCase();});
+var KS=KL.map(function(x){return " "+x+" ";}),dl=null;
 function el(t,a,txt){var e=document.createElement(t);if(a)for(var k in a)e.setAttribute(k,a[k]);if(txt!=null)e.textContent=txt;return e;}
-function cmp(a,b){var k=state.key,x=a[k],y=b[k];
-  if(k===1){x=[0,1,3,2][x];y=[0,1,3,2][y];}
-  if(x===null)x=k===5?1e9:-1;if(y===null)y=k===5?1e9:-1;
-  if(x<y)return -state.dir;if(x>y)return state.dir;return a[0]<b[0]?-1:a[0]>b[0]?1:0;}
-function match(r){if(state.v!==""&&r[1]!==+state.v)return false;var q=state.q;if(!q)return true;
-  var terms=q.toLowerCase().split(/\s+/);for(var i=0;i<terms.length;i++){var t=terms[i];if(!t)continue;
-    if(t.indexOf("code:")===0){if((" "+r[8].toLowerCase()+" ").indexOf(" "+t.slice(5)+" ")<0)return false;}
-    else if(t.indexOf("provider:")===0){if(r[6].toLowerCase()!==t.slice(9))return false;}
-    else if((r[0]+" "+r[6]+" "+r[8]+" "+r[4]).toLowerCase().indexOf(t)<0)return false;}
-  return true;}
-function refresh(){view=rows.filter(match);view.sort(cmp);state.page=Math.min(state.page,Math.max(0,Math.ceil(view.length/PAGE)-1));draw();}
+/* the value row i sorts by in column k (null last when ascending cert days) */
+function sortval(k){switch(k){
+  case 0:return D.d;case 1:return D.v.map(function(x){return RANK[x];});
+  case 2:return D.g.map(function(x){return D.G[x];});case 3:return D.s.map(function(x){return x===null?-1:x;});
+  case 4:return D.t.map(function(x){return D.T[x];});case 5:return D.c.map(function(x){return x===null?1e9:x;});
+  case 6:return D.p.map(function(x){return D.P[x];});case 7:return D.m;
+  default:return D.k.map(function(x){return D.K[x];});}}
+function text(i){if(!dl)dl=D.d.map(function(x){return x.toLowerCase();});
+  return dl[i]+" "+PL[D.p[i]]+" "+KL[D.k[i]]+" "+D.T[D.t[i]].toLowerCase();}
+function matcher(){var vf=state.v===""?-1:+state.v,terms=state.q.toLowerCase().split(/\s+/).filter(function(t){return t;});
+  return function(i){if(vf>=0&&D.v[i]!==vf)return false;
+    for(var j=0;j<terms.length;j++){var t=terms[j];
+      if(t.indexOf("code:")===0){if(KS[D.k[i]].indexOf(" "+t.slice(5)+" ")<0)return false;}
+      else if(t.indexOf("provider:")===0){if(PL[D.p[i]]!==t.slice(9))return false;}
+      else if(text(i).indexOf(t)<0)return false;}
+    return true;};}
+function refresh(){var m=matcher();view=[];for(var i=0;i<N;i++)if(m(i))view.push(i);
+  var sv=sortval(state.key),dir=state.dir,d=D.d;
+  view.sort(function(a,b){var x=sv[a],y=sv[b];if(x<y)return -dir;if(x>y)return dir;return d[a]<d[b]?-1:d[a]>d[b]?1:0;});
+  state.page=Math.min(state.page,Math.max(0,Math.ceil(view.length/PAGE)-1));draw();}
 function draw(){var tb=document.querySelector("#domains tbody");tb.textContent="";
   var start=state.page*PAGE,end=Math.min(view.length,start+PAGE),frag=document.createDocumentFragment();
-  for(var i=start;i<end;i++){var r=view[i],tr=el("tr");
-    var a=el("a",{href:"#d/"+encodeURIComponent(r[0])},r[0]);var td=el("td");td.appendChild(a);tr.appendChild(td);
-    td=el("td");td.appendChild(el("span",{"class":"v "+V[r[1]]},V[r[1]]));tr.appendChild(td);
-    tr.appendChild(el("td",null,r[2]));tr.appendChild(el("td",{"class":"num"},r[3]===null?"":r[3]));
-    tr.appendChild(el("td",null,r[4]));tr.appendChild(el("td",{"class":"num"},r[5]===null?"":r[5]));
-    tr.appendChild(el("td",null,r[6]));tr.appendChild(el("td",{"class":"num"},r[7]));
-    tr.appendChild(el("td",{"class":"codes"},r[10]?("error: "+r[10]):r[8]));frag.appendChild(tr);}
+  for(var n=start;n<end;n++){var i=view[n],tr=el("tr"),s=D.s[i],c=D.c[i],e=D.e[i];
+    var a=el("a",{href:"#d/"+encodeURIComponent(D.d[i])},D.d[i]);var td=el("td");td.appendChild(a);tr.appendChild(td);
+    td=el("td");td.appendChild(el("span",{"class":"v "+V[D.v[i]]},V[D.v[i]]));tr.appendChild(td);
+    tr.appendChild(el("td",null,D.G[D.g[i]]));tr.appendChild(el("td",{"class":"num"},s===null?"":s));
+    tr.appendChild(el("td",null,D.T[D.t[i]]));tr.appendChild(el("td",{"class":"num"},c===null?"":c));
+    tr.appendChild(el("td",null,D.P[D.p[i]]));tr.appendChild(el("td",{"class":"num"},D.m[i]));
+    tr.appendChild(el("td",{"class":"codes"},e!=null?("error: "+e):D.K[D.k[i]]));frag.appendChild(tr);}
   tb.appendChild(frag);
   document.getElementById("shown").textContent=view.length?(start+1)+"\u2013"+end:"0";
   document.getElementById("matching").textContent=view.length;
   document.getElementById("page").textContent=(state.page+1)+" / "+Math.max(1,Math.ceil(view.length/PAGE));
   var ths=document.querySelectorAll("#domains th");for(var j=0;j<ths.length;j++){ths[j].className=(j===state.key?(state.dir>0?"sorted-asc":"sorted-desc"):"")+(j===3||j===5||j===7?" num":"");}}
-function route(){var q=/^#q\/(.*)$/.exec(location.hash);if(q){var box=document.getElementById("q");
-  box.value=decodeURIComponent(q[1]);state.q=box.value.trim();state.page=0;refresh();}detail();}
+/* #q/TEXT: filtered; #t/KEY/DIR/PAGE: sorted by a column, at a page (1-based) */
+function route(){var q=/^#q\/(.*)$/.exec(location.hash),t=/^#t\/(\d)\/(-?1)\/(\d+)$/.exec(location.hash);
+  if(q){var box=document.getElementById("q");box.value=decodeURIComponent(q[1]);state.q=box.value.trim();state.page=0;refresh();}
+  if(t){state.key=+t[1];state.dir=+t[2];state.page=Math.max(0,+t[3]-1);refresh();}
+  detail();}
 function detail(){var m=/^#d\/(.+)$/.exec(location.hash),box=document.getElementById("detail");
-  if(!m){box.hidden=true;return;}var name=decodeURIComponent(m[1]),r=null;
-  for(var i=0;i<rows.length;i++)if(rows[i][0]===name){r=rows[i];break;}
+  if(!m){box.hidden=true;return;}var name=decodeURIComponent(m[1]),i=D.d.indexOf(name);
   box.hidden=false;box.textContent="";
   box.appendChild(el("a",{href:"#","class":"close","aria-label":"close"},"\u00d7"));
-  if(!r){box.appendChild(el("h2",null,"No record for "+name));return;}
-  var h=el("h2",null,r[0]+" ");h.appendChild(el("span",{"class":"v "+V[r[1]]},V[r[1]]));box.appendChild(h);
-  if(r[10])box.appendChild(el("p",null,"error: "+r[10]));
+  if(i<0){box.appendChild(el("h2",null,"No record for "+name));return;}
+  var h=el("h2",null,D.d[i]+" ");h.appendChild(el("span",{"class":"v "+V[D.v[i]]},V[D.v[i]]));box.appendChild(h);
+  if(D.e[i]!=null)box.appendChild(el("p",null,"error: "+D.e[i]));
   var t=el("table",{id:"detail-findings"}),hd=el("tr");["Code","Severity","Server","Message"].forEach(function(x){hd.appendChild(el("th",null,x));});t.appendChild(hd);
-  r[9].forEach(function(ix){var f=F[ix],tr=el("tr",{"class":"finding"});var c=el("td");c.appendChild(el("code",null,f[0]));tr.appendChild(c);
+  var refs=D.FL[D.f[i]];
+  refs.forEach(function(ix){var f=F[ix],tr=el("tr",{"class":"finding"});var c=el("td");c.appendChild(el("code",null,f[0]));tr.appendChild(c);
     tr.appendChild(el("td",{"class":"sev-"+f[1]},f[1]));tr.appendChild(el("td",null,f[2]));tr.appendChild(el("td",null,f[3]));t.appendChild(tr);});
-  box.appendChild(t);box.appendChild(el("p",{"class":"muted"},r[9].length+" findings"));box.scrollTop=0;}
+  box.appendChild(t);box.appendChild(el("p",{"class":"muted"},refs.length+" findings"));box.scrollTop=0;}
 var head=document.querySelector("#domains thead tr");
 COLS.forEach(function(c){var th=el("th",{"data-key":c[0]},c[1]);th.addEventListener("click",function(){
   if(state.key===c[0])state.dir=-state.dir;else{state.key=c[0];state.dir=c[0]===0||c[0]===6?1:-1;}refresh();});head.appendChild(th);});
@@ -465,12 +587,12 @@ document.addEventListener("click",function(e){var a=e.target.closest&&e.target.c
   var q=document.getElementById("q");q.value=a.getAttribute("data-filter");state.q=q.value;state.page=0;refresh();
   document.getElementById("domains-section").scrollIntoView();}});
 window.addEventListener("hashchange",route);
-/* counts from the embedded rows, for the reader and for the spec that
+/* counts from the embedded columns, for the reader and for the spec that
    compares them with the JSON Lines */
-var counts=[0,0,0,0];rows.forEach(function(r){counts[r[1]]++;});
+var counts=[0,0,0,0];for(var i=0;i<N;i++)counts[D.v[i]]++;
 V.forEach(function(v,i){document.getElementById("js-"+v).textContent=counts[i];});
-document.getElementById("js-total").textContent=rows.length;
-refresh();route();
+document.getElementById("js-total").textContent=N;
+if(!/^#t\//.test(location.hash))refresh();route();
 document.body.setAttribute("data-render-ms",Math.round(performance.now()-t0));
 document.body.setAttribute("data-ready","1");
 })();
@@ -596,16 +718,20 @@ end
 local function section_senders(a, add)
     -- senders, when the records have them
     if a.senders then
-        local outcomes = {}
-        for o in pairs(a.senders.outcomes) do outcomes[#outcomes + 1] = o end
-        table.sort(outcomes)
-        add('<section id="senders"><h2>Sender matrix</h2><p class="muted">Domains per sender and outcome.</p><table id="senders-table"><tr><th>Sender</th>')
+        -- the outcomes from best to worst (docs/json-schema.md), then any other
+        local outcomes, known = {}, {}
+        for _, o in ipairs(M.SENDER_OUTCOMES) do
+            known[o] = true
+            if a.senders.outcomes[o] then outcomes[#outcomes + 1] = o end
+        end
+        local other = {}
+        for o in pairs(a.senders.outcomes) do if not known[o] then other[#other + 1] = o end end
+        table.sort(other)
+        for _, o in ipairs(other) do outcomes[#outcomes + 1] = o end
+        add('<section id="senders"><h2>Sender matrix</h2><p class="muted">Domains per kind of sender and what it does with the domain\'s mail (opportunistic: STARTTLS when offered; mta_sts, dane: with a usable policy or secure TLSA records, else as opportunistic; strict: TLS 1.2+, PKIX chain and name).</p><table id="senders-table"><tr><th>Sender</th>')
         for _, o in ipairs(outcomes) do add('<th class="num">' .. esc(o) .. "</th>") end
         add("</tr>")
-        local names = {}
-        for n in pairs(a.senders.rows) do names[#names + 1] = n end
-        table.sort(names)
-        for _, n in ipairs(names) do
+        for _, n in ipairs(a.senders.order) do
             add('<tr><td>' .. esc(n) .. "</td>")
             for _, o in ipairs(outcomes) do
                 add(('<td class="num" data-sender="%s" data-outcome="%s">%d</td>'):format(esc(n), esc(o), a.senders.rows[n][o] or 0))
@@ -658,11 +784,23 @@ function M.render(a, opts)
     section_providers(a, add)
     section_senders(a, add)
     section_domains(a, add)
-    -- the data: rows are pre-encoded JSON; no "<" appears raw inside the
-    -- script element (a message could say "</script>" or "<!--"), and in
-    -- JSON a "<" can only be inside a string, where \u003c means the same
-    local data = { '{"findings":', json.encode(json.array(a.findings)), ',"rows":[', table.concat(a.rows, ","), "]}" }
-    add('<script type="application/json" id="mx-data">' .. (table.concat(data):gsub("<", "\\u003c")) .. "</script>")
+    -- the data, by column (see new_agg), pre-encoded JSON; no "<" appears
+    -- raw inside the script element (a message could say "</script>" or
+    -- "<!--"), and in JSON a "<" can only be inside a string, where \u003c
+    -- means the same
+    local c, l = a.col, a.lists
+    local data = {
+        '{"findings":', json.encode(json.array(a.findings)),
+        ',"G":[', table.concat(l.g, ","), '],"P":[', table.concat(l.p, ","), '],"K":[', table.concat(l.k, ","),
+        '],"FL":[', table.concat(l.f, ","), '],"T":', json.encode(M.TLS_ORDER),
+        ',"d":[', table.concat(c.d, ","), '],"v":[', table.concat(c.v, ","), '],"g":[', table.concat(c.g, ","),
+        '],"s":[', table.concat(c.s, ","), '],"t":[', table.concat(c.t, ","), '],"c":[', table.concat(c.c, ","),
+        '],"p":[', table.concat(c.p, ","), '],"m":[', table.concat(c.m, ","), '],"k":[', table.concat(c.k, ","),
+        '],"f":[', table.concat(c.f, ","), '],"e":{', table.concat(a.errors_at, ","), "}}",
+    }
+    data = table.concat(data)
+    if data:find("<", 1, true) then data = data:gsub("<", "\\u003c") end
+    add('<script type="application/json" id="mx-data">' .. data .. "</script>")
     add("<script>" .. SCRIPT .. "</script></body></html>\n")
     return table.concat(h)
 end
