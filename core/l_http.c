@@ -31,10 +31,94 @@
  */
 #include "bindings.h"
 
+/* the plain prototypes: curl's type-checking macros would hide the
+ * function names that the table below replaces */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/*
+ * libcurl is loaded on the first fetch (dlopen), not linked: its
+ * dependencies (GnuTLS for librtmp, Kerberos, LDAP, libssh2, ... about 25
+ * libraries) took 7-13 ms of every start on two busy cores, before the
+ * first DNS question (bench/domain; limit 10 ms), and most runs fetch no
+ * MTA-STS policy.  The calls below go through this table, filled from
+ * the same prototypes as a link would use (typeof), so a changed
+ * signature is still a compile error.
+ */
+#ifndef MXPROBE_CURL_SONAME
+#define MXPROBE_CURL_SONAME "libcurl.so.4" /* the soname since libcurl 7.16 (2006) */
+#endif
+#define CURL_FUNCS(X) \
+    X(curl_global_init) X(curl_version_info) X(curl_easy_init) X(curl_easy_cleanup) \
+    X(curl_easy_setopt) X(curl_easy_getinfo) X(curl_easy_strerror) X(curl_free) \
+    X(curl_multi_init) X(curl_multi_cleanup) X(curl_multi_setopt) X(curl_multi_add_handle) \
+    X(curl_multi_remove_handle) X(curl_multi_info_read) X(curl_multi_socket_action) \
+    X(curl_multi_strerror) X(curl_slist_append) X(curl_slist_free_all) X(curl_url) \
+    X(curl_url_cleanup) X(curl_url_set) X(curl_url_get)
+#define CURL_FIELD(f) __typeof__(f) *f;
+static struct { CURL_FUNCS(CURL_FIELD) } curlf;
+static int curl_state; /* 0: not tried, 1: loaded and initialised, -1: failed */
+static char curl_why[256];
+
+/* [-0, +0, -] 0 when libcurl is loaded and initialised, else -1 with
+ * curl_why set (the same answer every later time) */
+static int curl_load(void)
+{
+    if (curl_state) return curl_state > 0 ? 0 : -1;
+    curl_state = -1;
+    /* RTLD_LOCAL: nothing else in the process binds to curl's symbols;
+     * never unloaded (curl_global_cleanup is not safe to repeat) */
+    void *h = dlopen(MXPROBE_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(curl_why, sizeof curl_why, "cannot load %s: %s", MXPROBE_CURL_SONAME, dlerror());
+        return -1;
+    }
+#define CURL_SYM(f) \
+    if (!(*(void **)&curlf.f = dlsym(h, #f))) { \
+        snprintf(curl_why, sizeof curl_why, "%s has no %s", MXPROBE_CURL_SONAME, #f); \
+        return -1; \
+    }
+    CURL_FUNCS(CURL_SYM)
+#undef CURL_SYM
+    CURLcode rc = curlf.curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+        snprintf(curl_why, sizeof curl_why, "curl_global_init: %s", curlf.curl_easy_strerror(rc));
+        return -1;
+    }
+    curl_state = 1;
+    return 0;
+}
+/* the rest of the file calls curl by its own names (curl.h makes three
+ * of them macros that only count the arguments) */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_multi_setopt
+#define curl_global_init curlf.curl_global_init
+#define curl_version_info curlf.curl_version_info
+#define curl_easy_init curlf.curl_easy_init
+#define curl_easy_cleanup curlf.curl_easy_cleanup
+#define curl_easy_setopt curlf.curl_easy_setopt
+#define curl_easy_getinfo curlf.curl_easy_getinfo
+#define curl_easy_strerror curlf.curl_easy_strerror
+#define curl_free curlf.curl_free
+#define curl_multi_init curlf.curl_multi_init
+#define curl_multi_cleanup curlf.curl_multi_cleanup
+#define curl_multi_setopt curlf.curl_multi_setopt
+#define curl_multi_add_handle curlf.curl_multi_add_handle
+#define curl_multi_remove_handle curlf.curl_multi_remove_handle
+#define curl_multi_info_read curlf.curl_multi_info_read
+#define curl_multi_socket_action curlf.curl_multi_socket_action
+#define curl_multi_strerror curlf.curl_multi_strerror
+#define curl_slist_append curlf.curl_slist_append
+#define curl_slist_free_all curlf.curl_slist_free_all
+#define curl_url curlf.curl_url
+#define curl_url_cleanup curlf.curl_url_cleanup
+#define curl_url_set curlf.curl_url_set
+#define curl_url_get curlf.curl_url_get
 
 #define MULTI_KEY "mxprobe.http.the_multi" /* not MULTI_MT: that slot holds the metatable */
 #define MULTI_MT "mxprobe.http.multi"
@@ -243,6 +327,7 @@ static int l_get(lua_State *L)
     static const char *const known[] = {"url", "resolve", "timeout", "connect_timeout", "max_bytes", "ca_file",
                                         "min_tls", NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
+    if (curl_load() != 0) return luaL_error(L, "get: %s", curl_why);
     lua_settop(L, 1);
     lua_pushnil(L);
     while (lua_next(L, 1)) {
@@ -490,6 +575,18 @@ static const luaL_Reg xfer_methods[] = {
     {"result", l_result}, {"close", l_close},           {NULL, NULL},
 };
 
+/* core.http.curl_version, loading libcurl: nil and why when it cannot */
+static int l_http_index(lua_State *L)
+{
+    const char *k = lua_tostring(L, 2);
+    if (!k || strcmp(k, "curl_version") != 0) return 0;
+    if (curl_load() != 0) return luaL_error(L, "http: %s", curl_why);
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "curl_version"); /* asked once */
+    return 1;
+}
+
 static const luaL_Reg http_funcs[] = {
     {"get", l_get},
     {NULL, NULL},
@@ -497,12 +594,6 @@ static const luaL_Reg http_funcs[] = {
 
 int mx_open_http(lua_State *L)
 {
-    static int curl_ready;
-    if (!curl_ready) {
-        CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (rc != CURLE_OK) return luaL_error(L, "http: curl_global_init: %s", curl_easy_strerror(rc));
-        curl_ready = 1;
-    }
     if (luaL_newmetatable(L, MULTI_MT)) {
         lua_pushcfunction(L, l_multi_gc);
         lua_setfield(L, -2, "__gc");
@@ -521,7 +612,10 @@ int mx_open_http(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, http_funcs);
-    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
-    lua_setfield(L, -2, "curl_version");
+    /* curl_version: asked of libcurl when first read (loading it) */
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_http_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     return 1;
 }

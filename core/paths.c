@@ -108,5 +108,12 @@ int mx_setup_paths(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_setfield(L, -2, "mxprobe.runtime.paths");
     lua_pop(L, 2);
-    return 0;
+
+    /* the build's bytecode next to the build tree's executable, an
+     * install's in ROOT/luac; MXPROBE_NO_BYTECODE=1: the sources only */
+    const char *off = getenv("MXPROBE_NO_BYTECODE");
+    char bc[PATH_MAX + 16];
+    if (strcmp(root, MXPROBE_SOURCE_DIR) == 0) snprintf(bc, sizeof bc, "%s/luac", MXPROBE_BUILD_DIR);
+    else snprintf(bc, sizeof bc, "%s/luac", root);
+    return mx_setup_bytecode(L, (off && strcmp(off, "1") == 0) || !is_dir(bc) ? NULL : bc, root);
 }

@@ -20,6 +20,7 @@ local dns = require "mxprobe.net.dns"
 local frozen = require "mxprobe.runtime.frozen"
 local domain_name = require "mxprobe.net.domain"
 local vantage = require "mxprobe.engine.vantage"
+local core = require "mxprobe.core"
 
 local M = {}
 local Run = {}
@@ -166,11 +167,25 @@ local function run_server(run, result, srv)
     release()
 end
 
-local function deep_copy(v)
+local function lua_deep_copy(v)
     if type(v) ~= "table" then return v end
     local o = {}
-    for k, x in pairs(v) do o[k] = deep_copy(x) end
+    for k, x in pairs(v) do o[k] = lua_deep_copy(x) end
     return setmetatable(o, getmetatable(v))
+end
+M.lua_deep_copy = lua_deep_copy -- the reference of core.copy.deep (tests/spec/copy_spec.lua)
+
+-- core.copy.deep makes the same copy in C (issue 15: the copy was the
+-- largest part of a shared domain's Lua work); it answers nothing for
+-- what only the Lua copy does (__metatable, __pairs, very deep nesting).
+local c_deep = core.copy and core.copy.deep
+local function deep_copy(v)
+    if type(v) ~= "table" then return v end
+    if c_deep then
+        local o = c_deep(v)
+        if o ~= nil then return o end
+    end
+    return lua_deep_copy(v)
 end
 
 -- With sharing on, one probe per (address, port, MX host name) for the

@@ -17,7 +17,11 @@ local core = require "mxprobe.core"
 local loop = require "mxprobe.runtime.loop"
 local C = core.http
 
-local M = { curl_version = C.curl_version }
+-- curl_version is read on demand: asking it loads libcurl (core/l_http.c),
+-- which a run that fetches nothing should not pay for at start-up
+local M = setmetatable({}, { __index = function(_, k)
+    if k == "curl_version" then return C.curl_version end
+end })
 
 local KNOWN = { addresses = true, max_bytes = true, ca_file = true, timeout = true }
 

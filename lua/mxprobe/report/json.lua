@@ -17,6 +17,7 @@
 --     integers keep every digit (cjson would round them to 14).
 local cjson = require "cjson"
 local frozen = require "mxprobe.runtime.frozen"
+local core = require "mxprobe.core"
 
 local M = {}
 
@@ -230,16 +231,33 @@ function encode_value(v, key, depth)
     end
 end
 
---- Encode any Lua value as one line of JSON (no trailing newline).
--- key: the name of the field v sits in, if any (decides whether an empty
--- table is [] or {}).
-function M.encode(v, key)
+--- The walk above in Lua, the reference for core.json (tests/spec/json_c_spec.lua).
+function M.encode_lua(v, key)
     buf, nbuf, seen = {}, 0, {}
     local ok, err = pcall(encode_value, v, key, 0)
     local out = ok and concat(buf, "", 1, nbuf)
     buf, seen = nil, nil
     if not ok then error(err, 0) end
     return out
+end
+
+-- core.json (core/l_json.c) walks the same way in C, for the same bytes
+-- (issue 15: the walk was most of a shared domain's CPU); it answers false
+-- for what only this walk does (other metatables, number or boolean keys
+-- in an object), and the Lua walk encodes the value then.
+local c_encode = core.json and core.json.encode
+local C_CTX = { array_mt = array_mt, object_mt = object_mt, frozen_mt = frozen_mt, array_keys = ARRAY_KEYS,
+                frozen_cache = frozen_cache, frozen_once = frozen_once }
+
+--- Encode any Lua value as one line of JSON (no trailing newline).
+-- key: the name of the field v sits in, if any (decides whether an empty
+-- table is [] or {}).
+function M.encode(v, key)
+    if c_encode then
+        local s = c_encode(v, key, C_CTX)
+        if s then return s end
+    end
+    return M.encode_lua(v, key)
 end
 
 --- One result (schema 1) as one line of JSON, newline-terminated: a JSON

@@ -13,6 +13,7 @@ local M = {}
 
 -- The text of a line without its comment (a "--" outside quotes).
 local function code_part(line)
+    if not line:find("-", 1, true) then return line end -- most lines: no comment
     local q = nil
     local i = 1
     while i <= #line do
@@ -33,13 +34,33 @@ end
 local function pattern_escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
 
 --- Source lines of a file (nil when unreadable), comments stripped.
+-- The lines are read when first asked (lines[i], #lines, ipairs): only a
+-- message needs them, and reading the default policy's 400 lines on every
+-- start was most of the CPU before the first DNS question (bench/domain).
 function M.read_lines(path)
     local f = io.open(path, "r")
     if not f then return nil end
-    local lines = {}
-    for l in f:lines() do lines[#lines + 1] = code_part(l) end
     f:close()
-    return lines
+    local loaded = false
+    local function fill(t)
+        loaded = true
+        local g = io.open(path, "r")
+        if not g then return end -- gone since: no line numbers, not an error
+        local n = 0
+        for l in g:lines() do n = n + 1; rawset(t, n, code_part(l)) end
+        g:close()
+    end
+    return setmetatable({}, {
+        __index = function(t, k)
+            if loaded then return nil end
+            fill(t)
+            return rawget(t, k)
+        end,
+        __len = function(t)
+            if not loaded then fill(t) end
+            return rawlen(t)
+        end,
+    })
 end
 
 --- The line where a field (a list of path segments) is written in the

@@ -1,0 +1,77 @@
+/*
+ * l_copy.c - core.copy: engine/init.lua's deep copy of a shared probe's
+ * findings, in C.
+ *
+ *   core.copy.deep(value) -> a copy | nothing (the Lua copy's case)
+ *
+ * Why: with sharing on, every domain that uses a server gets its own copy
+ * of the probe's findings (its rules may re-judge them), and the Lua copy
+ * was the largest part of the Lua work of such a domain (issue 15).  The
+ * copy is the Lua one's: every table value copied, keys as they are, each
+ * table's metatable set on its copy.  A metatable that the Lua copy would
+ * see differently (__metatable, __pairs) and tables nested deeper than
+ * MAX_DEPTH are left to it: the answer is then no value at all.
+ */
+#include "bindings.h"
+
+#define MAX_DEPTH 100
+
+/* [-0, +1, -] the copy of the value at idx; 0 when the Lua copy must do it */
+static int copy(lua_State *L, int idx, int depth)
+{
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        return 1;
+    }
+    if (depth > MAX_DEPTH) return 0;
+    luaL_checkstack(L, 6, "copy: nesting");
+    int has_mt = lua_getmetatable(L, idx);
+    if (has_mt) {
+        int odd = lua_getfield(L, -1, "__metatable") != LUA_TNIL;
+        lua_pop(L, 1);
+        odd = odd || lua_getfield(L, -1, "__pairs") != LUA_TNIL;
+        lua_pop(L, 1);
+        if (odd) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_pop(L, 1);
+    }
+    lua_createtable(L, (int)lua_rawlen(L, idx), 4);
+    int out = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int v = lua_gettop(L);
+        if (!copy(L, v, depth + 1)) {
+            lua_settop(L, out - 1);
+            return 0;
+        }
+        lua_pushvalue(L, v - 1); /* the key */
+        lua_insert(L, -2);
+        lua_rawset(L, out);
+        lua_pop(L, 1); /* the value; the key stays for lua_next */
+    }
+    if (has_mt) {
+        lua_getmetatable(L, idx);
+        lua_setmetatable(L, out);
+    }
+    return 1;
+}
+
+static int l_deep(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    return copy(L, 1, 0) ? 1 : 0;
+}
+
+static const luaL_Reg copy_funcs[] = {
+    {"deep", l_deep},
+    {NULL, NULL},
+};
+
+int mx_open_copy(lua_State *L)
+{
+    luaL_newlib(L, copy_funcs);
+    return 1;
+}

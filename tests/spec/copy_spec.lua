@@ -1,0 +1,54 @@
+-- core.copy.deep (core/l_copy.c) makes the engine's copy of a shared
+-- probe's findings as the Lua copy does (engine.lua_deep_copy).
+local core = require "mxprobe.core"
+local engine = require "mxprobe.engine"
+local json = require "mxprobe.report.json"
+local frozen = require "mxprobe.runtime.frozen"
+
+local function check_copy(orig, copy, seen)
+    seen = seen or {}
+    if type(orig) ~= "table" then
+        assert.are.equal(orig, copy)
+        return
+    end
+    assert.are_not.equal(orig, copy, "a table was shared, not copied")
+    assert.are.equal(getmetatable(orig), getmetatable(copy))
+    local n = 0
+    for k, v in pairs(orig) do
+        n = n + 1
+        check_copy(v, rawget(copy, k), seen)
+    end
+    for _ in pairs(copy) do n = n - 1 end
+    assert.are.equal(0, n)
+end
+
+describe("core.copy.deep", function()
+    it("copies every table and keeps keys, values and metatables", function()
+        local key = {}
+        local v = {
+            { code = "CERT_OK", severity = "ok", evidence = { sans = json.array { "a", "b" }, days = 30.5 } },
+            { code = "X", evidence = json.object {}, list = { 1, 2, { 3 } }, [key] = "table key", [2.5] = true },
+            facts = frozen.mark({ a = 1 }), f = print, n = -0.0, s = "x\0y",
+        }
+        local c = core.copy.deep(v)
+        check_copy(v, c)
+        check_copy(v, engine.lua_deep_copy(v))
+        assert.are.equal("table key", c[2][key])
+        assert.are.same(v, c)
+        -- a frozen table's copy is frozen too, as the Lua copy's is
+        assert.is_true(frozen.is(c.facts))
+        assert.are.equal(1, core.copy.deep(1))
+        assert.are.equal("s", core.copy.deep("s"))
+    end)
+
+    it("leaves __metatable, __pairs and deep nesting to the Lua copy", function()
+        assert.are.equal(0, select("#", core.copy.deep(setmetatable({}, { __metatable = "locked" }))))
+        assert.are.equal(0, select("#", core.copy.deep({ x = setmetatable({}, { __pairs = pairs }) })))
+        local deep = {}
+        local at = deep
+        for _ = 1, 150 do at.x = {}; at = at.x end
+        assert.are.equal(0, select("#", core.copy.deep(deep)))
+        local ok = pcall(engine.lua_deep_copy, deep)
+        assert.is_true(ok)
+    end)
+end)
