@@ -53,8 +53,11 @@ local SELF = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_SELF_SIGNED",
 
 local EXPECTED = {
   ["enforce.sts.lab.test"] = { verdict = "ok", codes = with(GOOD, "MTA_STS_OK", "TLSRPT_OK") },
-  ["other-mx.sts.lab.test"] = { verdict = "critical", codes = with(GOOD, "MTA_STS_MX_NOT_IN_POLICY", "TLSRPT_OK") },
-  ["testing.sts.lab.test"] = { verdict = "warning", codes = with(SELF, "MTA_STS_TESTING_FAILS", "TLSRPT_INVALID") },
+  -- SENDERS_*: the default verdict from the sender matrix: MTA-STS senders
+  -- fail under enforce (critical); under testing only the strict client does
+  ["other-mx.sts.lab.test"] = { verdict = "critical", codes = with(GOOD, "MTA_STS_MX_NOT_IN_POLICY", "SENDERS_MTA_STS_FAIL", "TLSRPT_OK") },
+  ["testing.sts.lab.test"] = { verdict = "warning",
+    codes = with(SELF, "MTA_STS_TESTING_FAILS", "SENDERS_STRICT_FAIL", "TLSRPT_INVALID") },
   ["wildcard.sts.lab.test"] = { verdict = "ok", codes = with(GOOD, "MTA_STS_OK", "TLSRPT_MISSING") },
   ["notfound.sts.lab.test"] = { verdict = "warning", codes = with(GOOD, "MTA_STS_POLICY_HTTP_STATUS", "TLSRPT_MISSING") },
   ["wrongcert.sts.lab.test"] = { verdict = "warning", codes = with(GOOD, "MTA_STS_POLICY_TLS", "TLSRPT_MISSING") },

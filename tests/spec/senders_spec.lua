@@ -109,3 +109,150 @@ describe("the sender matrix", function()
     assert.matches("strict client: no delivery (mx1.test: no STARTTLS)", out, 1, true)
   end)
 end)
+
+-- The default policy's judgement of the matrix (policy/sender_verdict.lua):
+-- hand-made results through judge.judge, no network.
+describe("the default verdict from the sender matrix", function()
+  local engine = require "mxprobe.engine"
+  local checks = require "mxprobe.engine.checks"
+  local policy = require "mxprobe.policy"
+  local judge = require "mxprobe.policy.judge"
+  local ALL = checks.load(checks.dirs { installed_checks = false })
+  local CATALOG = engine.catalog({ all_checks = ALL })
+
+  -- servers: srv() tables; findings: { code, severity } per server index;
+  -- mta_sts: the domain fact; pol: a policy table over the default
+  local function judged(servers, opts)
+    opts = opts or {}
+    local r = { domain = "site.test", dns = { mx = {}, findings = {} }, findings = {}, servers = servers }
+    for _, s in ipairs(servers) do
+      r.dns.mx[#r.dns.mx + 1] = { host = s.host, preference = s.preference, addresses = { s.address } }
+      s.transcript = {}
+    end
+    local run = { policy = policy.load(opts.policy, CATALOG, ALL), catalog = CATALOG, config = {} }
+    judge.judge(run, r, { facts = { mta_sts = opts.mta_sts } })
+    return r
+  end
+  local function F(code, severity, check) return { code = code, check = check or "certificate", severity = severity, message = code, evidence = {} } end
+  local function codes(r)
+    local out = {}
+    for _, f in ipairs(r.findings) do out[#out + 1] = f.code .. ":" .. f.severity end
+    table.sort(out)
+    return out
+  end
+  local EXPIRED = { verified = false, name_match = true, not_after = os.time() - 86400 }
+  local FAR = os.time() + 300 * 86400
+  local ENFORCE = { usable = true, policy = { mode = "enforce", mx = { "*.test" }, max_age = 86400 } }
+
+  it("an expired certificate without MTA-STS or DANE: one warning severity, the strict client's failure decides", function()
+    local s = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
+    s.findings = { F("CERT_EXPIRED", "critical") }
+    local r = judged({ s })
+    assert.equal("warning", r.verdict)
+    assert.equal(1, r.exit_code)
+    assert.same({ "SENDERS_STRICT_FAIL:warning" }, codes(r))
+    assert.equal("SENDERS_STRICT_FAIL", r.decided_by.code)
+    assert.matches("^Senders that always verify certificates do not deliver to site.test %(mx1.test: the certificate expired on ",
+      r.findings[1].message)
+    assert.matches("opportunistic senders still deliver encrypted, not authenticated$", r.findings[1].message)
+    local c = s.findings[1]
+    assert.equal("warning", c.severity)
+    assert.equal("critical", c.override.from)
+    assert.equal("default", c.override.policy)
+    assert.matches("every verifying sender refuses this certificate alike: strict clients do not deliver (the certificate expired on",
+      c.override.why, 1, true)
+    assert.matches("; opportunistic senders deliver encrypted, not authenticated", c.override.why, 1, true)
+  end)
+
+  it("the same certificate under an MTA-STS enforce policy: critical, and the reason names MTA-STS", function()
+    local s = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
+    s.findings = { F("CERT_EXPIRED", "critical") }
+    local r = judged({ s }, { mta_sts = ENFORCE })
+    assert.equal("critical", r.verdict)
+    assert.same({ "SENDERS_MTA_STS_FAIL:critical", "SENDERS_STRICT_FAIL:warning" }, codes(r))
+    assert.equal("SENDERS_MTA_STS_FAIL", r.decided_by.code)
+    assert.matches("^MTA%-STS senders do not deliver to site.test %(mx1.test: the certificate expired on %d+%-%d+%-%d+ %(policy enforce%)%)",
+      r.findings[1].message)
+    assert.equal("warning", s.findings[1].severity) -- the certificate finding itself: the one severity
+    assert.matches("MTA-STS senders do not deliver", s.findings[1].override.why, 1, true)
+  end)
+
+  it("self-signed, untrusted, wrong name and expired: one severity, whatever the check said", function()
+    local list = {}
+    for i, code in ipairs({ "CERT_EXPIRED", "CERT_NOT_YET_VALID", "CERT_SELF_SIGNED", "CERT_UNTRUSTED", "CERT_NAME_MISMATCH" }) do
+      local s = srv("mx" .. i .. ".test", 10, "192.0.2." .. i, { certificate = { verified = false, name_match = true, not_after = FAR } })
+      s.findings = { F(code, code == "CERT_EXPIRED" and "critical" or "warning") }
+      list[#list + 1] = s
+    end
+    judged(list)
+    for _, s in ipairs(list) do assert.equal("warning", s.findings[1].severity, s.findings[1].code) end
+  end)
+
+  it("DANE mismatch is critical; DANE-EE over an expired certificate is only the strict client's warning", function()
+    local r = judged({ srv("mx1.test", 10, "192.0.2.1", { dane = { result = "mismatch" } }) })
+    assert.same({ "SENDERS_DANE_FAIL:critical" }, codes(r))
+    assert.equal("critical", r.verdict)
+    local s = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED, dane = { result = "match", matched = "3 1 1 ab" } })
+    r = judged({ s })
+    assert.same({ "SENDERS_STRICT_FAIL:warning" }, codes(r))
+    assert.equal("warning", r.verdict)
+  end)
+
+  it("opportunistic senders failing is critical, said once; a 421 greeting (inconclusive) is no sender's failure", function()
+    local s = srv("mx1.test", 10, "192.0.2.1", { connect = { state = "refused" } })
+    s.findings = { F("CONNECT_REFUSED", "critical", "connect") }
+    local r = judged({ s })
+    assert.same({ "SENDERS_OPPORTUNISTIC_FAIL:critical" }, codes(r))
+    assert.equal("Opportunistic senders (most MTAs) defer mail to site.test (mx1.test: connection refused): no sender gets mail through",
+      r.findings[1].message)
+    s = srv("mx1.test", 10, "192.0.2.1", { banner = { ok = false, code = 421 } })
+    s.findings = { F("BANNER_421", "inconclusive", "banner") }
+    r = judged({ s })
+    assert.same({}, codes(r))
+    assert.equal("inconclusive", r.verdict)
+  end)
+
+  it("a failing backup MX is no failure of the domain: mail goes to the primary", function()
+    local r = judged({ srv("mx1.test", 10, "192.0.2.1"), srv("mx2.test", 20, "192.0.2.2", { starttls = { offered = false } }) })
+    assert.same({}, codes(r))
+    assert.equal("ok", r.verdict)
+  end)
+
+  it("when it breaks inside the horizon: a warning naming the date; outside it nothing", function()
+    local soon = os.time() + 10 * 86400
+    local r = judged({ srv("mx1.test", 10, "192.0.2.1", { certificate = { verified = true, name_match = true, not_after = soon } }) })
+    assert.same({ "SENDERS_BREAK_SOON:warning" }, codes(r))
+    assert.equal("Strict clients stop delivering to mx1.test on " .. os.date("!%Y-%m-%d", soon)
+      .. " (certificate expiry), unless something changes", r.findings[1].message)
+    r = judged({ srv("mx1.test", 10, "192.0.2.1", { certificate = { verified = true, name_match = true, not_after = FAR } }) })
+    assert.same({}, codes(r))
+  end)
+
+  it("a site policy changes it: severities through findings, senders.judge = false, the checks' own severities", function()
+    local s = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
+    s.findings = { F("CERT_EXPIRED", "critical") }
+    local r = judged({ s }, { policy = { findings = { SENDERS_STRICT_FAIL = { severity = "critical" } } } })
+    assert.equal("critical", r.verdict)
+    assert.equal("SENDERS_STRICT_FAIL", r.decided_by.code)
+    assert.equal("warning", r.decided_by.override.from)
+    s = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
+    s.findings = { F("CERT_EXPIRED", "critical") }
+    r = judged({ s }, { policy = { senders = { judge = false } } })
+    assert.same({}, codes(r))
+    assert.equal("critical", r.verdict) -- the check's own severity
+    s = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
+    s.findings = { F("CERT_EXPIRED", "critical") }
+    r = judged({ s }, { policy = { senders = { certificate_defects = false } } })
+    assert.equal("critical", s.findings[1].severity)
+    assert.equal("CERT_EXPIRED", r.decided_by.code)
+  end)
+
+  it("a misspelt senders field or a bad severity is refused with the field's name", function()
+    local ok, err = pcall(policy.load, { senders = { certificate_defect = "warning" } }, CATALOG, ALL)
+    assert.is_false(ok)
+    assert.matches("senders.certificate_defect: unknown field", err, 1, true)
+    ok, err = pcall(policy.load, { senders = { certificate_defects = "fatal" } }, CATALOG, ALL)
+    assert.is_false(ok)
+    assert.matches('senders.certificate_defects: a severity (ok, info, warning, critical, inconclusive, error) or false expected, got "fatal"', err, 1, true)
+  end)
+end)

@@ -1,7 +1,7 @@
 --- mxprobe.policy.senders: what each kind of sender does with this domain,
 -- computed from the facts the checks left (issue 10, section 4).
 --
---   local m = senders.compute(result, domain_facts [, now])
+--   local m = senders.compute(result, domain_facts [, now [, ran]])
 --   m.kinds                   { "opportunistic", "mta_sts", "dane", "strict" }
 --   m.mx[i] = { host, preference, addresses = { { address,
 --               opportunistic = cell, mta_sts = cell, dane = cell, strict = cell }, ... } }
@@ -39,10 +39,17 @@ local function cell(outcome, reason) return { outcome = outcome, reason = reason
 
 local function date(t) return math.type(t) and os.date("!%Y-%m-%d", t) or nil end
 
+-- checks that did not run at all (turned off, or --checks named others):
+-- what they would have observed is not tested, not absent (set by compute)
+local off = {}
+local function untested(id) return off[id] and cell("inconclusive", id .. " not tested") or nil end
+
 -- Before TLS: does a session get as far as MAIL at all?  nil, or the cell.
 local function session_problem(f)
   local c = f.connect
   if not c then return cell("inconclusive", "not probed") end
+  local u = untested("banner") or untested("ehlo")
+  if u then return u end
   if c.state ~= "connected" then
     if c.state == "timeout" then return cell("defers", "connection timed out") end
     return cell("defers", "connection " .. tostring(c.state))
@@ -62,7 +69,7 @@ end
 local function tls_ok(f) local s = f.starttls; return s and s.offered and s.handshake == true end
 
 local function opportunistic(f)
-  local p = session_problem(f)
+  local p = session_problem(f) or untested("starttls")
   if p then return p end
   local s = f.starttls or {}
   if not s.offered then return cell("plaintext", "no STARTTLS") end
@@ -86,7 +93,7 @@ local function pkix_problem(f, host)
 end
 
 local function strict(f, host)
-  local p = session_problem(f)
+  local p = session_problem(f) or untested("starttls") or untested("certificate")
   if p then return p end
   local s = f.starttls or {}
   if not s.offered then return cell("no_delivery", "no STARTTLS") end
@@ -99,7 +106,7 @@ end
 
 local function mta_sts(f, host, sts, opp)
   if not sts or not sts.usable or not sts.policy or sts.policy.mode == "none" then
-    local c = cell(opp.outcome, "no usable MTA-STS policy: " .. opp.reason)
+    local c = cell(opp.outcome, (off.mta_sts and "MTA-STS not tested: " or "no usable MTA-STS policy: ") .. opp.reason)
     c.as = "opportunistic"
     return c
   end
@@ -109,7 +116,7 @@ local function mta_sts(f, host, sts, opp)
   local why
   if not matches then why = "the MX is not in the policy"
   else
-    local p = session_problem(f)
+    local p = session_problem(f) or untested("starttls") or untested("certificate")
     if p then return p end
     local s = f.starttls or {}
     if not s.offered then why = "no STARTTLS"
@@ -136,13 +143,14 @@ local function dane(f, opp)
   local d = f.dane
   local c = d and DANE_CELL[d.result]
   if not c then
-    local why = d and d.result == "insecure" and "TLSA not DNSSEC-secure" or "no TLSA records"
+    local why = d and d.result == "insecure" and "TLSA not DNSSEC-secure" or off.dane and "DANE not tested"
+      or "no TLSA records"
     local x = cell(opp.outcome, why .. ": " .. opp.reason)
     x.as = "opportunistic"
     return x
   end
   if d.result == "match" or d.result == "unusable" then
-    local p = session_problem(f)
+    local p = session_problem(f) or untested("starttls")
     if p then return p end
   end
   return cell(c[1], c[2])
@@ -171,10 +179,15 @@ local function domain_cell(mx, kind)
   return cell("no_delivery", "no MX address to try")
 end
 
---- The matrix for one result.  facts: the domain checks' facts (mta_sts).
-function M.compute(result, facts, now)
+--- The matrix for one result.  facts: the domain checks' facts (mta_sts);
+-- ran (optional): { check id -> true } of the checks the run has.
+function M.compute(result, facts, now, ran)
   now = now or os.time()
   clock = function() return now end
+  off = {}
+  for _, id in ipairs(ran and { "banner", "ehlo", "starttls", "certificate", "dane", "mta_sts" } or {}) do
+    off[id] = not ran[id]
+  end
   facts = facts or {}
   local sts = facts.mta_sts
   local mx, by_host = {}, {}
@@ -246,9 +259,13 @@ end
 local LABEL = { opportunistic = "opportunistic", mta_sts = "MTA-STS", dane = "DANE", strict = "strict client" }
 M.LABEL = LABEL
 
+local WHO = { opportunistic = "opportunistic senders", mta_sts = "MTA-STS senders", dane = "DANE senders",
+              strict = "strict clients" }
+
 --- "MTA-STS senders stop delivering to mx1 on 2026-12-06 (certificate expiry)"
 function M.break_text(b)
-  return ("%s senders stop delivering to %s on %s (%s)"):format(LABEL[b.kind] or b.kind, b.host, b.date, b.reason)
+  if b.text then return b.text end -- a break that needs its own sentence (the MTA-STS policy host)
+  return ("%s stop delivering to %s on %s (%s)"):format(WHO[b.kind] or b.kind, b.host, b.date, b.reason)
 end
 
 return M
