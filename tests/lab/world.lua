@@ -291,6 +291,9 @@ W.sts_domains = {
   sts("wildcard", { mx(10, "good.mx.lab.test"), mx(20, "good2.mx.lab.test") }, "enforce, mx *.mx.lab.test", nil, "STSFetchResult.VALID"),
   sts("notfound", { mx(10, "good.mx.lab.test") }, "404", nil, "STSFetchResult.FETCH_ERROR"),
   sts("wrongcert", { mx(10, "good.mx.lab.test") }, "policy host certificate for somebody-else.lab.test", nil, "STSFetchResult.FETCH_ERROR"),
+  sts("expired-mx", { mx(10, "expired.mx.lab.test") }, "enforce, mx expired.mx.lab.test (certificate expired)", nil, "STSFetchResult.VALID"),
+  sts("host-expiring", { mx(10, "good.mx.lab.test") }, "enforce, max_age 1209600, policy host certificate ends in 19 days", nil,
+      "STSFetchResult.VALID"),
 }
 
 -- by_name["good.lab.test"] -> the domain entry

@@ -256,3 +256,60 @@ describe("the default verdict from the sender matrix", function()
     assert.matches('senders.certificate_defects: a severity (ok, info, warning, critical, inconclusive, error) or false expected, got "fatal"', err, 1, true)
   end)
 end)
+
+-- RFC 8461 3.3, 5.1, 10.2: the policy host's certificate in "when it breaks"
+describe("when it breaks: the MTA-STS policy host", function()
+  local judge_mod = require "mxprobe.policy.sender_verdict"
+  local function sts(mode, host_days, max_age)
+    return { usable = true, url = "https://mta-sts.site.test/.well-known/mta-sts.txt", host_not_after = NOW + host_days * 86400,
+             fetched_at = NOW, policy = { mode = mode, mx = { "mx1.test" }, max_age = max_age } }
+  end
+  local good = function() return srv("mx1.test", 10, "192.0.2.1", { certificate = { verified = true, name_match = true, not_after = NOW + 300 * 86400 } }) end
+
+  it("senders without a cached policy cannot fetch it from the certificate's end; cached copies last max_age longer", function()
+    local m = senders.compute({ servers = { good() } }, { mta_sts = sts("enforce", 19, 1209600) }, NOW)
+    local b
+    for _, x in ipairs(m.breaks) do if x.reason == "policy host certificate expiry" then b = x end end
+    local d1, d2 = os.date("!%Y-%m-%d", NOW + 19 * 86400), os.date("!%Y-%m-%d", NOW + 19 * 86400 + 1209600)
+    assert.same({ kind = "mta_sts", host = "mta-sts.site.test", date = d1, reason = "policy host certificate expiry",
+                  cached_until = d2,
+                  text = "from " .. d1 .. " MTA-STS senders that have not cached the policy cannot fetch it (the certificate of "
+                    .. "mta-sts.site.test expires) and deliver without authentication; cached copies expire by " .. d2
+                    .. " (max_age 1209600)" }, b)
+    assert.equal("mta_sts", m.breaks[1].kind) -- earliest first: before the MX certificate's end
+    assert.equal(b.text, senders.break_text(b))
+  end)
+
+  it("only for an enforce policy that authenticates today; the report shows the sentence", function()
+    local function kinds(m)
+      local k = {}
+      for _, x in ipairs(m.breaks) do k[#k + 1] = x.kind end
+      return table.concat(k, " ")
+    end
+    -- the MX certificate (300 days) for MTA-STS senders and strict clients, then the policy host's (400)
+    assert.equal("mta_sts strict mta_sts", kinds(senders.compute({ servers = { good() } }, { mta_sts = sts("enforce", 400, 86400) }, NOW)))
+    assert.equal("strict", kinds(senders.compute({ servers = { good() } }, { mta_sts = sts("testing", 19, 86400) }, NOW)))
+    local bad = srv("mx1.test", 10, "192.0.2.1", { starttls = { offered = false } })
+    assert.equal("", kinds(senders.compute({ servers = { bad } }, { mta_sts = sts("enforce", 19, 86400) }, NOW)))
+    local r = { domain = "site.test", verdict = "ok", dns = { mx = {}, findings = {} }, findings = {}, servers = { good() } }
+    r.senders = senders.compute(r, { mta_sts = sts("enforce", 19, 1209600) }, NOW)
+    assert.matches("From " .. os.date("!%Y-%m-%d", NOW + 19 * 86400) .. " MTA-STS senders that have not cached the policy",
+      text.render(r, {}), 1, true)
+  end)
+
+  it("inside the horizon it is the default policy's warning, naming both dates", function()
+    local now = os.time()
+    local s = { usable = true, url = "https://mta-sts.site.test/.well-known/mta-sts.txt", host_not_after = now + 19 * 86400,
+                policy = { mode = "enforce", mx = { "mx1.test" }, max_age = 1209600 } }
+    local x = srv("mx1.test", 10, "192.0.2.1", { certificate = { verified = true, name_match = true, not_after = now + 300 * 86400 } })
+    local r = { domain = "site.test", findings = {}, servers = { x } }
+    r.senders = senders.compute(r, { mta_sts = s }, now)
+    judge_mod.apply({ name = "default", thresholds = { expiry_warning_days = 30 }, senders = { judge = true } }, r, now)
+    assert.equal(1, #r.findings)
+    assert.equal("SENDERS_BREAK_SOON", r.findings[1].code)
+    assert.equal("warning", r.findings[1].severity)
+    assert.equal("From " .. os.date("!%Y-%m-%d", now + 19 * 86400) .. " MTA-STS senders that have not cached the policy cannot fetch it"
+      .. " (the certificate of mta-sts.site.test expires) and deliver without authentication; cached copies expire by "
+      .. os.date("!%Y-%m-%d", now + 19 * 86400 + 1209600) .. " (max_age 1209600), unless something changes", r.findings[1].message)
+  end)
+end)

@@ -31,7 +31,7 @@ M.FINDINGS = {
     hint = "Every MX address failed before mail could be handed over; see the findings of each server." },
   SENDERS_MTA_STS_FAIL = { severity = "critical",
     message = "MTA-STS senders {what} to {domain} ({reason}): the domain's enforce policy forbids them to deliver without an authenticated TLS connection",
-    hint = "Fix the MX (" .. TLS_HINT .. ") or list it in the policy; publish mode: testing while you fix it." },
+    hint = TLS_HINT .. " Fix the MX or list it in the policy; publish mode: testing while you fix it." },
   SENDERS_DANE_FAIL = { severity = "critical",
     message = "DANE senders {what} to {domain} ({reason}): the domain's DNSSEC-signed TLSA records forbid them to deliver otherwise",
     hint = "Publish TLSA records that match the certificate in use (the current key's 3 1 1) or fix the DNSSEC answers; a new key's TLSA goes out before the key." },

@@ -7,8 +7,10 @@
 --               opportunistic = cell, mta_sts = cell, dane = cell, strict = cell }, ... } }
 --   m.domain[kind] = cell     the domain as a sender sees it: MX in preference
 --                             order, the next one when one fails
---   m.breaks = { { kind, host, date, reason }, ... }   earliest first: when a
---                             kind stops delivering to an MX if nothing changes
+--   m.breaks = { { kind, host, date, reason [, text, cached_until] }, ... }
+--                             earliest first: when a kind stops delivering to
+--                             an MX (or, for MTA-STS, authenticating: the
+--                             policy host's certificate) if nothing changes
 --   cell = { outcome = OUTCOME, reason = "..." [, via = host] }
 --
 -- OUTCOME: "authenticated" (delivers encrypted and authenticated),
@@ -38,6 +40,7 @@ local DELIVERS = { authenticated = true, encrypted = true, plaintext = true }
 local function cell(outcome, reason) return { outcome = outcome, reason = reason } end
 
 local function date(t) return math.type(t) and os.date("!%Y-%m-%d", t) or nil end
+local policy_host_break -- below
 
 -- checks that did not run at all (turned off, or --checks named others):
 -- what they would have observed is not tested, not absent (set by compute)
@@ -179,6 +182,25 @@ local function domain_cell(mx, kind)
   return cell("no_delivery", "no MX address to try")
 end
 
+-- MTA-STS senders need the policy (RFC 8461 3.3, 5.1): once the policy
+-- host's certificate expires, a sender without a cached copy cannot fetch
+-- it and delivers as if there were none, unauthenticated; one that fetched
+-- it before keeps enforcing it until its copy's max_age runs out (10.2),
+-- at the latest max_age after the certificate's end.  Only for an enforce
+-- policy that authenticates delivery today.
+function policy_host_break(sts, cell, now)
+  local na = sts and sts.host_not_after
+  local pol = sts and sts.usable and sts.policy
+  if not (math.type(na) and na >= now and pol and pol.mode == "enforce" and cell.outcome == "authenticated") then return nil end
+  local age = math.type(pol.max_age) and pol.max_age or 0
+  local host = sts.url and sts.url:match("^https://([^/:]+)") or "the policy host"
+  return { kind = "mta_sts", host = host, date = date(na), at = na, reason = "policy host certificate expiry",
+           cached_until = date(na + age),
+           text = ("from %s MTA-STS senders that have not cached the policy cannot fetch it (the certificate of %s expires)"
+             .. " and deliver without authentication; cached copies expire by %s (max_age %d)"):format(date(na), host,
+             date(na + age), age) }
+end
+
 --- The matrix for one result.  facts: the domain checks' facts (mta_sts);
 -- ran (optional): { check id -> true } of the checks the run has.
 function M.compute(result, facts, now, ran)
@@ -231,7 +253,10 @@ function M.compute(result, facts, now, ran)
           for _, a in ipairs(m.addresses) do
             if a.address == srv.address then
               if a.strict.outcome == "authenticated" then add("strict", "certificate expiry") end
-              if a.mta_sts.outcome == "authenticated" then add("mta_sts", "certificate expiry") end
+              -- testing mode: MTA-STS senders report the failure and deliver all the same
+              if a.mta_sts.outcome == "authenticated" and sts.policy.mode == "enforce" then
+                add("mta_sts", "certificate expiry")
+              end
               local d = f.dane
               if a.dane.outcome == "authenticated" and d and d.matched and d.matched:match("^2 ") then
                 local ta = d.anchor_not_after
@@ -247,6 +272,8 @@ function M.compute(result, facts, now, ran)
       end
     end
   end
+  local b = policy_host_break(sts, out.domain.mta_sts, now)
+  if b then out.breaks[#out.breaks + 1] = b end
   table.sort(out.breaks, function(x, y)
     if x.at ~= y.at then return x.at < y.at end
     if x.kind ~= y.kind then return x.kind < y.kind end
@@ -264,8 +291,10 @@ local WHO = { opportunistic = "opportunistic senders", mta_sts = "MTA-STS sender
 
 --- "MTA-STS senders stop delivering to mx1 on 2026-12-06 (certificate expiry)"
 function M.break_text(b)
-  if b.text then return b.text end -- a break that needs its own sentence (the MTA-STS policy host)
-  return ("%s stop delivering to %s on %s (%s)"):format(WHO[b.kind] or b.kind, b.host, b.date, b.reason)
+  if type(b.text) == "string" then return b.text end -- a break that needs its own sentence (the MTA-STS policy host)
+  -- tostring: a report may render a record read back from a file
+  return ("%s stop delivering to %s on %s (%s)"):format(WHO[b.kind] or tostring(b.kind), tostring(b.host), tostring(b.date),
+    tostring(b.reason))
 end
 
 return M
