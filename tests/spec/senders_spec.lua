@@ -313,3 +313,48 @@ describe("when it breaks: the MTA-STS policy host", function()
       .. os.date("!%Y-%m-%d", now + 19 * 86400 + 1209600) .. " (max_age 1209600), unless something changes", r.findings[1].message)
   end)
 end)
+
+describe("where the one severity of certificate defects comes from", function()
+  local engine = require "mxprobe.engine"
+  local checks = require "mxprobe.engine.checks"
+  local policy = require "mxprobe.policy"
+  local judge = require "mxprobe.policy.judge"
+  local ALL = checks.load(checks.dirs { installed_checks = false })
+  local CATALOG = engine.catalog({ all_checks = ALL })
+  local function expired_under(pol_src)
+    local s = srv("mx1.test", 10, "192.0.2.1", { certificate = { verified = false, name_match = true, not_after = os.time() - 86400 } })
+    s.findings = { { code = "CERT_EXPIRED", check = "certificate", severity = "critical", message = "x", evidence = {} } }
+    s.transcript = {}
+    local r = { domain = "site.test", dns = { mx = {}, findings = {} }, findings = {}, servers = { s } }
+    judge.judge({ policy = policy.load(pol_src, CATALOG, ALL), catalog = CATALOG, config = {} }, r)
+    return s.findings[1]
+  end
+  local dir
+  setup(function() dir = os.tmpname(); os.remove(dir); os.execute("mkdir -m 700 " .. dir) end)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+  local function file(name, text)
+    local path = dir .. "/" .. name
+    local f = assert(io.open(path, "w")); f:write(text); f:close()
+    os.execute("chmod 600 " .. path)
+    return path
+  end
+
+  it("the stock default's line, also under a site policy that does not set it", function()
+    local f = expired_under(nil)
+    assert.equal("default", f.override.policy)
+    assert.matches("checks/policy/default%.lua:%d+$", f.override.source)
+    f = expired_under(file("site.lua", 'return { name = "site", senders = { judge = true } }\n'))
+    assert.equal("default", f.override.policy)
+    assert.matches("checks/policy/default%.lua:%d+$", f.override.source)
+  end)
+
+  it("the site's file and line when it sets it", function()
+    local f = expired_under(file("strict.lua", 'return {\n  name = "strict",\n  senders = {\n    certificate_defects = "critical",\n  },\n}\n'))
+    -- critical is the check's own severity here: nothing changed, no override
+    assert.equal("critical", f.severity); assert.is_nil(f.override)
+    f = expired_under(file("info.lua", 'return {\n  name = "lenient",\n  senders = {\n    certificate_defects = "info",\n  },\n}\n'))
+    assert.equal("info", f.severity)
+    assert.equal("lenient", f.override.policy)
+    assert.matches("/info%.lua:4$", f.override.source)
+  end)
+end)

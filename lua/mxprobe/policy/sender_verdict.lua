@@ -18,6 +18,8 @@
 -- these findings like any other (api.set_severity).
 local P = require "mxprobe.policy"
 local senders = require "mxprobe.policy.senders"
+local paths = require "mxprobe.runtime.paths"
+local config_errors = require "mxprobe.runtime.config_errors"
 
 local M = {}
 
@@ -112,10 +114,26 @@ local function at_address(m, srv)
   end
 end
 
+-- Where certificate_defects is set: the site's policy file when it sets it,
+-- else the stock default's line (found once).
+local default_where
+local function where(pol)
+  local seg = { "senders", "certificate_defects" }
+  for _, l in ipairs(pol.lines or {}) do -- comments stripped: the file sets it
+    if l:find("certificate_defects", 1, true) then return pol.name, P.where(pol, seg) end
+  end
+  if not default_where then
+    local path = paths.checks .. "/policy/default.lua"
+    local line = config_errors.find_line(config_errors.read_lines(path), seg)
+    default_where = line and ("%s:%d"):format(path, line) or path
+  end
+  return "default", default_where
+end
+
 local function certificate_defects(pol, result, m)
   local sev = (pol.senders or {}).certificate_defects
   if sev == false or sev == nil then return end
-  local source = P.where(pol, { "senders", "certificate_defects" })
+  local name, source = where(pol)
   for _, srv in ipairs(result.servers or {}) do
     for _, f in ipairs(srv.findings or {}) do
       -- the site's own findings table wins: it asked for that severity
@@ -124,7 +142,7 @@ local function certificate_defects(pol, result, m)
         local fail, ok = at_address(m, srv)
         local why = "every verifying sender refuses this certificate alike"
           .. (fail ~= "" and (": " .. fail) or "") .. (ok ~= "" and ("; " .. ok) or "")
-        f.override = { from = f.severity, policy = pol.name, source = source, why = why }
+        f.override = { from = f.severity, policy = name, source = source, why = why }
         f.severity = sev
       end
     end
