@@ -4,8 +4,15 @@
 --
 -- Senders use the records only when both the MX host's address records and
 -- the TLSA answer are DNSSEC-validated (RFC 7672 2.2): otherwise they are
--- ignored (info, never critical).  A validating resolver that answers
--- SERVFAIL for the TLSA name while the addresses validate means the records
+-- ignored (info, never critical).  An MX host that is an alias with a
+-- secure CNAME chain has its TLSA looked up at the expanded name first,
+-- then at the original (2.2.2); a DANE-TA chain must name the TLSA base
+-- domain, the name the records were found at (3.2.2).  That is what
+-- Postfix does (tls_dane_resolve, smtp_tls_policy.c): its match list is
+-- the base domain and the next-hop domain, never the MX name before
+-- expansion; the next-hop domain is left out here, because a probe is
+-- shared by every domain whose MX it is.
+-- A validating resolver that answers SERVFAIL for the TLSA name while the addresses validate means the records
 -- are bogus: DANE senders defer (critical).  Whether the resolver validates
 -- at all is asked once per run (net/dns.validates, as Postfix's
 -- dnssec_probe): without it every DANE result is inconclusive.
@@ -30,6 +37,42 @@ local function record_text(rr)
   local data = rr.data or ""
   if #data > 16 then data = data:sub(1, 16) .. "..." end
   return ("%d %d %d %s"):format(rr.usage, rr.selector, rr.mtype, data)
+end
+
+-- The MX host's fully CNAME-expanded name in its (secure) address answer,
+-- or nil when it is no alias.  A secure answer means every CNAME of the
+-- chain validated (the resolver sets AD only then).
+local function expanded_name(addr, host)
+  local cnames = {}
+  for _, rr in ipairs(addr.answers or {}) do
+    if rr.type == "CNAME" and rr.name and rr.target then cnames[rr.name:lower():gsub("%.$", "")] = rr.target end
+  end
+  local n, hops = host:lower():gsub("%.$", ""), 0
+  while cnames[n] and hops < 16 do n, hops = cnames[n]:lower():gsub("%.$", ""), hops + 1 end
+  if hops == 0 then return nil end
+  return n
+end
+
+-- The TLSA answer a DANE sender uses (RFC 7672 2.2.2): behind a secure
+-- CNAME chain, at the expanded name first, then at the original name when
+-- the expanded one has none (a lookup error there is not "none": no second
+-- try, as Postfix's tls_dane_resolve).  ans, code, detail, the TLSA name.
+local function tlsa_lookup(ctx, host, expanded, fact)
+  local name = "_25._tcp." .. host
+  if expanded then
+    fact.expanded = expanded
+    local xname = "_25._tcp." .. expanded
+    local ans, code, detail = ctx.dns:query(xname, "TLSA", ctx:deadline("dns"))
+    local found = false
+    for _, rr in ipairs(ans and ans.answers or {}) do if rr.type == "TLSA" then found = true end end
+    if not ans or found or ans.rcode == "SERVFAIL" then
+      fact.name, fact.base = xname, expanded
+      return ans, code, detail, xname
+    end
+  end
+  fact.name, fact.base = name, host
+  local ans, code, detail = ctx.dns:query(name, "TLSA", ctx:deadline("dns"))
+  return ans, code, detail, name
 end
 
 return {
@@ -82,8 +125,7 @@ return {
 
   run = function(ctx)
     local host = ctx.host
-    local name = "_25._tcp." .. host
-    local fact = { name = name, records = {}, result = "none" }
+    local fact = { name = "_25._tcp." .. host, records = {}, result = "none" }
     ctx:fact(fact)
     -- is this resolver one whose AD bits mean anything?  (once per run)
     local probe_name, probe_type = probe_of(ctx.config.dnssec_probe or ctx:option("dnssec_probe"))
@@ -97,7 +139,7 @@ return {
     -- ask for its TLSA records, so a failure to get them changes nothing
     local function ignored_by_senders() return not addr_secure and (validating()) end
 
-    local ans, code, detail = ctx.dns:query(name, "TLSA", ctx:deadline("dns"))
+    local ans, code, detail, name = tlsa_lookup(ctx, host, addr_secure and expanded_name(addr, host) or nil, fact)
     if not ans then
       if ignored_by_senders() then fact.result = "insecure"; return end
       if code == "dns" and tostring(detail):find("^malformed answer") then
@@ -183,7 +225,8 @@ return {
         for i = 2, #chain do
           if chain[i]:tlsa(rr.selector, rr.mtype) == want then
             local what = ("issuer at depth %d, %s (DANE-TA)"):format(i - 1, chain[i]:subject() or "?")
-            local vok, _, vwhy = core_x509.verify_to_anchor(chain, i, host)
+            -- the name a DANE-TA chain must carry: the TLSA base domain
+            local vok, _, vwhy = core_x509.verify_to_anchor(chain, i, fact.base or host)
             if vok then
               matched = matched or { rr = rr, what = what, anchor = chain[i] }
             else
@@ -214,7 +257,7 @@ return {
     end
     if ta_failure then
       fact.result = "mismatch"
-      return ctx:finding("DANE_TA_INVALID", { name = name, host = host, record = record_text(ta_failure.rr),
+      return ctx:finding("DANE_TA_INVALID", { name = name, host = fact.base or host, record = record_text(ta_failure.rr),
                                               what = ta_failure.what, reason = ta_failure.reason })
     end
     fact.result = "mismatch"

@@ -40,6 +40,8 @@ local function fetch(ctx, domain, fact, opts)
     return nil, which, { url = url, reason = detail or code, max = opts.max_bytes }
   end
   fact.status, fact.content_type, fact.seconds = res.status, res.content_type, res.seconds
+  -- when senders without a cached copy can no longer fetch it (policy/senders.lua: when it breaks)
+  fact.host_not_after, fact.fetched_at = res.not_after, os.time()
   if res.status >= 300 and res.status < 400 then
     return nil, "MTA_STS_POLICY_REDIRECT", { url = url, status = res.status, location = res.location or "?" }
   end

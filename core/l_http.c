@@ -8,7 +8,7 @@
  *     -> transfer                   (started at once, never blocks)
  *   transfer:done(), :set_waiter(token), :clear_waiter([token]),
  *   transfer:result() -> { status =, body =, content_type =, location =,
- *                          ip =, seconds = }
+ *                          ip =, seconds =, not_after = }
  *                      | nil, "timeout"|"tls"|"connect"|"limit"|"http"|"cancelled", detail
  *   transfer:close()
  *
@@ -24,11 +24,16 @@
  * drips or floods cannot hold or fill a run.  Completion wakes the waiting
  * tasks; the callbacks never touch Lua.
  *
+ * not_after: the peer certificate's notAfter (seconds since the epoch,
+ * UTC), from CURLINFO_CERTINFO: an MTA-STS sender that has not cached the
+ * policy cannot fetch it once the policy host's certificate expires.
+ *
  * Lifetimes: the Lua transfer owns its easy handle; collecting or closing
  * it removes the handle from the multi at once (never from inside a curl
  * callback, since Lua never runs there).  One multi per Lua state, in the
  * registry, cleaned up by its __gc.
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "bindings.h"
 
 /* the plain prototypes: curl's type-checking macros would hide the
@@ -39,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /*
  * libcurl is loaded on the first fetch (dlopen), not linked: its
@@ -428,6 +434,7 @@ static int l_get(lua_State *L)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*"); /* never an environment proxy */
     curl_easy_setopt(e, CURLOPT_USERAGENT, "mxprobe/" MXPROBE_VERSION);
+    curl_easy_setopt(e, CURLOPT_CERTINFO, 1L); /* the peer's notAfter, for result() */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* the body as sent: the cap counts wire bytes */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
@@ -509,6 +516,24 @@ static const char *fail_code(CURLcode rc)
 
 #define SET_STR(k, v) (lua_pushstring(L, (v)), lua_setfield(L, -2, (k)))
 
+/* The leaf's notAfter from curl's certificate info ("Expire date:Dec 20
+ * 10:00:00 2026 GMT", OpenSSL's ASN1_TIME_print), or -1. */
+static long long peer_not_after(CURL *e)
+{
+    struct curl_certinfo *ci = NULL;
+    if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs < 1) return -1;
+    static const char key[] = "Expire date:";
+    for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next) {
+        if (!l->data || strncmp(l->data, key, sizeof key - 1) != 0) continue;
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        const char *end = strptime(l->data + sizeof key - 1, "%b %d %H:%M:%S %Y", &tm);
+        if (!end) return -1;
+        return (long long)timegm(&tm);
+    }
+    return -1;
+}
+
 /* transfer:result ()  [-1, +1|3, e] */
 static int l_result(lua_State *L)
 {
@@ -538,6 +563,11 @@ static int l_result(lua_State *L)
     if (ip && *ip) SET_STR("ip", ip);
     lua_pushnumber(L, secs);
     lua_setfield(L, -2, "seconds");
+    long long na = peer_not_after(x->e);
+    if (na >= 0) {
+        lua_pushinteger(L, (lua_Integer)na);
+        lua_setfield(L, -2, "not_after");
+    }
     return 1;
 }
 

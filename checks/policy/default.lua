@@ -26,11 +26,32 @@ return {
   -- Per-code overrides: { severity = , weight = }.
   findings = {
     TLS_VERSION_12 = { weight = 2 },        -- acceptable, 1.3 is better
+    -- certificate defects every verifying sender treats alike: one weight
+    -- (and one severity: senders.certificate_defects below)
+    CERT_EXPIRED = { weight = 15 },
+    CERT_NOT_YET_VALID = { weight = 15 },
     CERT_UNTRUSTED = { weight = 15 },
     CERT_SELF_SIGNED = { weight = 15 },
     CERT_NAME_MISMATCH = { weight = 15 },
     STARTTLS_NOT_OFFERED = { weight = 60 },
     RELAY_OPEN = { weight = 100 },
+  },
+
+  -- The verdict from the sender matrix (what opportunistic, MTA-STS, DANE
+  -- and strict senders do; lua/mxprobe/policy/sender_verdict.lua): a
+  -- mechanism the domain opted into (MTA-STS enforce, DANE) or the
+  -- opportunistic senders failing is critical (SENDERS_MTA_STS_FAIL,
+  -- SENDERS_DANE_FAIL, SENDERS_OPPORTUNISTIC_FAIL), only the strict client
+  -- failing a warning (SENDERS_STRICT_FAIL); a kind that stops delivering
+  -- within thresholds.expiry_warning_days is SENDERS_BREAK_SOON (warning).
+  -- Their severities change like any code's, in findings above.
+  senders = {
+    judge = true,                    -- false: no SENDERS_* findings, the checks' severities alone
+    -- expired, not yet valid, self-signed, untrusted, wrong name: every
+    -- verifying sender refuses them alike and opportunistic senders deliver
+    -- encrypted whatever the defect, so one severity (false: the checks' own);
+    -- the SENDERS_* findings say who fails
+    certificate_defects = "warning",
   },
 
   -- Grade bands: { minimum score, grade }, highest first.

@@ -1,68 +1,42 @@
--- The verdict from the sender matrix (api.senders(), docs/json-schema.md
--- "Senders"): what each kind of sender does with the domain decides, not
--- which certificate defect a check happened to find.
+-- Overriding the default sender judgement (docs/policies.md, "senders"),
+-- for a site whose partners verify certificates: the default policy
+-- already takes the verdict from the sender matrix (MTA-STS enforce, DANE
+-- or opportunistic senders failing: critical; only the strict client: a
+-- warning; certificate defects one severity).  Here:
 --
 --   mxprobe --policy examples/policies/sender-matrix.lua example.org
 --
--- * Certificate defects that every verifying sender treats alike (expired,
---   not yet valid, self-signed, untrusted, wrong name) get one severity,
---   warning: opportunistic senders still deliver encrypted, verifying ones
---   refuse them all the same.  The matrix rules below then say who fails.
--- * Failing a mechanism the domain opted into (MTA-STS enforce, DANE) is
---   critical; opportunistic senders failing (no delivery, deferral) is
---   critical; only the strict client failing is a warning.
--- * "When it breaks": a kind that stops delivering to an MX within
---   thresholds.expiry_warning_days gets a warning with the date.
-
-local ALIKE = { CERT_EXPIRED = true, CERT_NOT_YET_VALID = true, CERT_SELF_SIGNED = true, CERT_UNTRUSTED = true,
-                CERT_NAME_MISMATCH = true }
-local FAILS = { no_delivery = true, defers = true }
-local LABEL = { opportunistic = "Opportunistic senders", mta_sts = "MTA-STS senders", dane = "DANE senders",
-                strict = "Strict clients" }
-local TEXT = { no_delivery = "do not deliver", defers = "defer mail" }
+-- * the strict client failing is critical too (our partners always verify);
+-- * "when it breaks" looks 60 days ahead instead of 30;
+-- * every MX, not only the first one mail reaches, must authenticate for
+--   MTA-STS senders (the default judges the domain row: a backup MX that
+--   fails is where mail goes when the primary is down).
+local TEXT = { encrypted = "deliver without authentication to", plaintext = "deliver in plaintext to",
+               defers = "defer mail to", no_delivery = "do not deliver to" }
 
 return {
   name = "sender-matrix",
-  description = "The verdict from what each kind of sender does (opportunistic, MTA-STS, DANE, strict client)",
+  description = "Verifying senders matter: the strict client failing is critical; every MX authenticates for MTA-STS senders",
 
-  thresholds = { expiry_warning_days = 30 },
+  thresholds = { expiry_warning_days = 60 },
+
+  findings = {
+    SENDERS_STRICT_FAIL = { severity = "critical" },
+  },
 
   rules = {
     {
-      name = "verifying senders treat certificate defects alike",
-      check = function(result, api)
-        for f in api.each() do
-          if ALIKE[f.code] and f.severity ~= "warning" then
-            api.set_severity(f, "warning",
-              "opportunistic senders still deliver encrypted; every verifying sender refuses it the same way (see the sender matrix)")
-          end
-        end
-      end,
-    },
-    {
-      name = "what senders do",
+      name = "every MX authenticates for MTA-STS senders",
       check = function(result, api)
         local m = api.senders()
-        if not m or #m.mx == 0 then return end
-        for _, kind in ipairs({ "opportunistic", "mta_sts", "dane", "strict" }) do
-          local c = m.domain[kind]
-          -- a kind with nothing to apply acts as an opportunistic sender: judged there
-          if c and not c.as and FAILS[c.outcome] then
-            local msg = ("%s %s to %s (%s)"):format(LABEL[kind], TEXT[c.outcome], result.domain, c.reason)
-            if kind == "strict" then api.warn(msg) else api.fail(msg) end
-          end
-        end
-      end,
-    },
-    {
-      name = "when it breaks",
-      check = function(result, api)
-        local m = api.senders()
-        local horizon = (api.policy.thresholds or {}).expiry_warning_days or 30
-        local limit = os.date("!%Y-%m-%d", os.time() + horizon * 86400)
-        for _, b in ipairs(m and m.breaks or {}) do
-          if b.date <= limit then
-            api.warn(("%s stop delivering to %s on %s (%s)"):format(LABEL[b.kind], b.host, b.date, b.reason))
+        for _, mx in ipairs(m and m.mx or {}) do
+          for _, a in ipairs(mx.addresses) do
+            local c = a.mta_sts
+            -- with no usable policy MTA-STS senders act opportunistically: nothing to require
+            if not c.as and c.outcome ~= "authenticated" and c.outcome ~= "inconclusive" then
+              api.fail(("MTA-STS senders %s %s (%s)"):format(TEXT[c.outcome] or c.outcome, mx.host, c.reason),
+                { hint = "Every MX the domain publishes needs STARTTLS, TLS 1.2+ and a PKIX certificate naming it." })
+            end
           end
         end
       end,

@@ -50,14 +50,25 @@ local function with(base, ...)
 end
 local SELF = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_SELF_SIGNED", "CONNECT_OK", "EHLO_OK", "MX_OK",
                "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" }
+local EXPIRED = { "ADDRESS_NO_IPV6", "ADDRESS_OK", "BANNER_OK", "CERT_EXPIRED", "CONNECT_OK", "EHLO_OK", "MX_OK",
+                  "RELAY_DENIED", "STARTTLS_INJECTION_SAFE", "TLS_VERSION_13" }
 
 local EXPECTED = {
   ["enforce.sts.lab.test"] = { verdict = "ok", codes = with(GOOD, "MTA_STS_OK", "TLSRPT_OK") },
-  ["other-mx.sts.lab.test"] = { verdict = "critical", codes = with(GOOD, "MTA_STS_MX_NOT_IN_POLICY", "TLSRPT_OK") },
-  ["testing.sts.lab.test"] = { verdict = "warning", codes = with(SELF, "MTA_STS_TESTING_FAILS", "TLSRPT_INVALID") },
+  -- SENDERS_*: the default verdict from the sender matrix: MTA-STS senders
+  -- fail under enforce (critical); under testing only the strict client does
+  ["other-mx.sts.lab.test"] = { verdict = "critical", codes = with(GOOD, "MTA_STS_MX_NOT_IN_POLICY", "SENDERS_MTA_STS_FAIL", "TLSRPT_OK") },
+  ["testing.sts.lab.test"] = { verdict = "warning",
+    codes = with(SELF, "MTA_STS_TESTING_FAILS", "SENDERS_STRICT_FAIL", "TLSRPT_INVALID") },
   ["wildcard.sts.lab.test"] = { verdict = "ok", codes = with(GOOD, "MTA_STS_OK", "TLSRPT_MISSING") },
   ["notfound.sts.lab.test"] = { verdict = "warning", codes = with(GOOD, "MTA_STS_POLICY_HTTP_STATUS", "TLSRPT_MISSING") },
   ["wrongcert.sts.lab.test"] = { verdict = "warning", codes = with(GOOD, "MTA_STS_POLICY_TLS", "TLSRPT_MISSING") },
+  -- an expired certificate under enforce: critical (MTA-STS senders do not
+  -- deliver); the certificate finding itself is the one severity, warning
+  ["expired-mx.sts.lab.test"] = { verdict = "critical", codes = with(EXPIRED, "MTA_STS_MX_FAILS", "SENDERS_MTA_STS_FAIL",
+    "SENDERS_STRICT_FAIL", "TLSRPT_MISSING") },
+  -- the policy host's certificate ends in 19 days (RFC 8461 max_age)
+  ["host-expiring.sts.lab.test"] = { verdict = "warning", codes = with(GOOD, "MTA_STS_OK", "SENDERS_BREAK_SOON", "TLSRPT_MISSING") },
 }
 
 describe("MTA-STS and TLS-RPT in the lab (nginx policy host)", function()
@@ -96,7 +107,34 @@ describe("MTA-STS and TLS-RPT in the lab (nginx policy host)", function()
     assert.equal("opportunistic", dom("wrongcert.sts.lab.test", "mta_sts").as)
   end)
 
-  it("the fetches overlap the SMTP probes: all six domains in about one session's time", function()
+  it("an expired MX certificate under enforce: critical, and the certificate finding says who refuses it", function()
+    local r = results["expired-mx.sts.lab.test"]
+    assert.equal("no_delivery", r.senders.domain.mta_sts.outcome)
+    local f = find(r, "SENDERS_MTA_STS_FAIL")
+    assert.equal("critical", f.severity)
+    local c
+    for _, x in ipairs(r.servers[1].findings) do if x.code == "CERT_EXPIRED" then c = x end end
+    assert.equal("warning", c.severity)
+    assert.matches("MTA-STS senders do not deliver (the certificate expired on", c.override.why, 1, true)
+  end)
+
+  it("when it breaks: the policy host's certificate end, and max_age for cached copies (RFC 8461 3.2, 5.1, 10.2)", function()
+    local r = results["host-expiring.sts.lab.test"]
+    local p = io.popen("date -u +%s -d \"$(openssl x509 -in " .. state .. "/https/certs/hostexpiring.crt -noout -enddate | cut -d= -f2)\"")
+    local na = tonumber(p:read("l")); p:close()
+    assert.equal(na, r.facts.mta_sts.host_not_after)
+    local d1, d2 = os.date("!%Y-%m-%d", na), os.date("!%Y-%m-%d", na + 1209600)
+    local b = r.senders.breaks[1]
+    assert.equal("mta_sts", b.kind)
+    assert.equal(d1, b.date); assert.equal(d2, b.cached_until)
+    assert.equal("From " .. d1 .. " MTA-STS senders that have not cached the policy cannot fetch it (the certificate of "
+      .. "mta-sts.host-expiring.sts.lab.test expires) and deliver without authentication; cached copies expire by " .. d2
+      .. " (max_age 1209600), unless something changes", find(r, "SENDERS_BREAK_SOON").message)
+    -- the other policies' host certificate ends in a year: outside the horizon
+    assert.is_nil(find(results["enforce.sts.lab.test"], "SENDERS_BREAK_SOON"))
+  end)
+
+  it("the fetches overlap the SMTP probes: all eight domains in about one session's time", function()
     assert.is_true(elapsed < 8, ("took %.1f s"):format(elapsed))
   end)
 end)
@@ -113,6 +151,7 @@ describe("mta-sts-query agrees", function()
       assert.matches(d.mta_sts_query, out, 1, true)
       local r = results[d.name]
       local fetched = find(r, "MTA_STS_OK") or find(r, "MTA_STS_MX_NOT_IN_POLICY") or find(r, "MTA_STS_TESTING_FAILS")
+        or find(r, "MTA_STS_MX_FAILS")
       assert.equal(d.mta_sts_query == "STSFetchResult.VALID", fetched ~= nil, "mxprobe and mta-sts-query disagree")
     end)
   end

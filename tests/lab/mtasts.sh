@@ -10,17 +10,21 @@
 #   wildcard  mode enforce, mx *.mx.lab.test (both MX match)
 #   notfound  no policy file: 404
 #   wrongcert the policy host's certificate names somebody-else.lab.test
+#   expired-mx mode enforce, mx expired.mx.lab.test (its certificate expired)
+#   host-expiring mode enforce, mx good.mx.lab.test, max_age 1209600; the
+#             policy host's certificate ends in 19 days ("when it breaks")
 #
 # Certificates come from the lab intermediate (certs.sh), so clients that
 # trust $STATE/ca/ca.pem verify them.
 
 POLICY4=192.0.2.80
 
-# policy_leaf NAME SAN: a leaf under the lab intermediate, as certs.sh does
+# policy_leaf NAME SAN [DAYS]: a leaf under the lab intermediate, as
+# certs.sh does, valid for DAYS (365)
 policy_leaf() {
   local ca=$STATE/ca d=$STATE/https/certs now year
   now=$(date -u -d '-1 hour' +%Y%m%d%H%M%SZ)
-  year=$(date -u -d '+365 days' +%Y%m%d%H%M%SZ)
+  year=$(date -u -d "+${3:-365} days" +%Y%m%d%H%M%SZ)
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -config "$ca/openssl.cnf" \
     -keyout "$d/$1.key" -out "$d/$1.csr" -subj "/O=mxlab/CN=${2%%,*}" 2>/dev/null
   SAN=$(printf 'DNS:%s' "$2" | sed 's/,/,DNS:/g') openssl ca -batch -notext -config "$ca/openssl.cnf" \
@@ -32,6 +36,7 @@ policy_leaf() {
 }
 
 # write_policy DOMAIN MODE MX...: the policy file of mta-sts.DOMAIN
+# (max_age: $MAX_AGE, default 604800)
 write_policy() {
   local dom=$1 mode=$2 m dir
   shift 2
@@ -40,7 +45,7 @@ write_policy() {
   {
     printf 'version: STSv1\nmode: %s\n' "$mode"
     for m in "$@"; do printf 'mx: %s\n' "$m"; done
-    printf 'max_age: 604800\n'
+    printf 'max_age: %s\n' "${MAX_AGE:-604800}"
   } >"$dir/mta-sts.txt"
 }
 
@@ -49,13 +54,16 @@ start_policy_host() {
   rm -rf "$h"; mkdir -p "$h/certs" "$h/www" "$h/tmp"
   ip -n "$NS" addr add "$POLICY4/32" dev lo
   export SAN=DNS:unused
-  policy_leaf policy "mta-sts.enforce.$z,mta-sts.other-mx.$z,mta-sts.testing.$z,mta-sts.wildcard.$z,mta-sts.notfound.$z"
+  policy_leaf policy "mta-sts.enforce.$z,mta-sts.other-mx.$z,mta-sts.testing.$z,mta-sts.wildcard.$z,mta-sts.notfound.$z,mta-sts.expired-mx.$z"
   policy_leaf wrongname "somebody-else.lab.test"
+  policy_leaf hostexpiring "mta-sts.host-expiring.$z" 19
   write_policy "enforce.$z" enforce good.mx.lab.test
   write_policy "other-mx.$z" enforce elsewhere.mx.lab.test
   write_policy "testing.$z" testing self-signed.mx.lab.test
   write_policy "wildcard.$z" enforce '*.mx.lab.test'
   write_policy "wrongcert.$z" enforce good.mx.lab.test
+  write_policy "expired-mx.$z" enforce expired.mx.lab.test
+  MAX_AGE=1209600 write_policy "host-expiring.$z" enforce good.mx.lab.test
   mkdir -p "$h/www/mta-sts.notfound.$z"   # served, but no policy file: 404
   local s
   {
@@ -89,6 +97,13 @@ http {
         server_name mta-sts.wrongcert.$z;
         ssl_certificate $h/certs/wrongname.chain.pem;
         ssl_certificate_key $h/certs/wrongname.key;
+        root $h/www/\$host;
+    }
+    server {
+        listen $POLICY4:443 ssl;
+        server_name mta-sts.host-expiring.$z;
+        ssl_certificate $h/certs/hostexpiring.chain.pem;
+        ssl_certificate_key $h/certs/hostexpiring.key;
         root $h/www/\$host;
     }
 }

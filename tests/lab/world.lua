@@ -245,7 +245,8 @@ W.domains = {
 
 -- The DNSSEC cases (tests/lab/dnssec.sh, zone tests/lab/dnssec/sec.lab.test.zone),
 -- asked through the validating resolver; tests/integration/dane_spec.lua
--- holds their exact codes. posttls: what `posttls-finger -l dane` says.
+-- holds their exact codes. posttls: what `posttls-finger -l dane` says (a
+-- string, or a list of strings that must all appear).
 local function sec(name, mxhost, addr, tlsa, dane, posttls)
   return { name = name .. ".sec.lab.test", mx = { { pref = 10, host = mxhost .. ".mx.sec.lab.test", addrs = { addr } } },
            tlsa = tlsa, dane = dane, posttls = posttls }
@@ -259,6 +260,18 @@ W.dnssec_domains = {
   sec("dane-pkix", "dane-pkix", "192.0.2.10", "1 1 1 (PKIX-EE)", "unusable for SMTP", "unsupported TLSA certificate usage"),
   sec("dane-bogus", "dane-bogus", "192.0.2.10", "3 1 1 in a zone with expired signatures", "bogus (SERVFAIL)", "TLSA lookup error"),
   sec("nodane", "nodane", "192.0.2.10", nil, "none (signed, no TLSA)", "Untrusted TLS connection"),
+  -- the MX host is a CNAME (signed chain): TLSA at the expanded name
+  -- first, then at the original (RFC 7672 2.2.2); DANE-TA names the base domain
+  sec("dane-cname", "dane-cname", "192.0.2.10", "2 0 1 at the expanded name dane-cname-host.mx; a stale 3 1 1 at the original",
+      "match at the expanded name (DANE-TA)",
+      { "DNSSEC-signed TLSA record: _25._tcp.dane-cname-host.mx.sec.lab.test: 2 0 1", "Verified TLS connection" }),
+  sec("dane-cname-fb", "dane-cname-fb", "192.0.2.10", "3 1 1 (good's key) at the original name only",
+      "match at the original name",
+      { "DNSSEC-signed TLSA record: _25._tcp.dane-cname-fb.mx.sec.lab.test: 3 1 1", "Verified TLS connection" }),
+  sec("dane-cname-name", "dane-cname-name", "192.0.2.10", "2 0 1 at the expanded name dane-cname-name-host, which the certificate does not name",
+      "DANE-TA name check fails (the original MX name is no reference identifier)",
+      { "DNSSEC-signed TLSA record: _25._tcp.dane-cname-name-host.sec.lab.test: 2 0 1", "num=62:hostname mismatch",
+        "Untrusted TLS connection" }),
 }
 -- and the TLSA in the unsigned zone: _25._tcp.good.mx.lab.test (good.lab.test)
 
@@ -278,6 +291,9 @@ W.sts_domains = {
   sts("wildcard", { mx(10, "good.mx.lab.test"), mx(20, "good2.mx.lab.test") }, "enforce, mx *.mx.lab.test", nil, "STSFetchResult.VALID"),
   sts("notfound", { mx(10, "good.mx.lab.test") }, "404", nil, "STSFetchResult.FETCH_ERROR"),
   sts("wrongcert", { mx(10, "good.mx.lab.test") }, "policy host certificate for somebody-else.lab.test", nil, "STSFetchResult.FETCH_ERROR"),
+  sts("expired-mx", { mx(10, "expired.mx.lab.test") }, "enforce, mx expired.mx.lab.test (certificate expired)", nil, "STSFetchResult.VALID"),
+  sts("host-expiring", { mx(10, "good.mx.lab.test") }, "enforce, max_age 1209600, policy host certificate ends in 19 days", nil,
+      "STSFetchResult.VALID"),
 }
 
 -- by_name["good.lab.test"] -> the domain entry

@@ -118,9 +118,10 @@ return { id = "sess_probe", description = "x", scope = "session", requires = { "
     for _, dir in ipairs { "engine", "policy" } do
       local p = io.popen(("ls %s/lua/mxprobe/%s/*.lua"):format(ROOT, dir))
       for path in p:lines() do
-        -- policy/senders.lua is the one exception: the sender matrix is, by
-        -- definition, what the stock checks' facts mean to each kind of sender
-        if path:match("/policy/senders%.lua$") then goto next_file end
+        -- policy/senders.lua and its verdict (sender_verdict.lua) are the
+        -- exceptions: the sender matrix is, by definition, what the stock
+        -- checks' facts (and their session findings) mean to each kind of sender
+        if path:match("/policy/senders%.lua$") or path:match("/policy/sender_verdict%.lua$") then goto next_file end
         local f = assert(io.open(path))
         local lnum = 0
         for line in f:lines() do

@@ -90,13 +90,17 @@ describe("the dane check", function()
           return { rcode = "NOERROR", answers = { { type = "MX", preference = 10, host = "mx.test." } } }
         elseif qtype == "A" and name == "mx.test" then
           local s = o.addr_secure ~= false
+          if o.cname then -- the MX host is an alias: the chain and the target's address in one answer
+            return { rcode = "NOERROR", ad = s, secure = s, answers = {
+              { type = "CNAME", name = "mx.test", target = o.cname }, { type = "A", name = o.cname, address = "127.0.0.1" } } }
+          end
           return { rcode = "NOERROR", ad = s, secure = s, answers = { { type = "A", address = "127.0.0.1" } } }
         elseif qtype == "SOA" and name == "signed.test" then
           local v = o.validating ~= false
           return { rcode = "NOERROR", ad = v, secure = v, answers = {} }
         elseif qtype == "TLSA" then
-          assert.equal("_25._tcp.mx.test", name)
-          if type(o.tlsa) == "function" then return o.tlsa() end
+          if not o.cname then assert.equal("_25._tcp.mx.test", name) end
+          if type(o.tlsa) == "function" then return o.tlsa(name) end
           local answers = {}
           for _, r in ipairs(o.tlsa or {}) do
             answers[#answers + 1] = { type = "TLSA", usage = r[1], selector = r[2], mtype = r[3], data = r[4] }
@@ -195,6 +199,72 @@ describe("the dane check", function()
     local probes = 0
     for _, q in ipairs(asked) do if q == "SOA signed.test" then probes = probes + 1 end end
     assert.equal(1, probes)
+  end)
+
+  -- RFC 7672 2.2.2 and 3.2.2; what Postfix's tls_dane_resolve and
+  -- posttls-finger do (tests/integration/dane_spec.lua: dane-cname)
+  describe("an MX host that is an alias (CNAME to host.other.test)", function()
+    local function at(map)
+      return function(name)
+        local answers = {}
+        for _, r in ipairs(map[name] or {}) do
+          answers[#answers + 1] = { type = "TLSA", usage = r[1], selector = r[2], mtype = r[3], data = r[4] }
+        end
+        if map[name] == "SERVFAIL" then return { rcode = "SERVFAIL", answers = {} } end
+        return { rcode = map[name] and "NOERROR" or "NXDOMAIN", ad = true, secure = true, answers = answers }
+      end
+    end
+
+    it("secure chain: TLSA at the expanded name first, and the DANE-TA chain must name it", function()
+      local ca = chain(certs.leaf.valid.chain)[2]
+      local stale = cert(certs.leaf.self.cert):tlsa(1, 1)
+      -- the valid leaf names *.wild.test: the expanded name host.wild.test
+      local fs, r, asked = dane { cname = "host.wild.test", tlsa = at {
+        ["_25._tcp.host.wild.test"] = { { 2, 0, 1, ca:tlsa(0, 1) } },
+        ["_25._tcp.mx.test"] = { { 3, 1, 1, stale } } } }
+      assert.equal("DANE_MATCH", codes(fs))
+      assert.matches("TLSA 2 0 1 .* at _25._tcp.host.wild.test matches the issuer at depth 1", fs[1].message)
+      local f = r.servers[1].facts.dane
+      assert.equal("host.wild.test", f.expanded)
+      assert.equal("host.wild.test", f.base)
+      assert.equal("_25._tcp.host.wild.test", f.name)
+      local tlsa = {}
+      for _, q in ipairs(asked) do if q:match("^TLSA") then tlsa[#tlsa + 1] = q end end
+      assert.same({ "TLSA _25._tcp.host.wild.test" }, tlsa) -- records there: the original name is not asked
+    end)
+
+    it("records at the expanded name, a certificate naming only the original MX name: the name check fails (as Postfix)", function()
+      local ca = chain(certs.leaf.valid.chain)[2]
+      local fs = dane { cname = "host.other.test", tlsa = at { ["_25._tcp.host.other.test"] = { { 2, 0, 1, ca:tlsa(0, 1) } } } }
+      assert.equal("DANE_TA_INVALID", codes(fs))
+      assert.matches("does not verify for host.other.test (hostname mismatch", fs[1].message, 1, true)
+    end)
+
+    it("secure chain, no TLSA at the expanded name: the original name's records apply", function()
+      local leaf = cert(certs.leaf.valid.cert)
+      local fs, r, asked = dane { cname = "host.other.test", tlsa = at { ["_25._tcp.mx.test"] = { { 3, 1, 1, leaf:tlsa(1, 1) } } } }
+      assert.equal("DANE_MATCH", codes(fs))
+      assert.equal("_25._tcp.mx.test", r.servers[1].facts.dane.name)
+      local tlsa = {}
+      for _, q in ipairs(asked) do if q:match("^TLSA") then tlsa[#tlsa + 1] = q end end
+      assert.same({ "TLSA _25._tcp.host.other.test", "TLSA _25._tcp.mx.test" }, tlsa)
+    end)
+
+    it("a lookup error at the expanded name is no 'none': bogus, and the original name is not tried", function()
+      local leaf = cert(certs.leaf.valid.cert)
+      local fs, _, asked = dane { cname = "host.other.test", tlsa = at {
+        ["_25._tcp.host.other.test"] = "SERVFAIL", ["_25._tcp.mx.test"] = { { 3, 1, 1, leaf:tlsa(1, 1) } } } }
+      assert.equal("DANE_BOGUS", codes(fs))
+      assert.matches("SERVFAIL for _25._tcp.host.other.test", fs[1].message, 1, true)
+      for _, q in ipairs(asked) do assert.is_not.equal("TLSA _25._tcp.mx.test", q) end
+    end)
+
+    it("DANE-TA records at the original name (none at the expanded one): the chain must name the original", function()
+      local ca = chain(certs.leaf.valid.chain)[2]
+      local fs, r = dane { cname = "host.other.test", tlsa = at { ["_25._tcp.mx.test"] = { { 2, 0, 1, ca:tlsa(0, 1) } } } }
+      assert.equal("DANE_MATCH", codes(fs))
+      assert.equal("mx.test", r.servers[1].facts.dane.base)
+    end)
   end)
 
   it("SERVFAIL from a validating resolver for a signed host is bogus: critical", function()

@@ -77,7 +77,7 @@ describe("MTA-STS parsers", function()
 end)
 
 describe("MTA-STS and TLS-RPT runs", function()
-  local certs, srv, ready
+  local certs, srv, ready, sts_leaf
   setup(function()
     certs = make_certs()
     local modes = { "ok", "testing", "other", "wild", "none", "html", "redirect", "notfound", "big", "drip",
@@ -85,6 +85,7 @@ describe("MTA-STS and TLS-RPT runs", function()
     local san = {}
     for i, m in ipairs(modes) do san[i] = "DNS:mta-sts." .. m .. ".test" end
     local leaf = certs.make_leaf("sts", table.concat(san, ","))
+    sts_leaf = leaf
     ready = certs.dir .. "/https.ready"
     local p = io.popen(("python3 %s/https_policy.py %s %s %s 90 >/dev/null 2>&1 & echo $!"):format(helpers, ready,
       leaf.chain, leaf.key))
@@ -163,6 +164,11 @@ describe("MTA-STS and TLS-RPT runs", function()
     assert.equal("text/plain", res.content_type)
     assert.equal("127.0.0.1", res.ip)
     assert.matches("^version: STSv1\n", res.body)
+    -- the policy host certificate's notAfter (curl's certificate info), as
+    -- the x509 binding reads it from the file
+    local f = assert(io.open(sts_leaf.cert)); local pem = f:read("a"); f:close()
+    assert.equal(assert(require("mxprobe.net.x509").load_pem(pem))[1]:not_after(), res.not_after)
+    assert.is_true(math.type(res.not_after) == "integer" and res.not_after > os.time())
     -- the multi handle lives under a registry key of its own, not over its
     -- metatable (which made its __gc fail and leak curl's state at exit)
     assert.equal("table", type(debug.getregistry()["mxprobe.http.multi"]))

@@ -334,7 +334,13 @@ describe("policy thresholds reach the checks", function()
     local r = probe(o, nil, { only = { "certificate" } }) -- the system store does not know the test CA
     assert.truthy(codes(r).CERT_UNTRUSTED)
     assert.equal("warning", r.verdict)
+    -- the strict client fails on it as well (SENDERS_STRICT_FAIL): a site
+    -- that does not care says so for both
     r = probe(o, { findings = { CERT_UNTRUSTED = { severity = "info", weight = 0 } } }, { only = { "certificate" } })
+    assert.equal("warning", r.verdict)
+    assert.equal("SENDERS_STRICT_FAIL", r.decided_by.code)
+    r = probe(o, { findings = { CERT_UNTRUSTED = { severity = "info", weight = 0 }, SENDERS_STRICT_FAIL = { severity = "info" } } },
+      { only = { "certificate" } })
     assert.equal("ok", r.verdict)
     assert.equal(100, r.servers[1].score)
   end)

@@ -15,6 +15,7 @@ local checks = require "mxprobe.engine.checks"
 local policy_mod = require "mxprobe.policy"
 local context = require "mxprobe.engine.context"
 local judge = require "mxprobe.policy.judge"
+local sender_verdict = require "mxprobe.policy.sender_verdict"
 local limits = require "mxprobe.engine.limits"
 local dns = require "mxprobe.net.dns"
 local frozen = require "mxprobe.runtime.frozen"
@@ -56,6 +57,10 @@ function M.catalog(run)
     for code, f in pairs(M.ENGINE_FINDINGS) do
         cat[code] = { check = "engine", severity = f.severity, message = f.message, hint = f.hint,
                       description = "reported by the engine itself" }
+    end
+    for code, f in pairs(sender_verdict.FINDINGS) do -- the default verdict from the sender matrix
+        cat[code] = { check = "senders", severity = f.severity, message = f.message, hint = f.hint,
+                      description = "the verdict from the sender matrix (policy.senders, lua/mxprobe/policy/sender_verdict.lua)" }
     end
     for _, def in ipairs(run.all_checks or run.checks) do
         for code, f in pairs(def.findings) do

@@ -60,6 +60,7 @@ M.SCHEMA = {
     },
     options = "@options",
     rules = "@rules",
+    senders = { judge = "boolean", certificate_defects = "@severity_or_false" },
 }
 
 local function sorted_keys(t)
@@ -238,6 +239,14 @@ function V:options(segments, v)
                 if why then self:fail(kseg, "%s", tostring(why)) end
             end
         end
+    end
+end
+
+-- senders.certificate_defects: one severity, or false (the checks' own)
+function V:severity_or_false(segments, v)
+    if v ~= false and not (type(v) == "string" and SEVERITY[v]) then
+        self:fail(segments, "a severity (%s) or false expected, got %s", table.concat(vocab.SEVERITY_LIST, ", "),
+            type(v) == "string" and ("%q"):format(v) or type(v))
     end
 end
 

@@ -4,7 +4,8 @@
 --   1. every server is scored (policy.score or 100 minus the weights) and graded;
 --      a server that could not be tested (srv.untested, set by a check with
 --      ctx:not_tested) gets no score and no grade, and score_reason says why;
---   2. the policy's rules run (they may add findings or change severities);
+--   2. the sender matrix is judged (policy/sender_verdict.lua, policy.senders),
+--      then the policy's rules run (they may add findings or change severities);
 --   3. every server is scored and graded again, so rules count;
 --   4. the verdict: policy.verdict, or the worst conclusive severity;
 --      result.decided_by names the finding, and the rule or policy entry
@@ -15,6 +16,7 @@ local findings = require "mxprobe.runtime.findings"
 local vocab = require "mxprobe.runtime.vocab"
 local budget = require "mxprobe.runtime.budget"
 local senders = require "mxprobe.policy.senders"
+local sender_verdict = require "mxprobe.policy.sender_verdict"
 
 local M = {}
 
@@ -117,7 +119,11 @@ end
 
 function M.judge(run, result, dctx)
     local pol = run.policy
-    result.senders = senders.compute(result, dctx and dctx.facts) -- the sender matrix, for rules (api.senders) and reports
+    local ran -- nil: a result judged without its run's checks (every fact counts)
+    for _, d in ipairs(run.checks or {}) do ran = ran or {}; ran[d.id] = true end
+    -- the sender matrix, for rules (api.senders) and reports
+    result.senders = senders.compute(result, dctx and dctx.facts, nil, ran)
+    sender_verdict.apply(pol, result, nil, run.config) -- what the matrix says (policy.senders), before the site's rules
     score_all(run, result)
     rules.apply(run, result, dctx)
     score_all(run, result, true)

@@ -1,14 +1,16 @@
 --- mxprobe.policy.senders: what each kind of sender does with this domain,
 -- computed from the facts the checks left (issue 10, section 4).
 --
---   local m = senders.compute(result, domain_facts [, now])
+--   local m = senders.compute(result, domain_facts [, now [, ran]])
 --   m.kinds                   { "opportunistic", "mta_sts", "dane", "strict" }
 --   m.mx[i] = { host, preference, addresses = { { address,
 --               opportunistic = cell, mta_sts = cell, dane = cell, strict = cell }, ... } }
 --   m.domain[kind] = cell     the domain as a sender sees it: MX in preference
 --                             order, the next one when one fails
---   m.breaks = { { kind, host, date, reason }, ... }   earliest first: when a
---                             kind stops delivering to an MX if nothing changes
+--   m.breaks = { { kind, host, date, reason [, text, cached_until] }, ... }
+--                             earliest first: when a kind stops delivering to
+--                             an MX (or, for MTA-STS, authenticating: the
+--                             policy host's certificate) if nothing changes
 --   cell = { outcome = OUTCOME, reason = "..." [, via = host] }
 --
 -- OUTCOME: "authenticated" (delivers encrypted and authenticated),
@@ -38,11 +40,19 @@ local DELIVERS = { authenticated = true, encrypted = true, plaintext = true }
 local function cell(outcome, reason) return { outcome = outcome, reason = reason } end
 
 local function date(t) return math.type(t) and os.date("!%Y-%m-%d", t) or nil end
+local policy_host_break -- below
+
+-- checks that did not run at all (turned off, or --checks named others):
+-- what they would have observed is not tested, not absent (set by compute)
+local off = {}
+local function untested(id) return off[id] and cell("inconclusive", id .. " not tested") or nil end
 
 -- Before TLS: does a session get as far as MAIL at all?  nil, or the cell.
 local function session_problem(f)
   local c = f.connect
   if not c then return cell("inconclusive", "not probed") end
+  local u = untested("banner") or untested("ehlo")
+  if u then return u end
   if c.state ~= "connected" then
     if c.state == "timeout" then return cell("defers", "connection timed out") end
     return cell("defers", "connection " .. tostring(c.state))
@@ -62,7 +72,7 @@ end
 local function tls_ok(f) local s = f.starttls; return s and s.offered and s.handshake == true end
 
 local function opportunistic(f)
-  local p = session_problem(f)
+  local p = session_problem(f) or untested("starttls")
   if p then return p end
   local s = f.starttls or {}
   if not s.offered then return cell("plaintext", "no STARTTLS") end
@@ -86,7 +96,7 @@ local function pkix_problem(f, host)
 end
 
 local function strict(f, host)
-  local p = session_problem(f)
+  local p = session_problem(f) or untested("starttls") or untested("certificate")
   if p then return p end
   local s = f.starttls or {}
   if not s.offered then return cell("no_delivery", "no STARTTLS") end
@@ -99,7 +109,7 @@ end
 
 local function mta_sts(f, host, sts, opp)
   if not sts or not sts.usable or not sts.policy or sts.policy.mode == "none" then
-    local c = cell(opp.outcome, "no usable MTA-STS policy: " .. opp.reason)
+    local c = cell(opp.outcome, (off.mta_sts and "MTA-STS not tested: " or "no usable MTA-STS policy: ") .. opp.reason)
     c.as = "opportunistic"
     return c
   end
@@ -109,7 +119,7 @@ local function mta_sts(f, host, sts, opp)
   local why
   if not matches then why = "the MX is not in the policy"
   else
-    local p = session_problem(f)
+    local p = session_problem(f) or untested("starttls") or untested("certificate")
     if p then return p end
     local s = f.starttls or {}
     if not s.offered then why = "no STARTTLS"
@@ -136,13 +146,14 @@ local function dane(f, opp)
   local d = f.dane
   local c = d and DANE_CELL[d.result]
   if not c then
-    local why = d and d.result == "insecure" and "TLSA not DNSSEC-secure" or "no TLSA records"
+    local why = d and d.result == "insecure" and "TLSA not DNSSEC-secure" or off.dane and "DANE not tested"
+      or "no TLSA records"
     local x = cell(opp.outcome, why .. ": " .. opp.reason)
     x.as = "opportunistic"
     return x
   end
   if d.result == "match" or d.result == "unusable" then
-    local p = session_problem(f)
+    local p = session_problem(f) or untested("starttls")
     if p then return p end
   end
   return cell(c[1], c[2])
@@ -171,10 +182,34 @@ local function domain_cell(mx, kind)
   return cell("no_delivery", "no MX address to try")
 end
 
---- The matrix for one result.  facts: the domain checks' facts (mta_sts).
-function M.compute(result, facts, now)
+-- MTA-STS senders need the policy (RFC 8461 3.3, 5.1): once the policy
+-- host's certificate expires, a sender without a cached copy cannot fetch
+-- it and delivers as if there were none, unauthenticated; one that fetched
+-- it before keeps enforcing it until its copy's max_age runs out (10.2),
+-- at the latest max_age after the certificate's end.  Only for an enforce
+-- policy that authenticates delivery today.
+function policy_host_break(sts, cell, now)
+  local na = sts and sts.host_not_after
+  local pol = sts and sts.usable and sts.policy
+  if not (math.type(na) and na >= now and pol and pol.mode == "enforce" and cell.outcome == "authenticated") then return nil end
+  local age = math.type(pol.max_age) and pol.max_age or 0
+  local host = sts.url and sts.url:match("^https://([^/:]+)") or "the policy host"
+  return { kind = "mta_sts", host = host, date = date(na), at = na, reason = "policy host certificate expiry",
+           cached_until = date(na + age),
+           text = ("from %s MTA-STS senders that have not cached the policy cannot fetch it (the certificate of %s expires)"
+             .. " and deliver without authentication; cached copies expire by %s (max_age %d)"):format(date(na), host,
+             date(na + age), age) }
+end
+
+--- The matrix for one result.  facts: the domain checks' facts (mta_sts);
+-- ran (optional): { check id -> true } of the checks the run has.
+function M.compute(result, facts, now, ran)
   now = now or os.time()
   clock = function() return now end
+  off = {}
+  for _, id in ipairs(ran and { "banner", "ehlo", "starttls", "certificate", "dane", "mta_sts" } or {}) do
+    off[id] = not ran[id]
+  end
   facts = facts or {}
   local sts = facts.mta_sts
   local mx, by_host = {}, {}
@@ -218,7 +253,10 @@ function M.compute(result, facts, now)
           for _, a in ipairs(m.addresses) do
             if a.address == srv.address then
               if a.strict.outcome == "authenticated" then add("strict", "certificate expiry") end
-              if a.mta_sts.outcome == "authenticated" then add("mta_sts", "certificate expiry") end
+              -- testing mode: MTA-STS senders report the failure and deliver all the same
+              if a.mta_sts.outcome == "authenticated" and sts.policy.mode == "enforce" then
+                add("mta_sts", "certificate expiry")
+              end
               local d = f.dane
               if a.dane.outcome == "authenticated" and d and d.matched and d.matched:match("^2 ") then
                 local ta = d.anchor_not_after
@@ -234,6 +272,8 @@ function M.compute(result, facts, now)
       end
     end
   end
+  local b = policy_host_break(sts, out.domain.mta_sts, now)
+  if b then out.breaks[#out.breaks + 1] = b end
   table.sort(out.breaks, function(x, y)
     if x.at ~= y.at then return x.at < y.at end
     if x.kind ~= y.kind then return x.kind < y.kind end
@@ -246,9 +286,15 @@ end
 local LABEL = { opportunistic = "opportunistic", mta_sts = "MTA-STS", dane = "DANE", strict = "strict client" }
 M.LABEL = LABEL
 
+local WHO = { opportunistic = "opportunistic senders", mta_sts = "MTA-STS senders", dane = "DANE senders",
+              strict = "strict clients" }
+
 --- "MTA-STS senders stop delivering to mx1 on 2026-12-06 (certificate expiry)"
 function M.break_text(b)
-  return ("%s senders stop delivering to %s on %s (%s)"):format(LABEL[b.kind] or b.kind, b.host, b.date, b.reason)
+  if type(b.text) == "string" then return b.text end -- a break that needs its own sentence (the MTA-STS policy host)
+  -- tostring: a report may render a record read back from a file
+  return ("%s stop delivering to %s on %s (%s)"):format(WHO[b.kind] or tostring(b.kind), tostring(b.host), tostring(b.date),
+    tostring(b.reason))
 end
 
 return M

@@ -15,6 +15,7 @@
 local vocab = require "mxprobe.runtime.vocab"
 local escape = require "mxprobe.runtime.escape"
 local reason = require "mxprobe.report.reason"
+local senders = require "mxprobe.policy.senders"
 local term_width = require("mxprobe.core").term.width -- wcwidth in C.UTF-8 (core/l_term.c)
 
 local M = {}
@@ -684,10 +685,11 @@ function M.senders_block(lines, result, paint, width)
                 M.escape(c.reason)), 2, width, paint)
         end
     end
-    local labels = { opportunistic = "Opportunistic", mta_sts = "MTA-STS", dane = "DANE", strict = "Strict-client" }
+    -- one wording with the SENDERS_BREAK_SOON finding (policy/senders.lua)
     for _, b in ipairs(list_of(m.breaks)) do
-        add_wrapped(lines, ("%s senders stop delivering to %s on %s (%s)"):format(labels[b.kind] or M.escape(b.kind),
-            M.escape(b.host or "?"), M.escape(b.date or "?"), M.escape(b.reason or "?")), 2, width, paint)
+        if type(b) == "table" then
+            add_wrapped(lines, M.escape((senders.break_text(b):gsub("^%l", string.upper))), 2, width, paint)
+        end
     end
 end
 
