@@ -8,7 +8,8 @@
 -- is exactly cjson's value with the members outside the spec left out
 -- (the contract in l_jsonpick.c's header); pick raises nothing on any
 -- text or range.
-package.path = package.path .. ";" .. require("mxprobe.runtime.paths").root .. "/fuzz/lua/?.lua"
+local root = require("mxprobe.runtime.paths").root
+package.path = package.path .. ";" .. root .. "/fuzz/lua/?.lua;" .. root .. "/?.lua"
 local common = require "common"
 local cjson = require "cjson"
 local jp = require("mxprobe.core").jsonpick
@@ -27,24 +28,7 @@ local compiled = {}
 for i, s in ipairs(SPECS) do compiled[i] = jp.compile(s) end
 
 -- cjson's value with only the spec's members (the reference of pick)
-local function filter(v, spec)
-  if spec == true or type(v) ~= "table" or v == cjson.null then return v end
-  local out = {}
-  if #v > 0 or next(v) == nil then
-    local arr = true
-    for k in pairs(v) do if math.type(k) ~= "integer" then arr = false end end
-    if arr then
-      for i, x in ipairs(v) do out[i] = filter(x, spec) end
-      return out
-    end
-  end
-  for k, x in pairs(v) do
-    local sub = spec[k]
-    if sub == nil then sub = spec["*"] end
-    if sub ~= nil then out[k] = filter(x, sub) end
-  end
-  return out
-end
+local filter = require("tests.helpers.jsonpick_ref").filter
 
 local function same(a, b, path)
   if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end

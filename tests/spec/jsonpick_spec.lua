@@ -8,26 +8,7 @@ local cjson = require "cjson"
 local jp = require("mxprobe.core").jsonpick
 
 -- cjson's value with only the spec's members (the reference of pick)
-local function filter(v, spec)
-  if spec == true or type(v) ~= "table" then return v end
-  if v == cjson.null then return v end
-  local out = {}
-  if #v > 0 or next(v) == nil then
-    -- an array (or an empty object: the same Lua value)
-    local arr = true
-    for k in pairs(v) do if math.type(k) ~= "integer" then arr = false end end
-    if arr then
-      for i, x in ipairs(v) do out[i] = filter(x, spec) end
-      return out
-    end
-  end
-  for k, x in pairs(v) do
-    local sub = spec[k]
-    if sub == nil then sub = spec["*"] end
-    if sub ~= nil then out[k] = filter(x, sub) end
-  end
-  return out
-end
+local filter = require("tests.helpers.jsonpick_ref").filter
 
 local rnd
 local function rstring()
