@@ -342,9 +342,16 @@ describe("Ctrl-C in a real process", function()
     loop.sleep(0.5)
     local t0 = loop.now()
     os.execute(("kill -INT %d"):format(child))
-    -- it is not our child (the shell's): wait for the shell to write its status
-    while not io.open(dir .. "/rc") and loop.now() - t0 < 5 do loop.sleep(0.05) end
-    local rc = assert(io.open(dir .. "/rc")):read("a")
+    -- it is not our child (the shell's): wait for the shell to write its
+    -- status (the file exists, empty, a moment before the status is in it)
+    local function status()
+      local f = io.open(dir .. "/rc")
+      local s = f and f:read("a")
+      if f then f:close() end
+      return s and s:find("\n") and s or nil
+    end
+    while not status() and loop.now() - t0 < 5 do loop.sleep(0.05) end
+    local rc = status() or ""
     local err = assert(io.open(dir .. "/err")):read("a")
     local out = assert(io.open(dir .. "/out")):read("a")
     H.stop_fake(fake)
