@@ -69,6 +69,11 @@ return {
   run = function(ctx)
     local targets = ctx:targets() or {}
     local tasks = {}
+    -- MX hosts are resolved at once, a task each; one host needs no task
+    local to_resolve = 0
+    for _, tgt in ipairs(targets) do
+      if not tgt.skip and not iputil.is_literal(tgt.host) then to_resolve = to_resolve + 1 end
+    end
     for i, tgt in ipairs(targets) do
       if not tgt.skip then
         if iputil.is_literal(tgt.host) then -- --mx with an address
@@ -76,6 +81,8 @@ return {
           local _, fam = iputil.classify(v)
           tgt.literal = true
           tgt.resolved = { addresses = { { address = v, family = fam } }, cnames = {}, errors = {} }
+        elseif to_resolve == 1 then
+          tgt.resolved = resolve(ctx, tgt)
         else
           tasks[i] = loop.spawn(resolve, ctx, tgt)
         end

@@ -1,7 +1,7 @@
 /*
  * l_json.c - core.json: the walk of report/json.lua's encoder, in C.
  *
- *   core.json.encode(value, key, ctx) -> string | false
+ *   core.json.encode(value, key, ctx [, suffix]) -> string | false
  *     ctx = { array_mt =, object_mt =, frozen_mt =, array_keys =,
  *             frozen_cache =, frozen_once = }   (report/json.lua's own)
  *
@@ -40,8 +40,14 @@ typedef struct jbuf {
 typedef struct jctx {
     lua_State *L;
     jbuf *b;
-    int array_mt, object_mt, frozen_mt, array_keys, cache, once, seen; /* stack indexes */
+    int array_mt, object_mt, frozen_mt, array_keys, cache, once; /* stack indexes */
     int fallback;
+    /* the tables being encoded, from the root to here: a cycle can only
+     * close on this path, and it is at most MAX_DEPTH + 1 long (a C array
+     * instead of a Lua table of seen tables: one hash insert and delete
+     * fewer per table, issue 15) */
+    const void *path[MAX_DEPTH + 2];
+    int npath;
 } jctx;
 
 static int jbuf_gc(lua_State *L)
@@ -243,19 +249,19 @@ static void encode_table(jctx *c, int idx, const char *key, size_t keylen, int d
         return;
     }
     const void *tp = lua_topointer(L, idx);
-    if (lua_rawgetp(L, c->seen, tp) != LUA_TNIL) {
-        /* the Lua walk's message, without a position (it raises with level 0) */
-        lua_pushfstring(L, "json: a table refers to itself (at key %s)", key ? key : "nil");
-        lua_error(L);
+    for (int i = 0; i < c->npath; i++) {
+        if (c->path[i] == tp) {
+            /* the Lua walk's message, without a position (it raises with level 0) */
+            lua_pushfstring(L, "json: a table refers to itself (at key %s)", key ? key : "nil");
+            lua_error(L);
+        }
     }
-    lua_pop(L, 1);
     if (depth > MAX_DEPTH) {
         lua_pushfstring(L, "json: nesting deeper than %d", MAX_DEPTH);
         lua_error(L);
     }
     luaL_checkstack(L, 8, "json: nesting");
-    lua_pushboolean(L, 1);
-    lua_rawsetp(L, c->seen, tp);
+    c->path[c->npath++] = tp; /* depth <= MAX_DEPTH here: the path has room */
 
     lua_Integer n = -1; /* the array's length; -1: an object */
     size_t nkeys = 0;
@@ -299,8 +305,7 @@ static void encode_table(jctx *c, int idx, const char *key, size_t keylen, int d
             if (c->fallback) return;
         }
         putc1(c, ']');
-        lua_pushnil(L);
-        lua_rawsetp(L, c->seen, tp);
+        c->npath--;
         return;
     }
     /* an object: its string keys, sorted (a key of another type here:
@@ -351,8 +356,7 @@ static void encode_table(jctx *c, int idx, const char *key, size_t keylen, int d
     putc1(c, '}');
     lua_settop(L, anchor);
     if (keys != small) lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_rawsetp(L, c->seen, tp);
+    c->npath--;
 }
 
 static void encode_value(jctx *c, int idx, const char *key, size_t keylen, int depth)
@@ -392,7 +396,8 @@ static int ctx_field(lua_State *L, const char *name, int type)
     return lua_gettop(L);
 }
 
-/* encode(value, key, ctx) -> string | false (the Lua encoder's case) */
+/* encode(value, key, ctx [, suffix]) -> string | false (the Lua encoder's
+ * case); suffix (a newline for JSON Lines) is appended in the same string */
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -403,18 +408,19 @@ static int l_encode(lua_State *L)
         return 1;
     }
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 3);
+    size_t suffix_len = 0;
+    const char *suffix = luaL_optlstring(L, 4, "", &suffix_len);
+    lua_settop(L, 4);
     jctx c;
-    memset(&c, 0, sizeof c);
     c.L = L;
+    c.fallback = 0;
+    c.npath = 0;
     c.array_mt = ctx_field(L, "array_mt", LUA_TTABLE);
     c.object_mt = ctx_field(L, "object_mt", LUA_TTABLE);
     c.frozen_mt = ctx_field(L, "frozen_mt", LUA_TTABLE);
     c.array_keys = ctx_field(L, "array_keys", LUA_TTABLE);
     c.cache = ctx_field(L, "frozen_cache", LUA_TTABLE);
     c.once = ctx_field(L, "frozen_once", LUA_TTABLE);
-    lua_newtable(L);
-    c.seen = lua_gettop(L);
     c.b = lua_newuserdatauv(L, sizeof(jbuf), 0);
     memset(c.b, 0, sizeof *c.b);
     if (luaL_newmetatable(L, "mxprobe.json.buffer")) {
@@ -427,6 +433,7 @@ static int l_encode(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
+    put(&c, suffix, suffix_len);
     lua_pushlstring(L, c.b->p ? c.b->p : "", c.b->n);
     free(c.b->p);
     c.b->p = NULL;

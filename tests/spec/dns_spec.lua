@@ -362,6 +362,23 @@ describe("core.dns and mxprobe.net.dns against nsd", function()
       r:close()
     end)
 
+    it_nsd("addresses() answers from the cache in the caller's task: the same lists, no task spawned", function()
+      local r = new()
+      local names = { { "mx1.core.test" }, { "alias.core.test", "ipv4" }, { "outside.core.test", "ipv4" },
+                      { "nope.core.test" }, { "mx2.core.test", { "ipv6" } }, { "loop1.core.test", "ipv4" } }
+      local first = {}
+      for i, q in ipairs(names) do first[i] = table.pack(r:addresses(q[1], q[2])) end
+      local spawn, spawned = loop.spawn, 0
+      loop.spawn = function(...) spawned = spawned + 1; return spawn(...) end
+      local ok, err = pcall(function()
+        for i, q in ipairs(names) do assert.same(first[i], table.pack(r:addresses(q[1], q[2]))) end
+      end)
+      loop.spawn = spawn
+      assert(ok, err)
+      assert.equal(0, spawned)
+      r:close()
+    end)
+
     it_nsd("addresses() stops CNAME loops and chains past the depth cap", function()
       local r = new()
       local a, code, detail = r:addresses("loop1.core.test", "ipv4")

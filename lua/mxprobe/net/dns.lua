@@ -331,11 +331,26 @@ function Resolver:addresses(name, families, deadline)
     local fams, why = check_families(families)
     if not fams then argerror(2, "addresses", why) end
     check_deadline(deadline, 3, "addresses")
-    local tasks = {}
-    for i, fam in ipairs(fams) do tasks[i] = loop.spawn(resolve_family, self, name, fam, deadline) end
+    -- The families are asked at once, a task each, unless every first
+    -- question is answered from the cache: then in this task, one after the
+    -- other (a provider's MX host is asked about by each of its domains;
+    -- two tasks per domain were a good part of its CPU, issue 15).
+    -- (a stand-in resolver without this cache: a task each)
+    local tasks, cached = {}, getmetatable(self) == Resolver
+    for _, fam in ipairs(fams) do
+        if not cached or cache_get(self, FAMILY_TYPE[fam] .. " " .. norm(name)) == nil then cached = false; break end
+    end
+    if not cached then
+        for i, fam in ipairs(fams) do tasks[i] = loop.spawn(resolve_family, self, name, fam, deadline) end
+    end
     local list, info, nerr, first_err = {}, { cname = {}, answers = {} }, 0, nil
     for i, fam in ipairs(fams) do
-        local addrs, chain, res = loop.join(tasks[i])
+        local addrs, chain, res
+        if cached then
+            addrs, chain, res = resolve_family(self, name, fam, deadline)
+        else
+            addrs, chain, res = loop.join(tasks[i])
+        end
         if addrs then
             for _, a in ipairs(addrs) do list[#list + 1] = a end
             if #chain > #info.cname then info.cname = chain end

@@ -263,7 +263,13 @@ end
 --- One result (schema 1) as one line of JSON, newline-terminated: a JSON
 -- Lines record, and a complete JSON document on its own.
 function M.render(result)
-    return M.encode(result) .. "\n"
+    -- the C walk writes the newline into the same string: a second copy of
+    -- every record was a good part of an audit's garbage (issue 15)
+    if c_encode then
+        local s = c_encode(result, nil, C_CTX, "\n")
+        if s then return s end
+    end
+    return M.encode_lua(result) .. "\n"
 end
 
 return M

@@ -39,11 +39,23 @@ M.interrupted = false
 local Task = {}
 Task.__index = Task
 Task.__name = "mxprobe.task"
-function Task:__tostring() return ("task %d (%s)"):format(self.token or 0, self.name or "?") end
+-- the name (the source of the task's function) is looked up only when a
+-- task is printed: debug.getinfo on every spawn cost a table and strings
+function Task:__tostring()
+    local name = self.fn and debug.getinfo(self.fn, "S").short_src or "?"
+    return ("task %d (%s)"):format(self.token or 0, name)
+end
+-- a task is what loop.join waits on (loop.wait's protocol for objects)
+function Task.set_waiter() end
+function Task:done() return self.status == "done" end
 
-local function enqueue(t, ...)
+-- The run queue: tasks and the one value each resume passes (a wake
+-- reason, or the task itself for its first run), in two arrays: a table
+-- per wake-up was a good part of a shared domain's garbage (issue 15).
+local runq_arg = {}
+local function enqueue(t, arg)
     runq_tail = runq_tail + 1
-    runq[runq_tail] = { t, select("#", ...), ... }
+    runq[runq_tail], runq_arg[runq_tail] = t, arg
 end
 
 local function alloc_token()
@@ -63,30 +75,39 @@ local function traceback(err)
     return err
 end
 
+-- A task's coroutine body: its function and arguments are on the task
+-- (one closure and no argument table fewer per task than a closure over them).
+local function task_body(t)
+    local fn, args = t.fn, t.args
+    t.args = nil
+    if args then return xpcall(fn, traceback, table.unpack(args, 1, args.n)) end
+    return xpcall(fn, traceback)
+end
+
 --- Start fn(...) as a new task; it first runs at the next scheduling round.
 -- @return task
 function M.spawn(fn, ...)
     if type(fn) ~= "function" then
         error(("bad argument #1 to 'spawn' (function expected, got %s)"):format(type(fn)), 2)
     end
-    local t = setmetatable({ status = "ready", joiners = {}, children = {}, parent = current }, Task)
+    -- joiners and children are made when first needed: most tasks have none
+    local t = setmetatable({ status = "ready", parent = current, fn = fn }, Task)
+    if select("#", ...) > 0 then t.args = table.pack(...) end
     t.token = alloc_token()
-    t.name = debug.getinfo(fn, "S").short_src
-    local args, nargs = { ... }, select("#", ...)
-    t.co = co_create(function()
-        return xpcall(fn, traceback, table.unpack(args, 1, nargs))
-    end)
+    t.co = co_create(task_body)
     -- a task spawned under a Lua hook (mxprobe.runtime.budget) runs under
     -- it too: Lua 5.4 copies only C hooks into new coroutines
     local hook, mask, count = debug.gethook()
     if type(hook) == "function" then debug.sethook(t.co, hook, mask, count) end
     if current then
-        current.children[t] = true
+        local children = current.children
+        if not children then children = {}; current.children = children end
+        children[t] = true
         -- a child never outlives its parent's deadline
         t.deadline = current.deadline
     end
     tasks[t.token] = t
-    enqueue(t)
+    enqueue(t, t)
     return t
 end
 
@@ -192,9 +213,11 @@ function M.join(t, deadline)
         check_can_wait("loop.join")
         if t == current then error("join: a task cannot join itself", 2) end
         local me = current
-        t.joiners[me] = true
-        local ok, code, detail = M.wait({ set_waiter = function() end, done = function() return t.status == "done" end }, nil, deadline)
-        t.joiners[me] = nil
+        local joiners = t.joiners
+        if not joiners then joiners = {}; t.joiners = joiners end
+        joiners[me] = true
+        local ok, code, detail = M.wait(t, nil, deadline)
+        joiners[me] = nil
         if not ok then return nil, code, detail end
     end
     if t.cancelled then return nil, "cancelled", "the task was cancelled" end
@@ -208,7 +231,7 @@ function M.cancel(t)
     if getmetatable(t) ~= Task then error("bad argument #1 to 'cancel' (task expected)", 2) end
     if t.status == "done" or t.cancelled then return end
     t.cancelled = true
-    for child in pairs(t.children) do M.cancel(child) end
+    for child in pairs(t.children or {}) do M.cancel(child) end
     if t.status == "waiting" then
         C.disarm(t.token)
         t.status = "ready"
@@ -228,28 +251,33 @@ local function finish(t, ok, ...)
     else
         t.ok, t.err = false, ...
     end
-    if t.parent then t.parent.children[t] = nil end
-    for j in pairs(t.joiners) do C.wake(j.token) end
+    local parent = t.parent
+    if parent and parent.children then parent.children[t] = nil end
+    if t.joiners then for j in pairs(t.joiners) do C.wake(j.token) end end
     C.disarm(t.token)
     tasks[t.token] = nil
     quarantine[#quarantine + 1] = t.token
 end
 
-local function resume(t, ...)
+-- what a resume returned, without packing it into a table
+local function resumed(t, prev, ok, ...)
+    current = prev
+    if co_status(t.co) == "dead" then
+        finish(t, ok, ...)
+    elseif ok and ... ~= SENTINEL then
+        -- the task body called coroutine.yield itself, outside a coroutine of its own
+        t.status = "done"
+        finish(t, false, "a task yielded a value outside loop.wait (use coroutine.wrap for generators)")
+    end
+end
+
+local function resume(t, arg)
     if t.status == "done" then return end
     local prev = current
     current = t
     t.status = "running"
     t.resumed_at = C.now() -- mxprobe.runtime.budget measures the slice from here
-    local r = table.pack(co_resume(t.co, ...))
-    current = prev
-    if co_status(t.co) == "dead" then
-        finish(t, table.unpack(r, 1, r.n))
-    elseif r[1] and r[2] ~= SENTINEL then
-        -- the task body called coroutine.yield itself, outside a coroutine of its own
-        t.status = "done"
-        finish(t, false, "a task yielded a value outside loop.wait (use coroutine.wrap for generators)")
-    end
+    return resumed(t, prev, co_resume(t.co, arg))
 end
 
 --- Run fn(...) as the root task and drive the loop until it finishes.
@@ -265,10 +293,10 @@ function M.run(fn, ...)
     local ok, err = pcall(function()
         while root.status ~= "done" do
             while runq_head <= runq_tail do
-                local item = runq[runq_head]
-                runq[runq_head] = nil
+                local t, arg = runq[runq_head], runq_arg[runq_head]
+                runq[runq_head], runq_arg[runq_head] = nil, nil
                 runq_head = runq_head + 1
-                resume(item[1], table.unpack(item, 3, 2 + item[2]))
+                resume(t, arg)
             end
             if root.status == "done" then break end
             local w = C.step(nil)
@@ -298,7 +326,7 @@ function M.run(fn, ...)
         t.status, t.ok, t.err = "done", false, "the loop stopped"
         tasks[t.token] = nil
     end
-    runq, runq_head, runq_tail = {}, 1, 0
+    runq, runq_arg, runq_head, runq_tail = {}, {}, 1, 0
     running = false
     M.signals_handled = nil
     if not ok then error(err, 0) end
