@@ -4,7 +4,8 @@
  *
  *   require("mxprobe.core").libs
  *   --> { lua = "Lua 5.4.4", openssl = "OpenSSL 3.0.11 19 Sep 2023",
- *         cares = "1.18.1", idn2 = "2.3.3" }
+ *         cares = "1.18.1", idn2 = "2.3.3",
+ *         malloc = "jemalloc 5.3.0-0-g54eaed1d..." }   (only when jemalloc is in use)
  *
  * OpenSSL, c-ares and libidn2 are asked at run time: the shared library
  * actually loaded may be newer than the headers mxprobe was built with,
@@ -17,6 +18,11 @@
 #include <ares.h>
 #include <idn2.h>
 #include <openssl/crypto.h>
+
+/* jemalloc's control entry, weak: present only when the process runs with
+ * jemalloc (the executable links it, CMakeLists.txt); no header needed */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
 
 int mx_open_libs(lua_State *L)
 {
@@ -34,5 +40,11 @@ int mx_open_libs(lua_State *L)
     const char *idn = idn2_check_version(NULL);
     lua_pushstring(L, idn ? idn : "unknown");
     lua_setfield(L, -2, "idn2");
+    const char *je = NULL;
+    size_t len = sizeof je;
+    if (mallctl && mallctl("version", &je, &len, NULL, 0) == 0 && je) {
+        lua_pushfstring(L, "jemalloc %s", je);
+        lua_setfield(L, -2, "malloc");
+    }
     return 1;
 }

@@ -291,7 +291,7 @@ function toolbox.version_text()
     local ok, paths = pcall(require, "mxprobe.runtime.paths")
     local lines = { "mxprobe " .. (ok and type(paths) == "table" and paths.version or "(unknown version)") }
     local libs = core.libs or {}
-    for _, l in ipairs { { "Lua", "lua" }, { "OpenSSL", "openssl" }, { "c-ares", "cares" }, { "libidn2", "idn2" } } do
+    for _, l in ipairs { { "Lua", "lua" }, { "OpenSSL", "openssl" }, { "c-ares", "cares" }, { "libidn2", "idn2" }, { "malloc", "malloc" } } do
         local v = libs[l[2]]
         if v then
             v = tostring(v):gsub("^" .. l[1]:gsub("%-", "%%-") .. " ", "")
