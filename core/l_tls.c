@@ -462,7 +462,7 @@ static tls_session *opt_session(lua_State *L, mx_sock *s, const tls_ctx *t, cons
  * (a server that does not falls back to a full handshake). */
 static int l_tls_upgrade(lua_State *L)
 {
-    static const char *const known[] = {"sni",        "verify_name", "allow_buffered", "max_chain", "max_chain_bytes",
+    static const char *const known[] = {"sni",     "verify_name", "allow_buffered", "max_chain", "max_chain_bytes",
                                         "session", NULL};
     mx_sock *s = check_open(L, "upgrade");
     tls_ctx *t = check_ctx(L, 2, "upgrade");
