@@ -143,6 +143,12 @@ return {
       sess:close()
       return ctx:finding("TLS_EHLO_FAILED", { code = r2 and r2.code or c2, detail = r2 and reply.text(r2) or (d2 or "") })
     end
+    -- the TLS session for this server's later probe to resume
+    -- (starttls_injection): taken now, because TLS 1.3 tickets come after
+    -- the handshake and were read with this reply.  The main session itself
+    -- always makes a full handshake (nothing is offered to it).
+    local resumable = sess:tls_session()
+    if resumable then ctx:set_tls_session(resumable) end
     local after = c2.extensions -- with a reply, the second value is the EHLO info
     fact.ehlo_after = after.extensions
     local added, removed = extensions.missing(after, plain), extensions.missing(plain, after)

@@ -7,6 +7,11 @@
 --   reply inside TLS answers our EHLO (250).  A vulnerable one answers the
 --   injected RCPT first (503 "need MAIL", or a 5xx), then our EHLO.
 -- The STARTTLS step is mxprobe.smtp.dialog.starttls with a payload.
+-- The handshake resumes the main session's TLS session when the server
+-- allows it (facts: session_offered, resumed): this probe observes command
+-- handling, not the handshake, and a full one costs a second certificate
+-- chain and key exchange per address.  A server that does not resume gets
+-- a full handshake, with the same verdict.
 local loop = require "mxprobe.runtime.loop"
 local iputil = require "mxprobe.net.iputil"
 local dialog = require "mxprobe.smtp.dialog"
@@ -48,13 +53,20 @@ return {
     local e = dialog.ehlo(s, ctx.config.helo, { deadline = ctx:deadline("command") })
     if not e or e.code ~= 250 then dialog.report(ctx, { s }); return dialog.quit(s) end
     local sni = not iputil.is_literal(ctx.host) and ctx.host or nil
+    -- Offered: the main session's TLS session (this server context's only:
+    -- same address, port and MX name).  Resumed, the certificate is not
+    -- verified again; that is fine, the certificate check reads the main
+    -- session's chain (ctx:tls()), never this one's.
+    local offer = ctx:tls_session()
+    local fact = ctx:fact { session_offered = offer ~= nil, resumed = false }
     -- the injected line travels in the same write as STARTTLS; bytes answered
     -- in plaintext before the handshake are not this bug (allow_buffered)
     local r, info = dialog.starttls(s, { sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
-      allow_buffered = true, payload = INJECTED .. "\r\n",
+      allow_buffered = true, payload = INJECTED .. "\r\n", session = offer,
       deadline = ctx:deadline("command"), tls_deadline = ctx:deadline("tls") })
     dialog.report(ctx, { s })
     if not r or not info then return s:close() end
+    fact.resumed = info.resumed == true
     -- a vulnerable server answers the injected RCPT inside TLS, maybe even
     -- before our EHLO is sent: read raw replies here, the pairing is this check's
     if not s:send_line("EHLO " .. ctx.config.helo, ctx:deadline("command")) then return s:close() end

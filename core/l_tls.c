@@ -14,7 +14,12 @@
  *    legacy servers are observed, not failed opaquely;
  *  - the verify callback always continues but records every chain error
  *    with its depth, so the handshake completes against expired,
- *    self-signed or untrusted certificates and tls.info() reports why.
+ *    self-signed or untrusted certificates and tls.info() reports why;
+ *  - no handshake resumes by itself (no client session cache): only a
+ *    session taken with tls.session() from one finished handshake and
+ *    offered explicitly (upgrade's `session`) to the same server is tried,
+ *    once (the STARTTLS injection probe, which observes command handling,
+ *    not the handshake).
  *
  * Every call does one non-blocking step: a value, or nil, "again", "r"|"w",
  * or nil, code, detail.  lua/mxprobe/tls.lua loops with loop.wait.
@@ -29,6 +34,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
@@ -39,6 +45,7 @@
 #include <openssl/x509v3.h>
 
 #define MX_TLS_CTX_MT "mxprobe.tls_context"
+#define MX_TLS_SESSION_MT "mxprobe.tls_session"
 
 #define MAX_VERIFY_ERRORS 16           /* recorded per connection; more are counted */
 #define DEFAULT_MAX_CHAIN 10           /* certificates the peer may send */
@@ -53,6 +60,19 @@ typedef struct {
 typedef struct {
     int depth, code;
 } verify_error;
+
+/* A negotiated session (tls.session), ours alone: a copy, so the closing
+ * of the connection it came from (OpenSSL marks a session not resumable
+ * when its SSL is freed without close_notify) does not touch it.  The peer
+ * and the server name it came from are kept: upgrade offers it to that
+ * server only.  sess is NULL once offered (a TLS 1.3 ticket is for one
+ * connection: RFC 8446 C.4). */
+typedef struct {
+    SSL_SESSION *sess;
+    int port;
+    char ip[64];
+    char name[256]; /* the SNI sent; "" for none */
+} tls_session;
 
 /* Per-connection state: the SSL's app data, freed by tls_free. */
 typedef struct {
@@ -323,7 +343,9 @@ static int l_tls_context(lua_State *L)
     /* a system-wide MinProtocol must not hide a legacy server from a probe */
     if (!min && level == 0 && !SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION))
         return mx_fail(L, "tls", "cannot set the minimum protocol version: %s", mx_ssl_errors(d, sizeof d));
-    /* probes never resume sessions: each handshake is observed in full */
+    /* No session cache: a handshake never resumes by itself, each one is
+     * observed in full.  The one exception is explicit: a session taken
+     * with tls.session() and offered through upgrade's `session`. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_max_cert_list(ctx, (long)max_cert_list);
@@ -381,19 +403,67 @@ static int is_ip_literal(const char *name)
     return inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
 }
 
+/* The server name a client sends for sni (no trailing dot, never an IP
+ * literal) into buf, or "" for none: what SSL_set_tlsext_host_name gets. */
+static const char *sent_name(char *buf, size_t len, const char *sni)
+{
+    if (!sni || !copy_name(buf, len, sni) || is_ip_literal(buf)) buf[0] = '\0';
+    return buf;
+}
+
+/* The session option of upgrade (table at 3): NULL when absent; raises for
+ * anything but a session of tls.session that is still to be offered and
+ * came from this very server (address, port and server name). */
+static tls_session *opt_session(lua_State *L, mx_sock *s, const tls_ctx *t, const char *sni)
+{
+    int type = lua_getfield(L, 3, "session");
+    tls_session *ts = NULL;
+    if (type != LUA_TNIL && !(type == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+        ts = luaL_testudata(L, -1, MX_TLS_SESSION_MT);
+        if (!ts) {
+            /* the userdata's own name (mxprobe.tls_context...) says more than "userdata" */
+            const char *tname = luaL_getmetafield(L, -1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                                  : luaL_typename(L, -1);
+            luaL_error(L, "bad argument #3 to 'upgrade' (option 'session' must be a TLS session from tls.session, got %s)",
+                       tname);
+        }
+    }
+    lua_pop(L, 1); /* the options table still holds it */
+    if (!ts) return NULL;
+    if (t->server) luaL_error(L, "bad argument #3 to 'upgrade' (option 'session' is for client contexts)");
+    if (!ts->sess)
+        luaL_error(L, "bad argument #3 to 'upgrade' (option 'session': this TLS session was offered already; "
+                      "a session is offered once, a TLS 1.3 ticket is for one connection)");
+    char ip[sizeof ts->ip], name[256];
+    int port = 0;
+    mx_sockaddr_str(&s->peer, ip, sizeof ip, &port);
+    sent_name(name, sizeof name, sni);
+    if (strcmp(ip, ts->ip) != 0 || port != ts->port || strcasecmp(name, ts->name) != 0)
+        luaL_error(L,
+                   "bad argument #3 to 'upgrade' (option 'session': the TLS session is from %s port %d, server name "
+                   "'%s', and this socket is %s port %d, server name '%s': a session is offered only to the server "
+                   "it came from)",
+                   ts->ip, ts->port, ts->name, ip, port, name);
+    return ts;
+}
+
 /* int l_tls_upgrade (lua_State *L)  [-3, +1|3|4, e]
  * tls.upgrade(sock, ctx, { sni=, verify_name=, allow_buffered=, max_chain=,
- *                          max_chain_bytes= })
+ *                          max_chain_bytes=, session= })
  *   -> true | nil, "injection", detail, bytes | nil, "closed", detail
  * Client contexts: any plaintext already buffered in sock (or waiting in
  * the kernel: a server must not speak before our ClientHello) is refused
  * and left in the buffer; allow_buffered = true discards it instead (tests).
  * sni: sent as server_name (no trailing dot; never for an IP literal);
- * verify_name (default: sni): the name tls.info matches the leaf against. */
+ * verify_name (default: sni): the name tls.info matches the leaf against.
+ * session (client contexts): a session of tls.session from this server
+ * (same address, port and server name; raises otherwise), offered for
+ * resumption once; tls.info's `resumed` says whether the server took it
+ * (a server that does not falls back to a full handshake). */
 static int l_tls_upgrade(lua_State *L)
 {
-    static const char *const known[] = {"sni", "verify_name", "allow_buffered", "max_chain", "max_chain_bytes",
-                                        NULL};
+    static const char *const known[] = {"sni",     "verify_name", "allow_buffered", "max_chain", "max_chain_bytes",
+                                        "session", NULL};
     mx_sock *s = check_open(L, "upgrade");
     tls_ctx *t = check_ctx(L, 2, "upgrade");
     if (lua_isnoneornil(L, 3)) {
@@ -414,6 +484,7 @@ static int l_tls_upgrade(lua_State *L)
     lua_Integer max_chain = mx_opt_integer(L, 3, "upgrade", "max_chain", DEFAULT_MAX_CHAIN, 1, 1000);
     lua_Integer max_chain_bytes =
         mx_opt_integer(L, 3, "upgrade", "max_chain_bytes", DEFAULT_MAX_CHAIN_BYTES, 1024, 1 << 24);
+    tls_session *offer = opt_session(L, s, t, sni);
     if (s->tls) return luaL_error(L, "upgrade: the socket already speaks TLS");
     if (s->state == MX_SOCK_CLOSED || s->fd < 0) return mx_fail(L, "closed", "the socket is closed");
 
@@ -462,11 +533,22 @@ static int l_tls_upgrade(lua_State *L)
     } else {
         char name[256];
         SSL_set_connect_state(ssl);
-        if (sni && copy_name(name, sizeof name, sni) && !is_ip_literal(name) && !SSL_set_tlsext_host_name(ssl, name)) {
+        if (*sent_name(name, sizeof name, sni) && !SSL_set_tlsext_host_name(ssl, name)) {
             SSL_set_app_data(ssl, NULL);
             SSL_free(ssl);
             OPENSSL_free(c);
             return mx_fail(L, "tls", "cannot send the server name '%s': %s", name, mx_ssl_errors(d, sizeof d));
+        }
+        /* the SSL takes its own reference; ours goes: offered once */
+        if (offer) {
+            if (!SSL_set_session(ssl, offer->sess)) {
+                SSL_set_app_data(ssl, NULL);
+                SSL_free(ssl);
+                OPENSSL_free(c);
+                return mx_fail(L, "tls", "cannot offer the TLS session: %s", mx_ssl_errors(d, sizeof d));
+            }
+            SSL_SESSION_free(offer->sess);
+            offer->sess = NULL;
         }
         const char *vn = verify_name ? verify_name : sni;
         if (vn) copy_name(c->verify_name, sizeof c->verify_name, vn);
@@ -523,6 +605,73 @@ static int l_tls_handshake_step(lua_State *L)
     c->failed = 1;
     if (res == 0) return mx_fail(L, "closed", "%s", s->err);
     return mx_fail(L, s->err_code ? s->err_code : "tls", "%s", s->err);
+}
+
+/* ---- sessions (resumption) --------------------------------------------- */
+
+static const char *version_name(int v)
+{
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
+        if (versions[i].version == v && strcmp(versions[i].name, "TLSv1.0") != 0) return versions[i].name;
+    return "?";
+}
+
+static int session_gc(lua_State *L)
+{
+    tls_session *ts = luaL_checkudata(L, 1, MX_TLS_SESSION_MT);
+    SSL_SESSION_free(ts->sess);
+    ts->sess = NULL;
+    return 0;
+}
+
+static int session_tostring(lua_State *L)
+{
+    tls_session *ts = luaL_checkudata(L, 1, MX_TLS_SESSION_MT);
+    if (!ts->sess) {
+        lua_pushfstring(L, "mxprobe.tls_session (offered; from %s port %d)", ts->ip, ts->port);
+    } else {
+        lua_pushfstring(L, "mxprobe.tls_session (%s, from %s port %d, server name '%s')",
+                        version_name(SSL_SESSION_get_protocol_version(ts->sess)), ts->ip, ts->port, ts->name);
+    }
+    return 1;
+}
+
+/* int l_tls_session (lua_State *L)  [-1, +1|3, e]
+ * tls.session(sock) -> session
+ *   | nil, "tls", detail (the handshake is not complete, or failed)
+ *   | nil, "unresumable", detail (the server gave no ticket or session id)
+ * The negotiated session of a client socket, for upgrade's `session` on a
+ * later connection to the same server.  TLS 1.3 tickets come after the
+ * handshake and are read with the application data: take it after the
+ * first reply inside TLS was read (before, a TLS 1.3 session is not
+ * resumable yet). */
+static int l_tls_session(lua_State *L)
+{
+    mx_sock *s;
+    tls_conn *c = check_tls(L, "session", &s);
+    if (c->server) return luaL_error(L, "session: for client sockets (a server resumes from its own tickets)");
+    if (!c->done) return mx_fail(L, "tls", "the TLS handshake is not complete");
+    if (c->failed) return mx_fail(L, "tls", "the TLS session has failed");
+    SSL_SESSION *cur = SSL_get1_session(c->ssl);
+    if (!cur || !SSL_SESSION_is_resumable(cur)) {
+        SSL_SESSION_free(cur);
+        return mx_fail(L, "unresumable", "the server gave no session ticket or session id to resume with (%s)",
+                       SSL_get_version(c->ssl));
+    }
+    tls_session *ts = lua_newuserdatauv(L, sizeof *ts, 0);
+    memset(ts, 0, sizeof *ts);
+    luaL_setmetatable(L, MX_TLS_SESSION_MT);
+    ERR_clear_error();
+    ts->sess = SSL_SESSION_dup(cur);
+    SSL_SESSION_free(cur);
+    if (!ts->sess) {
+        char d[400];
+        return mx_fail(L, "tls", "SSL_SESSION_dup: %s", mx_ssl_errors(d, sizeof d));
+    }
+    mx_sockaddr_str(&s->peer, ts->ip, sizeof ts->ip, &ts->port);
+    const char *sn = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    if (sn && strlen(sn) < sizeof ts->name) strcpy(ts->name, sn);
+    return 1;
 }
 
 /* ---- info -------------------------------------------------------------- */
@@ -631,6 +780,9 @@ static int l_tls_info(lua_State *L)
     }
     set_str(L, "sni", SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
     set_bool(L, "server", c->server);
+    /* an abbreviated handshake: the chain was not verified again (the
+     * verify fields are the first handshake's, kept in the session) */
+    set_bool(L, "resumed", SSL_session_reused(ssl) == 1);
     if (c->verify_name[0]) set_str(L, "verify_name", c->verify_name);
     set_int(L, "peer_chain_length", (lua_Integer)total);
     set_int(L, "peer_chain_bytes", (lua_Integer)bytes);
@@ -792,6 +944,7 @@ static const luaL_Reg tls_funcs[] = {
     {"shutdown", l_tls_shutdown},
     {"is_tls", l_tls_is_tls},
     {"load_ca", l_tls_load_ca},
+    {"session", l_tls_session},
     {NULL, NULL},
 };
 
@@ -801,6 +954,13 @@ int mx_open_tls(lua_State *L)
         lua_pushcfunction(L, ctx_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, ctx_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, MX_TLS_SESSION_MT)) {
+        lua_pushcfunction(L, session_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, session_tostring);
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);

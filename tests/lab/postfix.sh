@@ -120,6 +120,9 @@ EOF
 #   good         587: STARTTLS required, AUTH only inside TLS, nothing
 #                without AUTH; 465: the same over implicit TLS (wrapper mode)
 #   no-starttls  587: no TLS at all, AUTH offered in plaintext
+#   good         2525 (not submission): port 25's service without TLS session
+#                tickets (tls_session_ticket_cipher empty): TLS resumption
+#                is refused (the STARTTLS injection probe's resumed = false)
 #   open-relay   587: AUTH only inside TLS, but mail without AUTH accepted
 #                (Postfix insists on a reject_unauth_destination: the access
 #                map that says OK to everyone comes first, as on its port 25)
@@ -142,6 +145,9 @@ pf_submission_cf() {
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
   -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+2525      inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/noticket
+  -o tls_session_ticket_cipher=
 EOF
     ;;
     no-starttls) cat <<'EOF'

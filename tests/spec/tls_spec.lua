@@ -113,14 +113,14 @@ local function client(extra)
 end
 
 -- `openssl s_server -www` for one connection (it does not read stdin).
-local function s_server(args)
+local function s_server(args, naccept)
   local probe_srv = assert(core.net.listen("127.0.0.1", 0))
   local _, port = probe_srv:local_addr()
   probe_srv:close()
   local log = os.tmpname()
   local pidf = os.tmpname()
-  os.execute(("(timeout 10 openssl s_server -accept 127.0.0.1:%d -www -naccept 1 %s >%s 2>&1 & echo $! >%s)")
-    :format(port, args, sh_quote(log), sh_quote(pidf)))
+  os.execute(("(timeout 10 openssl s_server -accept 127.0.0.1:%d -www -naccept %d %s >%s 2>&1 & echo $! >%s)")
+    :format(port, naccept or 1, args, sh_quote(log), sh_quote(pidf)))
   local f = io.open(pidf); local pid = f and tonumber(f:read("l")); if f then f:close() end
   os.remove(pidf)
   local ready = false
@@ -491,6 +491,172 @@ describe("mxprobe.net.tls", function()
         s:close()
         loop.join(t)
       end
+    end)
+  end)
+
+  describe("session resumption (tls.session, upgrade's session)", function()
+    -- One in-loop STARTTLS server on one port (a session is for its server's
+    -- address and port) for n connections; ctx_for(i) is the server context
+    -- of connection i.  The task returns the server's infos.
+    local function serve_n(n, ctx_for)
+      local srv = assert(socket.listen("127.0.0.1", 0))
+      local _, port = srv:local_addr()
+      local dl = loop.now() + 5
+      local task = loop.spawn(function()
+        local out = {}
+        for i = 1, n do
+          local c = assert(srv:accept(dl))
+          c:send("220 mx.test ESMTP test\r\n", dl)
+          c:read_line(dl)
+          c:send("220 2.0.0 ready\r\n", dl)
+          out[i] = assert(c:tls_handshake({ ctx = ctx_for(i) }, dl))
+          out.server_session_error = select(2, pcall(C.session, c:raw()))
+          local line = c:read_line(dl)
+          if line then c:send("250 got " .. line .. "\r\n", dl) end
+          c:read_line(dl) -- until the client closes
+          c:close()
+        end
+        srv:close()
+        return out
+      end)
+      return port, task
+    end
+    local function server_ctx()
+      local leaf = certs.leaf.valid
+      return assert(C.context({ server = true, cert = leaf.chain, key = leaf.key }))
+    end
+    -- STARTTLS with opts, one line each way; the client's info, then the
+    -- session taken after that line (or nil, code, detail), and before it
+    -- (table.pack of tls.session right after the handshake)
+    local function connect(port, opts)
+      local info, code, detail, _, s = probe(port, opts)
+      assert(info, tostring(code) .. ": " .. tostring(detail))
+      local early = table.pack(tls.session(s:raw()))
+      assert(s:send("EHLO client.test\r\n"))
+      assert.equal("250 got EHLO client.test", s:read_line())
+      local sess, scode, sdetail = tls.session(s:raw())
+      s:close() -- no close_notify: the session taken must survive that
+      return info, sess, scode, sdetail, early
+    end
+
+    it("a session from one handshake is offered on the next and resumed", function()
+      local ctx = server_ctx()
+      local port, task = serve_n(2, function() return ctx end)
+      local full, sess, code, detail, early = connect(port, client())
+      assert.is_false(full.resumed)
+      assert.equal("TLSv1.3", full.protocol)
+      -- TLS 1.3: the ticket comes after the handshake, read with the first reply
+      assert.is_nil(early[1])
+      assert.equal("unresumable", early[2])
+      assert(sess, tostring(code) .. ": " .. tostring(detail))
+      assert.equal(("mxprobe.tls_session (TLSv1.3, from 127.0.0.1 port %d, server name 'mx.test')"):format(port),
+        tostring(sess))
+      local resumed = connect(port, client({ session = sess }))
+      local seen = loop.join(task)
+      assert.is_true(resumed.resumed)
+      assert.is_false(seen[1].resumed)
+      assert.is_true(seen[2].resumed)
+      assert.equal("TLSv1.3", resumed.protocol)
+      -- not verified again: the first handshake's verdict, kept in the session
+      assert.is_true(resumed.verify.ok)
+      assert.equal(("mxprobe.tls_session (offered; from 127.0.0.1 port %d)"):format(port), tostring(sess))
+    end)
+
+    it("a server that does not take it (other ticket keys: a restart) makes a full handshake", function()
+      local ctxs = { server_ctx(), server_ctx() }
+      local port, task = serve_n(2, function(i) return ctxs[i] end)
+      local _, sess = connect(port, client())
+      assert(sess)
+      local info = connect(port, client({ session = sess }))
+      local seen = loop.join(task)
+      assert.is_false(info.resumed)
+      assert.is_false(seen[2].resumed)
+      -- a full handshake: the chain came and was verified again
+      assert.is_true(info.verify.ok)
+      assert.equal(2, #info.chain)
+      assert.is_true(info.hostname_match)
+    end)
+
+    it("openssl s_server resumes its own session (TLS 1.3 ticket, TLS 1.2), and without tickets there is none", function()
+      local l = certs.leaf.valid
+      local base = ("-cert %s -key %s -cert_chain %s"):format(sh_quote(l.cert), sh_quote(l.key), sh_quote(certs.intermediate))
+      local function get(port, offer, dl)
+        local c = assert(socket.connect("127.0.0.1", port, { deadline = dl }))
+        local info, code, detail = tls.handshake(c:raw(), client({ session = offer }), dl)
+        assert(info, tostring(code) .. ": " .. tostring(detail))
+        assert(c:send("GET / HTTP/1.0\r\n\r\n", dl))
+        assert.matches("^HTTP/1.0 200", c:read_line(dl))
+        local sess, scode, sdetail = tls.session(c:raw())
+        c:close()
+        return info, sess, scode, sdetail
+      end
+      for _, v in ipairs({ { "-tls1_3", "TLSv1.3" }, { "-tls1_2", "TLSv1.2" } }) do
+        local port, stop = s_server(base .. " " .. v[1], 2)
+        local dl = loop.now() + 5
+        local first, sess, code, detail = get(port, nil, dl)
+        assert(sess, tostring(code) .. ": " .. tostring(detail))
+        local second = get(port, sess, dl)
+        local log = stop()
+        assert.equal(v[2], first.protocol, log)
+        assert.is_false(first.resumed)
+        assert.is_true(second.resumed, v[2] .. " was not resumed\n" .. log)
+      end
+      local port, stop = s_server(base .. " -tls1_3 -num_tickets 0", 1)
+      local info, sess, code, detail = get(port, nil, loop.now() + 5)
+      stop()
+      assert.is_false(info.resumed)
+      assert.is_nil(sess)
+      assert.equal("unresumable", code)
+      assert.equal("the server gave no session ticket or session id to resume with (TLSv1.3)", detail)
+    end)
+
+    it("refuses garbage, a session offered twice, one for another server, and server sockets", function()
+      local ctx = server_ctx()
+      local other_port, other_task = serve_n(1, function() return ctx end)
+      local _, foreign = connect(other_port, client())
+      loop.join(other_task)
+      assert(foreign)
+      local port, task = serve_n(3, function() return ctx end)
+      local _, sess = connect(port, client())
+      assert(sess)
+      local again, sess2 = connect(port, client({ session = sess }))
+      assert.is_true(again.resumed)
+      assert(sess2, "no new ticket after the resumption")
+      -- the third connection: every wrong offer raises before any I/O
+      local dl = loop.now() + 5
+      local s = assert(socket.connect("127.0.0.1", port, { deadline = dl }))
+      s:set_deadline(dl)
+      assert.matches("^220 ", s:read_line())
+      assert(s:send("STARTTLS\r\n"))
+      assert.equal("220 2.0.0 ready", s:read_line())
+      local raw, cctx = s:raw(), tls.context(client())
+      assert.error_matches(function() C.session(raw) end, "session: the socket does not speak TLS")
+      assert.error_matches(function() C.session("x") end, "bad argument #1 to 'session'")
+      local want = "bad argument #3 to 'upgrade' (option 'session' must be a TLS session from tls.session, got "
+      for v, tname in pairs({ ticket = "string", [1] = "number" }) do
+        assert.error_matches(function() C.upgrade(raw, cctx, { session = type(v) == "number" and 1 or v }) end,
+          want .. tname .. ")", 1, true)
+      end
+      assert.error_matches(function() C.upgrade(raw, cctx, { session = {} }) end, want .. "table)", 1, true)
+      assert.error_matches(function() C.upgrade(raw, cctx, { session = cctx }) end, want .. "mxprobe.tls_context)", 1, true)
+      assert.error_matches(function() tls.handshake(raw, client({ session = "x" })) end, want .. "string)", 1, true)
+      assert.error_matches(function() C.upgrade(raw, cctx, { sni = "mx.test", session = sess }) end,
+        "option 'session': this TLS session was offered already", 1, true)
+      assert.error_matches(function() C.upgrade(raw, cctx, { sni = "mx.test", session = foreign }) end,
+        ("option 'session': the TLS session is from 127.0.0.1 port %d, server name 'mx.test', and this socket is "
+          .. "127.0.0.1 port %d, server name 'mx.test': a session is offered only to the server it came from")
+          :format(other_port, port), 1, true)
+      assert.error_matches(function() C.upgrade(raw, cctx, { sni = "a.wild.test", session = sess2 }) end,
+        "server name 'mx.test', and this socket is 127.0.0.1 port " .. port .. ", server name 'a.wild.test'", 1, true)
+      assert.is_false(C.is_tls(raw)) -- nothing was started: the session goes on
+      local info, code, detail = tls.handshake(raw, client({ session = sess2 }), dl)
+      assert(info, tostring(code) .. ": " .. tostring(detail))
+      assert.is_true(info.resumed)
+      assert(s:send("EHLO client.test\r\n"))
+      assert.equal("250 got EHLO client.test", s:read_line())
+      s:close()
+      local seen = loop.join(task)
+      assert.matches("session: for client sockets", seen.server_session_error)
     end)
   end)
 

@@ -134,6 +134,18 @@ function Ctx:set_tls(info)
     return info
 end
 
+--- The main session's TLS session (core.tls's, from session:tls_session()),
+-- for one resumption by a later probe of this same server: it lives in this
+-- server context only (one address, port and MX name), never in the record,
+-- and core.tls refuses it for another server.  nil when the server gave
+-- nothing to resume with.
+function Ctx:tls_session() return self._tls_session end
+function Ctx:set_tls_session(s)
+    if type(s) ~= "userdata" then error("bad argument #1 to 'set_tls_session' (a session of session:tls_session expected)", 2) end
+    self._tls_session = s
+    return s
+end
+
 --- This server could not be tested (no connection, no greeting): it gets
 -- no score (score_reason = reason).  The first reason stays.
 function Ctx:not_tested(reason)

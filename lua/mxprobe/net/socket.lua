@@ -246,6 +246,14 @@ function Socket:tls_handshake(opts, deadline)
   return table.unpack(r, 1, r.n)
 end
 
+--- The negotiated TLS session, to offer to this server again (mxprobe.net.tls).
+-- @return session | nil, code, detail
+function Socket:tls_session()
+  check_self(self, "tls_session")
+  if not tls.is_tls(self._sock) then return nil, "tls", "the socket does not speak TLS" end
+  return tls.session(self._sock)
+end
+
 function Socket:close()
   check_self(self, "close")
   self._sock:close()

@@ -16,6 +16,7 @@
 --       server = false, cert = nil, key = nil,  -- server side (test servers)
 --       ctx = nil,                     -- an explicit core.tls context instead
 --       allow_buffered = false,        -- tests only: discard injected plaintext
+--       session = nil,                 -- a tls.session() of this server, offered once
 --   }, deadline)
 --
 -- Returns core.tls.info's table (plus handshake_s, the seconds the handshake
@@ -23,6 +24,13 @@
 -- "reset", "closed", "limit", "injection".  For "injection" a fourth value
 -- carries the buffered plaintext, escaped for display; the raw bytes stay
 -- in the socket's buffer (sock:take_buffered()).
+--
+-- Resumption is explicit and rare: tls.session(sock) takes the session of
+-- a finished handshake (after the first reply inside TLS: TLS 1.3 tickets
+-- arrive after the handshake), and the option session offers it on one
+-- later handshake with the same server (address, port, server name; core.tls
+-- raises otherwise).  info.resumed says whether the server took it; one
+-- that does not makes a full handshake.  Nothing else ever resumes.
 local core = require "mxprobe.core"
 local loop = require "mxprobe.runtime.loop"
 local escape = require "mxprobe.runtime.escape"
@@ -35,7 +43,7 @@ M.MAX_ESCAPED = 512
 
 local CTX_KEYS = { "min", "max", "ca_file", "security_level", "ciphers", "ciphersuites", "server", "cert", "key",
                    "max_cert_list", "sigalgs", "groups" }
-local UPGRADE_KEYS = { "sni", "verify_name", "allow_buffered", "max_chain", "max_chain_bytes" }
+local UPGRADE_KEYS = { "sni", "verify_name", "allow_buffered", "max_chain", "max_chain_bytes", "session" }
 local KNOWN = { ctx = true, chain = true, server_name = true }
 for _, k in ipairs(CTX_KEYS) do KNOWN[k] = true end
 for _, k in ipairs(UPGRADE_KEYS) do KNOWN[k] = true end
@@ -105,6 +113,7 @@ function M.handshake(sock, opts, deadline)
         allow_buffered = opts.allow_buffered,
         max_chain = opts.max_chain,
         max_chain_bytes = opts.max_chain_bytes,
+        session = opts.session,
     })
     if not ok then
         if code == "injection" then
@@ -145,5 +154,8 @@ end
 
 M.info = C.info
 M.is_tls = C.is_tls
+--- The session of a finished client handshake, for the option session:
+-- session | nil, "tls"|"unresumable", detail.
+M.session = C.session
 
 return M

@@ -200,11 +200,13 @@ end
 local TLS_KEYS = { sni = "sni", verify_name = "verify_name", ca_file = "ca_file", min_version = "min",
                    max_version = "max", ciphers = "ciphers", ciphersuites = "ciphersuites",
                    security_level = "security_level", allow_buffered = "allow_buffered", chain = "chain",
-                   sigalgs = "sigalgs", groups = "groups" }
+                   sigalgs = "sigalgs", groups = "groups", session = "session" }
 
 --- STARTTLS, then the TLS handshake after a 220.
 -- opts: sni, verify_name, ca_file, min_version, max_version ("TLSv1" ..
 -- "TLSv1.3"), ciphers, ciphersuites, security_level, sigalgs, groups, chain, allow_buffered,
+-- session (a session:tls_session() of this server, offered for resumption:
+-- TLS info's resumed says whether it was taken),
 -- payload (bytes written in the same write as STARTTLS: the probe of
 -- CVE-2011-0411), deadline (command), tls_deadline (handshake).
 -- @return the 220 reply, TLS info (protocol, cipher, chain, handshake_s)

@@ -161,6 +161,15 @@ function Session:starttls(opts, deadline)
     return info
 end
 
+--- The TLS session negotiated by starttls, for one resumption with this
+-- server (after the EHLO inside TLS: TLS 1.3 tickets come after the
+-- handshake).  Returns the session or nil, code, detail.
+function Session:tls_session()
+    if self.closed then return nil, "closed", "the session is closed" end
+    if not self.tls then return nil, "tls", "no TLS on this session" end
+    return self.sock:tls_session()
+end
+
 function Session:buffered() return self.sock:buffered() end
 
 --- QUIT politely (bounded: by deadline, default 2 s from now), then close.
