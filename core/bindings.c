@@ -16,7 +16,7 @@ static const struct {
     {"dns", mx_open_dns},   {"tls", mx_open_tls},   {"x509", mx_open_x509},
     {"idn", mx_open_idn},   {"term", mx_open_term},   {"digest", mx_open_digest},   {"http", mx_open_http},
     {"fs", mx_open_fs},     {"libs", mx_open_libs}, {"jsonpick", mx_open_jsonpick},
-    {"json", mx_open_json}, {"copy", mx_open_copy},
+    {"json", mx_open_json}, {"copy", mx_open_copy}, {"keyset", mx_open_keyset},
 };
 
 int luaopen_mxprobe_core(lua_State *L)

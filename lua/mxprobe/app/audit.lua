@@ -339,8 +339,11 @@ end
 -- line without its newline (the writer was killed mid-line) does not count.
 -- @return set (domain -> true), info { records =, unreadable =, partial = bytes, size = bytes }
 --   | nil, "io", detail
-function M.recorded(path)
+-- into: a core.keyset to fill instead (each domain tagged M.RECORDED), what
+-- the audit itself uses: the names stay out of the Lua heap.
+function M.recorded(path, into)
     local set, info = {}, { records = 0, unreadable = 0, partial = 0, size = 0 }
+    if into then set = into end
     local f, err = io.open(path, "rb")
     if not f then
         if err:find("No such file", 1, true) then return set, info end
@@ -362,7 +365,10 @@ function M.recorded(path)
         if line:find("%S") then
             local d, header = recorded_domain(line, first, csv_file)
             if header then csv_file = true end
-            if d then
+            if d and into then
+                if not into:get(d) then info.records = info.records + 1 end
+                into:add(d, M.RECORDED)
+            elseif d then
                 if not set[d] then info.records = info.records + 1 end
                 set[d] = true
             elseif not header then
@@ -393,12 +399,19 @@ end
 --   seen too (one table for both: half the memory of two)
 -- @return want(entry) -> true (check it) | false, counts { entries,
 --   duplicates, other_shard, already_recorded, invalid }
+-- The names seen are a core.keyset (l_keyset.c: outside the Lua heap, so
+-- a million names cost their bytes, not the collector's multiple of a
+-- table's); `done` is one too (tags M.RECORDED) or a caller's Lua set
+-- (domain -> true).
+M.RECORDED, M.SEEN = 1, 2
+
 function M.selector(opts)
     opts = opts or {}
     local k, n = opts.shard and opts.shard[1], opts.shard and opts.shard[2]
     local done = opts.done
-    local seen = opts.own_done and done or {}
-    local SEEN = 0 -- value of a seen key in `seen` (`done` holds true)
+    local seen = opts.own_done and done or core.keyset.new()
+    local done_set = done ~= nil and type(done) ~= "table" -- a keyset
+    local RECORDED, SEEN = M.RECORDED, M.SEEN
     local c = { entries = 0, duplicates = 0, other_shard = 0, already_recorded = 0, invalid = 0 }
     local function want(e)
         c.entries = c.entries + 1
@@ -407,12 +420,18 @@ function M.selector(opts)
             c.other_shard = c.other_shard + 1
             return false
         end
-        if seen[key] == SEEN then
+        local tag = seen:get(key)
+        if tag == SEEN then
             c.duplicates = c.duplicates + 1
             return false
         end
-        local recorded = done and done[key] == true
-        seen[key] = SEEN
+        local recorded
+        if done_set then
+            recorded = (seen == done and tag or done:get(key)) == RECORDED
+        else
+            recorded = done ~= nil and done[key] == true
+        end
+        seen:add(key, SEEN)
         if recorded then
             c.already_recorded = c.already_recorded + 1
             return false
@@ -754,7 +773,7 @@ local function plan_input(opts)
         done = opts.resume
     elseif opts.resume then
         local code, detail
-        done, code, detail = M.recorded(opts.resume)
+        done, code, detail = M.recorded(opts.resume, core.keyset.new())
         if not done then return nil, code, detail end
         resume_info = code
     end
