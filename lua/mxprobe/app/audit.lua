@@ -392,6 +392,12 @@ end
 
 ----------------------------------------------------------------- plan
 
+-- The names seen are a core.keyset (l_keyset.c: outside the Lua heap, so
+-- a million names cost their bytes, not the collector's multiple of a
+-- table's); `done` is one too (tags M.RECORDED) or a caller's Lua set
+-- (domain -> true).
+M.RECORDED, M.SEEN = 1, 2
+
 --- A chooser of what to check: entries of this shard, first occurrences
 -- only, minus those already recorded.
 -- opts: shard = { k, n } | nil, done = set | nil,
@@ -399,12 +405,6 @@ end
 --   seen too (one table for both: half the memory of two)
 -- @return want(entry) -> true (check it) | false, counts { entries,
 --   duplicates, other_shard, already_recorded, invalid }
--- The names seen are a core.keyset (l_keyset.c: outside the Lua heap, so
--- a million names cost their bytes, not the collector's multiple of a
--- table's); `done` is one too (tags M.RECORDED) or a caller's Lua set
--- (domain -> true).
-M.RECORDED, M.SEEN = 1, 2
-
 function M.selector(opts)
     opts = opts or {}
     local k, n = opts.shard and opts.shard[1], opts.shard and opts.shard[2]
