@@ -37,7 +37,15 @@ static int copy(lua_State *L, int idx, int depth)
         }
         lua_pop(L, 1);
     }
-    lua_createtable(L, (int)lua_rawlen(L, idx), 4);
+    /* sized once (issue 15): a finding has six keys, its evidence up to
+     * ten, and a table grown key by key is rehashed at 1, 2, 4 and 8 */
+    int narr = (int)lua_rawlen(L, idx), total = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        total++;
+    }
+    lua_createtable(L, narr, total > narr ? total - narr : 0);
     int out = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {

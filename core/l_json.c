@@ -58,25 +58,35 @@ static int jbuf_gc(lua_State *L)
     return 0;
 }
 
-static void put(jctx *c, const char *s, size_t n)
+/* room for n more bytes (the slow path of put and putc1) */
+static void grow(jctx *c, size_t n)
 {
     jbuf *b = c->b;
-    if (b->cap - b->n < n) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap - b->n < n) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            lua_pushliteral(c->L, "json: out of memory");
-            lua_error(c->L);
-        }
-        b->p = p;
-        b->cap = cap;
+    size_t cap = b->cap ? b->cap : 16384;
+    while (cap - b->n < n) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        lua_pushliteral(c->L, "json: out of memory");
+        lua_error(c->L);
     }
+    b->p = p;
+    b->cap = cap;
+}
+
+static inline void put(jctx *c, const char *s, size_t n)
+{
+    jbuf *b = c->b;
+    if (b->cap - b->n < n) grow(c, n);
     memcpy(b->p + b->n, s, n);
     b->n += n;
 }
 
-static void putc1(jctx *c, char ch) { put(c, &ch, 1); }
+static inline void putc1(jctx *c, char ch)
+{
+    jbuf *b = c->b;
+    if (b->cap == b->n) grow(c, 1);
+    b->p[b->n++] = ch;
+}
 
 /* Lua 5.4's strict UTF-8 decoding (lutf8lib.c utf8_decode): the end of
  * the sequence at s, or NULL when it is not one; s is NUL-terminated */
@@ -99,7 +109,10 @@ static const unsigned char *utf8_next(const unsigned char *s)
 }
 
 /* [%z\1-\31"\\/\127-\255]: a byte the fast path cannot copy as it is */
-static int special(unsigned char ch) { return ch < 32 || ch == '"' || ch == '\\' || ch == '/' || ch >= 127; }
+static const unsigned char SPECIAL[256] = {
+    [0 ... 31] = 1, ['"'] = 1, ['\\'] = 1, ['/'] = 1, [127 ... 255] = 1,
+};
+static inline int special(unsigned char ch) { return SPECIAL[ch]; }
 
 /* one byte as lua-cjson escapes it (strbuf_append_string's table) */
 static void put_escaped_byte(jctx *c, unsigned char ch)
@@ -129,12 +142,17 @@ static void put_string(jctx *c, const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < n && !special(u[i])) i++;
-    putc1(c, '"');
-    if (i == n) { /* the common case */
-        put(c, s, n);
-        putc1(c, '"');
+    if (i == n) { /* the common case: one copy between the quotes */
+        jbuf *b = c->b;
+        if (b->cap - b->n < n + 2) grow(c, n + 2);
+        char *o = b->p + b->n;
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        b->n += n + 2;
         return;
     }
+    putc1(c, '"');
     /* valid UTF-8 as a whole? (utf8.len) then escape; else every byte that
      * starts no valid sequence becomes the text \xNN first (M.valid_utf8) */
     int valid = 1;
@@ -190,11 +208,13 @@ static void encode_value(jctx *c, int idx, const char *key, size_t keylen, int d
 typedef struct kref {
     const char *s;
     size_t n;
+    int v; /* the stack index of its value */
 } kref;
 
-static int kcmp(const void *a, const void *b)
+static inline int kcmp(const kref *x, const kref *y)
 {
-    const kref *x = a, *y = b;
+    /* most keys differ in their first byte */
+    if (x->n && y->n && x->s[0] != y->s[0]) return (unsigned char)x->s[0] - (unsigned char)y->s[0];
     size_t m = x->n < y->n ? x->n : y->n;
     int r = memcmp(x->s, y->s, m);
     if (r) return r;
@@ -264,98 +284,91 @@ static void encode_table(jctx *c, int idx, const char *key, size_t keylen, int d
     c->path[c->npath++] = tp; /* depth <= MAX_DEPTH here: the path has room */
 
     lua_Integer n = -1; /* the array's length; -1: an object */
-    size_t nkeys = 0;
+    int base = lua_gettop(L);
     if (mtk == 1) {
         n = (lua_Integer)lua_rawlen(L, idx);
-    } else if (mtk != 2) {
+    } else {
+        /* One walk (issue 15): every key and its value stay on the stack,
+         * so an object's values are encoded from there, in key order,
+         * without pushing each key again (interning it) and looking it up.
+         * An array found this way is encoded by index. */
+        size_t nkeys = 0;
         lua_Integer maxk = 0;
         int numeric = 1, strings = 1;
         lua_pushnil(L);
         while (lua_next(L, idx)) {
-            lua_pop(L, 1);
             nkeys++;
-            if (lua_type(L, -1) == LUA_TSTRING) numeric = 0;
+            if (lua_type(L, -2) == LUA_TSTRING) numeric = 0;
             else {
                 strings = 0;
-                if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0) {
-                    if (lua_tointeger(L, -1) > maxk) maxk = lua_tointeger(L, -1);
+                if (lua_isinteger(L, -2) && lua_tointeger(L, -2) > 0) {
+                    if (lua_tointeger(L, -2) > maxk) maxk = lua_tointeger(L, -2);
                 } else numeric = 0;
             }
+            luaL_checkstack(L, 3, "json: a table with too many keys");
+            lua_pushvalue(L, -2); /* the pair stays; its key's copy goes on */
         }
         if (nkeys == 0) {
-            if (key) {
+            if (key && mtk != 2) {
                 lua_pushlstring(L, key, keylen);
                 if (lua_rawget(L, c->array_keys) != LUA_TNIL && lua_toboolean(L, -1)) n = 0;
                 lua_pop(L, 1);
             }
-        } else if (numeric && (size_t)maxk == nkeys) {
+        } else if (mtk != 2 && numeric && (size_t)maxk == nkeys) {
             n = maxk;
         } else if (!strings) { /* number or boolean keys in an object */
+            lua_settop(L, base);
             c->fallback = 1;
             return;
         }
-    }
-    if (n >= 0) {
-        putc1(c, '[');
-        for (lua_Integer i = 1; i <= n; i++) {
-            if (i > 1) putc1(c, ',');
-            lua_rawgeti(L, idx, i);
-            encode_value(c, lua_gettop(L), key, keylen, depth + 1);
-            lua_pop(L, 1);
-            if (c->fallback) return;
-        }
-        putc1(c, ']');
-        c->npath--;
-        return;
-    }
-    /* an object: its string keys, sorted (a key of another type here:
-     * object_mt with number keys, for the Lua encoder) */
-    kref small[32];
-    kref *keys = small;
-    if (nkeys == 0) { /* object_mt: not counted yet */
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            lua_pop(L, 1);
-            nkeys++;
-        }
-    }
-    if (nkeys > 32) {
-        keys = lua_newuserdatauv(L, nkeys * sizeof *keys, 0); /* collected with the call's garbage */
-    }
-    int anchor = lua_gettop(L);
-    size_t j = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            lua_pop(L, 1);
-            lua_settop(L, anchor);
-            c->fallback = 1;
+        if (n < 0) { /* an object: its pairs, sorted by key */
+            kref small[32];
+            kref *keys = small;
+            if (nkeys > 32) /* collected with the call's garbage */
+                keys = lua_newuserdatauv(L, nkeys * sizeof *keys, 0);
+            for (size_t j = 0; j < nkeys; j++) {
+                int k = base + 1 + 2 * (int)j;
+                keys[j].s = lua_tolstring(L, k, &keys[j].n);
+                keys[j].v = k + 1;
+            }
+            /* insertion sort: an object has a handful of keys, and
+             * qsort's merge sort and calls cost more than the compares */
+            for (size_t a = 1; a < nkeys; a++) {
+                kref x = keys[a];
+                size_t b = a;
+                while (b > 0 && kcmp(&keys[b - 1], &x) > 0) {
+                    keys[b] = keys[b - 1];
+                    b--;
+                }
+                keys[b] = x;
+            }
+            putc1(c, '{');
+            for (size_t j = 0; j < nkeys; j++) {
+                if (j > 0) putc1(c, ',');
+                put_string(c, keys[j].s, keys[j].n);
+                putc1(c, ':');
+                encode_value(c, keys[j].v, keys[j].s, keys[j].n, depth + 1);
+                if (c->fallback) {
+                    lua_settop(L, base);
+                    return;
+                }
+            }
+            putc1(c, '}');
+            lua_settop(L, base);
+            c->npath--;
             return;
         }
-        if (j < nkeys) { /* the keys stay alive in the table while it is walked */
-            keys[j].s = lua_tolstring(L, -1, &keys[j].n);
-            j++;
-        }
+        lua_settop(L, base);
     }
-    qsort(keys, j, sizeof *keys, kcmp);
-    putc1(c, '{');
-    for (size_t i = 0; i < j; i++) {
-        if (i > 0) putc1(c, ',');
-        put_string(c, keys[i].s, keys[i].n);
-        putc1(c, ':');
-        lua_pushlstring(L, keys[i].s, keys[i].n);
-        lua_rawget(L, idx);
-        encode_value(c, lua_gettop(L), keys[i].s, keys[i].n, depth + 1);
+    putc1(c, '[');
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1) putc1(c, ',');
+        lua_rawgeti(L, idx, i);
+        encode_value(c, lua_gettop(L), key, keylen, depth + 1);
         lua_pop(L, 1);
-        if (c->fallback) {
-            lua_settop(L, anchor);
-            return;
-        }
+        if (c->fallback) return;
     }
-    putc1(c, '}');
-    lua_settop(L, anchor);
-    if (keys != small) lua_pop(L, 1);
+    putc1(c, ']');
     c->npath--;
 }
 
