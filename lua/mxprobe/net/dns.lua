@@ -227,7 +227,7 @@ function Resolver:query(name, qtype, deadline)
             counts.sent = counts.sent + 1
         end
     end
-    loop.doing(("the DNS answer for %s %s"):format(tostring(name), tostring(qtype)))
+    loop.doing("the DNS answer for %s %s", name, qtype)
     local ok, code, detail = loop.wait(q, nil, deadline)
     loop.doing(nil) -- a label holds only while its wait lasts
     local me = loop.current()

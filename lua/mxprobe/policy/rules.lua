@@ -95,10 +95,15 @@ end
 -- else the weight of its severity.  Once a rule changed its severity, the
 -- weight of the new severity.
 function M.weight(pol, f)
-    local over = (pol.findings or {})[f.code]
+    local pf = pol.findings
+    local over = pf and pf[f.code]
     -- a rule or a check (ctx:set_severity) re-judged it: the new severity's weight
-    if over and over.weight and not (f.override and (f.override.rule or f.override.check)) then return over.weight end
-    return (pol.weights or {})[f.severity] or 0
+    if over and over.weight then
+        local o = f.override
+        if not (o and (o.rule or o.check)) then return over.weight end
+    end
+    local w = pol.weights
+    return w and w[f.severity] or 0
 end
 
 local REPORT_KEYS = { server = true, hint = true, evidence = true }

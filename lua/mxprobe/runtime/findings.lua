@@ -11,22 +11,39 @@ local M = {}
 
 local function list(t) return type(t) == "table" and t or {} end
 
-function M.each(result, code)
-    local lists = { { list(list(result.dns).findings) }, { list(result.findings) } }
-    for _, srv in ipairs(list(result.servers)) do
-        if type(srv) == "table" then lists[#lists + 1] = { list(srv.findings), srv } end
+-- The lists in walking order: 1 the DNS findings, 2 the domain's, 2 + i
+-- server i's.  No table of lists is made (issue 15: the walk runs several
+-- times per domain of an audit).
+local function list_at(result, servers, li)
+    if li == 1 then
+        local dns = result.dns
+        return list(type(dns) == "table" and dns.findings), nil
+    elseif li == 2 then
+        return list(result.findings), nil
     end
+    local srv = servers[li - 2]
+    if srv == nil then return nil end
+    if type(srv) ~= "table" then return false end
+    return list(srv.findings), srv
+end
+
+function M.each(result, code)
+    local servers = list(result.servers)
     local li, fi = 1, 0
+    local l, srv = list_at(result, servers, 1)
     return function()
-        while lists[li] do
-            local l, srv = lists[li][1], lists[li][2]
-            fi = fi + 1
-            local f = l[fi]
-            if f == nil then
-                li, fi = li + 1, 0
-            elseif code == nil or (type(f) == "table" and f.code == code) then
-                return f, srv
+        while l ~= nil do
+            if l then
+                fi = fi + 1
+                local f = l[fi]
+                if f ~= nil then
+                    if code == nil or (type(f) == "table" and f.code == code) then return f, srv end
+                    goto next
+                end
             end
+            li, fi = li + 1, 0
+            l, srv = list_at(result, servers, li)
+            ::next::
         end
     end
 end

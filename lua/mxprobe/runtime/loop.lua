@@ -133,10 +133,17 @@ end
 
 --- Say what the current task is about to wait for, in words a status
 -- line can show ("the greeting of mx.example.org (192.0.2.1)"); nil
--- clears it.  Nothing else reads it: a label costs one field.
-function M.doing(what)
+-- clears it.  Nothing else reads it: a label costs a few fields.  With
+-- arguments, what is a format (string.format's) made into words only when
+-- a status line asks (issue 15: a format per DNS question of an audit).
+function M.doing(what, a, b)
     local t = current
-    if t then t.doing, t.doing_since = what, C.now() end
+    if t then t.doing, t.doing_a, t.doing_b, t.doing_since = what, a, b, C.now() end
+end
+
+local function doing_text(t)
+    if t.doing_a == nil then return t.doing end
+    return t.doing:format(tostring(t.doing_a), tostring(t.doing_b))
 end
 
 --- What the parked tasks that said so (M.doing) wait for: a list of
@@ -146,7 +153,7 @@ function M.activities()
     local out = {}
     for _, t in pairs(tasks) do
         if t.doing and t.status == "waiting" then
-            out[#out + 1] = { what = t.doing, since = t.doing_since, deadline = t.wait_deadline }
+            out[#out + 1] = { what = doing_text(t), since = t.doing_since, deadline = t.wait_deadline }
         end
     end
     table.sort(out, function(a, b) return a.since < b.since end)

@@ -36,7 +36,7 @@ function M.open(ip, port, opts)
     local t0 = loop.now()
     -- for status lines (loop.doing): the host name when the caller knows it
     local name = opts.host and ("%s (%s)"):format(opts.host, ip) or ip
-    loop.doing(("the TCP connection to %s port %d"):format(name, port))
+    loop.doing("the TCP connection to %s port %s", name, port)
     local sock, code, detail = socket.connect(ip, port, { deadline = t0 + (opts.connect_timeout or 10), source = opts.source })
     loop.doing(nil) -- a label holds only while its wait lasts
     local seconds = loop.now() - t0
