@@ -17,6 +17,7 @@ static const struct {
     {"idn", mx_open_idn},   {"term", mx_open_term},   {"digest", mx_open_digest},   {"http", mx_open_http},
     {"fs", mx_open_fs},     {"libs", mx_open_libs}, {"jsonpick", mx_open_jsonpick},
     {"json", mx_open_json}, {"copy", mx_open_copy}, {"keyset", mx_open_keyset},
+    {"watchdog", mx_open_watchdog},
 };
 
 int luaopen_mxprobe_core(lua_State *L)

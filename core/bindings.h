@@ -46,6 +46,9 @@ int mx_open_jsonpick(lua_State *L);  /* l_jsonpick.c: decode only the parts aske
 int mx_open_json(lua_State *L);  /* l_json.c: report/json.lua's encoder walk */
 int mx_open_copy(lua_State *L);  /* l_copy.c: the engine's deep copy of shared findings */
 int mx_open_keyset(lua_State *L); /* l_keyset.c: a compact set of strings (audit input names) */
+int mx_open_watchdog(lua_State *L); /* l_watchdog.c: stops runaway Lua without an instruction hook */
+/* l_watchdog.c: no Lua runs from here until the next slice (the loop waits) */
+void mx_watchdog_idle(void);
 
 /* [-0, +1, e] the whole core table: { loop=, net=, smtp=, dns=, tls=, x509=, idn=, term=, digest=, http=, fs= } */
 int luaopen_mxprobe_core(lua_State *L);

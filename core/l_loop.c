@@ -92,6 +92,7 @@ static int l_step(lua_State *L)
     /* (int)NaN ms is undefined; nil, not math.huge, waits without a bound */
     double max_wait = lua_isnoneornil(L, 1) ? -1.0 : mx_check_finite(L, 1, "max_wait");
     const mx_wake *w;
+    mx_watchdog_idle(); /* waiting is no slice of a task */
     int n = mx_loop_step(mx_get_loop(L), max_wait, &w);
     lua_createtable(L, 2 * n, 0);
     for (int i = 0; i < n; i++) {

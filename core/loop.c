@@ -301,10 +301,15 @@ static struct sigaction sig_saved_int, sig_saved_term; /* before the first catch
 
 long mx_loop_signals_caught(void) { return (long)sig_caught; }
 
+/* core.watchdog's: interrupts Lua that computes (set once, before signals) */
+static void (*volatile sig_hook)(void);
+void mx_loop_set_signal_hook(void (*fn)(void)) { sig_hook = fn; }
+
 static void on_signal(int sig)
 {
     int saved = errno;
     sig_caught = sig_caught + 1;
+    if (sig_hook) sig_hook();
     unsigned char b = (unsigned char)sig;
     if (sig_write_fd >= 0 && write(sig_write_fd, &b, 1) < 0) { /* pipe full: a wake is pending */ }
     errno = saved;

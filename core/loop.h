@@ -59,6 +59,9 @@ int mx_loop_catch_signals(mx_loop *loop);
 /* How many SIGINT/SIGTERM the handler has caught (any loop), for polling
  * from code that cannot wait for the wake-up. */
 long mx_loop_signals_caught(void);
+/* fn() is called from the SIGINT/SIGTERM handler too (async-signal-safe
+ * code only: core.watchdog arms its hook there) */
+void mx_loop_set_signal_hook(void (*fn)(void));
 
 /* Wait at most max_wait seconds (< 0: until something happens), dispatch
  * C watchers and hooks, expire timers.  The queued wake-ups are returned in

@@ -415,6 +415,50 @@ return { id = "spin", description = "x", scope = "domain",
     assert.matches("policy rule 'spinning rule' %(.-contract_spec.lua:%d+%) failed: .-contract_spec.lua:%d+: ran", p.message)
   end)
 
+  it("runs untraced in the executable: the watchdog, no instruction hook (issue 15)", function()
+    assert.equal("watchdog", budget.mode)
+    local ok, hook = budget.call(1, function() return debug.gethook() end)
+    assert.is_true(ok)
+    assert.is_nil(hook)
+  end)
+
+  it("where no watchdog runs (a host embedding mxprobe), the instruction hook stops it alike", function()
+    local mode = budget.mode
+    budget.mode = "hook"
+    local t0 = loop.now()
+    local ok, err = budget.call(0.2, function()
+      assert(debug.gethook(), "the hook is set")
+      local x = 0
+      while true do x = x + 1 end
+    end)
+    local ok2, code = budget.call(0.2, function()
+      local t = loop.spawn(function() while true do end end)
+      local _, c = loop.join(t)
+      return c
+    end)
+    budget.mode = mode
+    assert.is_false(ok)
+    assert.is_true(err.budget)
+    assert.matches("contract_spec.lua:%d+$", err.location)
+    assert.is_true(ok2)
+    assert.equal("error", code)
+    assert.is_true(loop.now() - t0 < 3)
+    assert.is_nil(debug.gethook())
+  end)
+
+  it("a nested budget gives its caller's back", function()
+    local ok, inner_ok, err = budget.call(5, function()
+      local iok, ierr = budget.call(0.2, function() while true do end end)
+      -- the outer budget (5 s) holds again: computing a little more is fine
+      local x = 0
+      for i = 1, 1e6 do x = x + i end
+      return iok, ierr
+    end)
+    assert.is_true(ok)
+    assert.is_false(inner_ok)
+    assert.matches("the budget is 0.2 s", tostring(err))
+  end)
+
   it("SIGINT stops a run stuck in a check's loop long before the budget", function()
     local dir = dir_with { ["spin.lua"] = [[
 return { id = "spin", description = "x", scope = "domain",

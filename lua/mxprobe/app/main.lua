@@ -8,6 +8,7 @@
 -- Scripts run as the root task of the loop, so they (and busted specs) can
 -- use sockets and DNS as if they were blocking.
 local loop = require "mxprobe.runtime.loop"
+local budget = require "mxprobe.runtime.budget"
 
 local function is_file(path)
     local f = io.open(path, "r")
@@ -47,6 +48,10 @@ local GC_PAUSE, GC_STEPMUL = 400, 100
 -- give its length).
 local function main(argv)
     collectgarbage("incremental", GC_PAUSE, GC_STEPMUL)
+    -- runaway Lua is stopped by a watchdog thread, not an instruction hook
+    -- (mxprobe.runtime.budget); a host embedding mxprobe keeps the hook
+    local ok, why = budget.use_watchdog()
+    if not ok then io.stderr:write("mxprobe: ", tostring(why), " (the Lua time budget polls instead)\n") end
     local n = argv.n or #argv
     local first = argv[1]
     if first == "run" then

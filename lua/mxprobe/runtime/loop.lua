@@ -31,6 +31,14 @@ local runq, runq_head, runq_tail = {}, 1, 0
 local current = nil       -- the task being resumed
 local running = false
 local signal_handler = nil
+-- mxprobe.runtime.budget's, once it uses core.watchdog (M.use_watchdog):
+-- slice(co) marks co running and gives the time; inherit(child) hands the
+-- spawner's budget on
+local slice, inherit = C.now, nil
+
+function M.use_watchdog(slice_fn, inherit_fn)
+    slice, inherit = slice_fn, inherit_fn
+end
 
 M.now = C.now
 M.wall = C.wall
@@ -95,8 +103,10 @@ function M.spawn(fn, ...)
     if select("#", ...) > 0 then t.args = table.pack(...) end
     t.token = alloc_token()
     t.co = co_create(task_body)
-    -- a task spawned under a Lua hook (mxprobe.runtime.budget) runs under
-    -- it too: Lua 5.4 copies only C hooks into new coroutines
+    -- a task spawned under a budget (mxprobe.runtime.budget) runs under
+    -- it too: the watchdog's, or a Lua hook (Lua 5.4 copies only C hooks
+    -- into new coroutines)
+    if inherit then inherit(t.co) end
     local hook, mask, count = debug.gethook()
     if type(hook) == "function" then debug.sethook(t.co, hook, mask, count) end
     if current then
@@ -283,7 +293,7 @@ local function resume(t, arg)
     local prev = current
     current = t
     t.status = "running"
-    t.resumed_at = C.now() -- mxprobe.runtime.budget measures the slice from here
+    t.resumed_at = slice(t.co) -- mxprobe.runtime.budget measures the slice from here
     return resumed(t, prev, co_resume(t.co, arg))
 end
 
