@@ -3,6 +3,8 @@
  * findings, in C.
  *
  *   core.copy.deep(value) -> a copy | nothing (the Lua copy's case)
+ *   core.copy.rows(list)  -> a copy of list and of each table in it, one
+ *                            level: their values are the same values
  *
  * Why: with sharing on, every domain that uses a server gets its own copy
  * of the probe's findings (its rules may re-judge them), and the Lua copy
@@ -66,6 +68,39 @@ static int copy(lua_State *L, int idx, int depth)
     return 1;
 }
 
+/* rows(list): the engine's copy of a shared probe's findings since each
+ * finding's evidence is shared, frozen (issue 15): the list and each
+ * finding are new tables, the values in them the same; metatables kept */
+static int l_rows(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) == LUA_TTABLE) {
+            int row = lua_gettop(L), total = 0;
+            lua_pushnil(L);
+            while (lua_next(L, row)) {
+                lua_pop(L, 1);
+                total++;
+            }
+            lua_createtable(L, 0, total);
+            lua_pushnil(L);
+            while (lua_next(L, row)) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, row + 1);
+            }
+            if (lua_getmetatable(L, row)) lua_setmetatable(L, row + 1);
+            lua_remove(L, row);
+        }
+        lua_rawseti(L, 2, i);
+    }
+    if (lua_getmetatable(L, 1)) lua_setmetatable(L, 2);
+    return 1;
+}
+
 static int l_deep(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -75,6 +110,7 @@ static int l_deep(lua_State *L)
 
 static const luaL_Reg copy_funcs[] = {
     {"deep", l_deep},
+    {"rows", l_rows},
     {NULL, NULL},
 };
 

@@ -62,6 +62,16 @@ describe("engine across domains", function()
     assert.is_true(#results[1].servers[1].transcript > 0)
     local st = run:stats()
     assert.equal(1, st.probes); assert.equal(2, st.shared)
+    -- each finding is the domain's own table, its evidence the probe's,
+    -- frozen (issue 15): re-judging one domain's finding leaves the others'
+    local f1, f2 = results[1].servers[1].findings[1], results[2].servers[1].findings[1]
+    assert.equal("CONNECT_OK", f1.code)
+    assert.are_not.equal(f1, f2)
+    assert.equal(f1.evidence, f2.evidence)
+    assert.is_true(frozen.is(f1.evidence))
+    f1.severity = "warning"
+    assert.equal("ok", f2.severity)
+    assert.has_error(function() f1.evidence.added = true end)
   end)
 
   it("keeps SHARED_MAX shared probes and as many older ones: a server let go is probed again", function()

@@ -22,30 +22,66 @@ local M = {}
 local Ctx = {}
 Ctx.__index = Ctx
 
+local function field(ev, k)
+    local v = ev[k]
+    if v == nil then return "{" .. k .. "}" end
+    if type(v) == "table" then
+        local parts = {}
+        for i, x in ipairs(v) do parts[i] = tostring(x) end
+        return table.concat(parts, ", ")
+    end
+    if math.type(v) == "float" then
+        local txt = ("%.3f"):format(v):gsub("0+$", ""):gsub("%.$", "")
+        return txt
+    end
+    return tostring(v)
+end
+
+-- A template split once into its text and its {field} names (odd places:
+-- text, even: names), since an audit renders the same few messages for
+-- every domain (issue 15: a gsub and a closure per finding).  The catalog's
+-- templates are a fixed set; others (a check's own) are kept up to
+-- TEMPLATES_MAX at once.
+local TEMPLATES_MAX = 1024
+local templates, templates_n = {}, 0
+local function parts_of(template)
+    local p = templates[template]
+    if p then return p end
+    p = {}
+    local i = 1
+    while true do
+        local s, e, k = template:find("{([%w_]+)}", i)
+        if not s then break end
+        p[#p + 1] = template:sub(i, s - 1)
+        p[#p + 1] = k
+        i = e + 1
+    end
+    p[#p + 1] = template:sub(i)
+    if templates_n >= TEMPLATES_MAX then templates, templates_n = {}, 0 end
+    templates[template], templates_n = p, templates_n + 1
+    return p
+end
+
+local concat = table.concat
 local function render(template, ev)
-    return (template:gsub("{([%w_]+)}", function(k)
-        local v = ev[k]
-        if v == nil then return "{" .. k .. "}" end
-        if type(v) == "table" then
-            local parts = {}
-            for i, x in ipairs(v) do parts[i] = tostring(x) end
-            return table.concat(parts, ", ")
-        end
-        if math.type(v) == "float" then
-            local txt = ("%.3f"):format(v):gsub("0+$", ""):gsub("%.$", "")
-            return txt
-        end
-        return tostring(v)
-    end))
+    local p = parts_of(template)
+    local n = #p
+    if n == 1 then return p[1] end
+    local out = {}
+    for i = 1, n do out[i] = i % 2 == 1 and p[i] or field(ev, p[i]) end
+    return concat(out)
 end
 M.render = render
+
+local NO_OVERRIDE = {}
 
 --- Build a finding table for code (declared by check_id, or the engine).
 function Ctx:make_finding(code, evidence, check_id)
     local run = self.run
     local decl = run.catalog[code]
     if not decl then error(("finding %q is not declared by any check"):format(code), 3) end
-    local over = (run.policy.findings or {})[code] or {}
+    local pf = run.policy.findings
+    local over = pf and pf[code] or NO_OVERRIDE
     evidence = evidence or {}
     return {
         code = code, check = check_id or decl.check,

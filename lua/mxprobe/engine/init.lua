@@ -250,6 +250,45 @@ function Run:stats()
              vantage = self.vantage:evidence() }
 end
 
+-- Shared findings: each domain gets its own list and its own table per
+-- finding (its summaries and rules may re-judge a finding: severity,
+-- override, rule), while the evidence, which nothing re-judges, is the
+-- probe's, frozen, so it is neither copied nor encoded again for every
+-- domain (issue 15: the deep copy and the evidence's JSON were a fifth of a
+-- shared domain's instructions).  A finding whose evidence has a metatable
+-- of its own is copied whole.
+local c_rows = core.copy and core.copy.rows
+local function share_evidence(probe)
+    if probe.evidence_frozen then return end
+    for _, f in ipairs(probe.findings) do
+        local ev = type(f) == "table" and f.evidence
+        if type(ev) == "table" and getmetatable(ev) == nil then frozen.mark(ev) end
+    end
+    probe.evidence_frozen = true
+end
+
+local function copy_findings(probe)
+    share_evidence(probe)
+    local out = c_rows and c_rows(probe.findings)
+    if not out then
+        out = setmetatable({}, getmetatable(probe.findings))
+        for i, f in ipairs(probe.findings) do
+            if type(f) == "table" then
+                local c = {}
+                for k, v in pairs(f) do c[k] = v end
+                out[i] = setmetatable(c, getmetatable(f))
+            else
+                out[i] = f
+            end
+        end
+    end
+    for _, f in ipairs(out) do
+        local ev = type(f) == "table" and f.evidence
+        if type(ev) == "table" and not frozen.is(ev) then f.evidence = deep_copy(ev) end
+    end
+    return out
+end
+
 function Run:_probe(result, dctx)
     -- one server record per address to probe
     for _, tgt in ipairs(dctx:targets() or {}) do
@@ -277,7 +316,7 @@ function Run:_probe(result, dctx)
             -- once the probe is done and the same for every domain: shared,
             -- not copied, and encoded once (issue 15).  The findings are
             -- copied: the policy's domain rules may change them per domain.
-            srv.facts, srv.findings = frozen.mark(probes[i].facts), deep_copy(probes[i].findings)
+            srv.facts, srv.findings = frozen.mark(probes[i].facts), copy_findings(probes[i])
             srv.transcript, srv.shared = frozen.mark(probes[i].transcript), true
             srv.not_run, srv.untested = deep_copy(probes[i].not_run), probes[i].untested
         end

@@ -119,8 +119,13 @@ end
 
 function M.judge(run, result, dctx)
     local pol = run.policy
-    local ran -- nil: a result judged without its run's checks (every fact counts)
-    for _, d in ipairs(run.checks or {}) do ran = ran or {}; ran[d.id] = true end
+    -- nil: a result judged without its run's checks (every fact counts);
+    -- made once per run (its checks do not change)
+    local ran = run.checks and run._ran_set
+    if run.checks and (not ran or run._ran_of ~= run.checks) then
+        for _, d in ipairs(run.checks) do ran = ran or {}; ran[d.id] = true end
+        run._ran_set, run._ran_of = ran, run.checks
+    end
     -- the sender matrix, for rules (api.senders) and reports
     result.senders = senders.compute(result, dctx and dctx.facts, nil, ran)
     sender_verdict.apply(pol, result, nil, run.config) -- what the matrix says (policy.senders), before the site's rules

@@ -24,6 +24,7 @@
 -- must match); strict (OpenSSL 3 defaults: TLS 1.2+, PKIX chain and name).
 -- No judging here: the policy and its rules read the matrix (api.senders).
 local vocab = require "mxprobe.runtime.vocab"
+local frozen = require "mxprobe.runtime.frozen"
 local P = require "mxprobe.net.mta_sts_policy"
 
 local M = {}
@@ -38,6 +39,9 @@ M.TEXT = {
 local DELIVERS = { authenticated = true, encrypted = true, plaintext = true }
 
 local function cell(outcome, reason) return { outcome = outcome, reason = reason } end
+
+-- the checks whose absence the matrix says (compute's ran)
+local OFF_IDS = { "banner", "ehlo", "starttls", "certificate", "dane", "mta_sts" }
 
 local function date(t) return math.type(t) and os.date("!%Y-%m-%d", t) or nil end
 local policy_host_break -- below
@@ -201,14 +205,42 @@ function policy_host_break(sts, cell, now)
              date(na + age), age) }
 end
 
+-- The cells of an address whose facts are a shared probe's (frozen: the
+-- same table for every domain that uses the server) are the same for every
+-- such domain without a usable MTA-STS policy of its own: they are made
+-- once and shared, frozen, so their JSON is encoded once too (issue 15: the
+-- matrix was 8 % of a shared domain's Lua work).  What else they depend on
+-- is in the entry: the checks that did not run, and whether the
+-- certificate has expired by the time judged at.
+local cell_memo = setmetatable({}, { __mode = "k" }) -- facts -> { host -> entry }
+
+local function address_cells(f, host, sts, offsig)
+  local c = f.certificate
+  local expired = c and math.type(c.not_after) and c.not_after < clock() or false
+  local usable = sts and sts.usable and sts.policy and sts.policy.mode ~= "none"
+  local by_host = not usable and frozen.is(f) and cell_memo[f]
+  if by_host == nil then by_host = {}; cell_memo[f] = by_host end
+  local e = by_host and by_host[host]
+  if e and e.offsig == offsig and e.expired == expired then return e.opp, e.strict, e.mta_sts, e.dane end
+  local opp = opportunistic(f)
+  local st, ms, da = strict(f, host), mta_sts(f, host, sts, opp), dane(f, opp)
+  if by_host then
+    frozen.mark(opp); frozen.mark(st); frozen.mark(ms); frozen.mark(da)
+    by_host[host] = { offsig = offsig, expired = expired, opp = opp, strict = st, mta_sts = ms, dane = da }
+  end
+  return opp, st, ms, da
+end
+
 --- The matrix for one result.  facts: the domain checks' facts (mta_sts);
 -- ran (optional): { check id -> true } of the checks the run has.
 function M.compute(result, facts, now, ran)
   now = now or os.time()
   clock = function() return now end
   off = {}
-  for _, id in ipairs(ran and { "banner", "ehlo", "starttls", "certificate", "dane", "mta_sts" } or {}) do
+  local offsig = ""
+  for _, id in ipairs(ran and OFF_IDS or {}) do
     off[id] = not ran[id]
+    if off[id] then offsig = offsig .. id .. " " end
   end
   facts = facts or {}
   local sts = facts.mta_sts
@@ -220,12 +252,8 @@ function M.compute(result, facts, now, ran)
       by_host[srv.host] = m
       mx[#mx + 1] = m
     end
-    local f = srv.facts or {}
-    local opp = opportunistic(f)
-    local a = { address = srv.address, opportunistic = opp, strict = strict(f, srv.host) }
-    a.mta_sts = mta_sts(f, srv.host, sts, opp)
-    a.dane = dane(f, opp)
-    m.addresses[#m.addresses + 1] = a
+    local opp, st, ms, da = address_cells(srv.facts or {}, srv.host, sts, offsig)
+    m.addresses[#m.addresses + 1] = { address = srv.address, opportunistic = opp, strict = st, mta_sts = ms, dane = da }
   end
   table.sort(mx, function(x, y)
     if (x.preference or 0) ~= (y.preference or 0) then return (x.preference or 0) < (y.preference or 0) end
