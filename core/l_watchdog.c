@@ -180,13 +180,6 @@ static int l_set_check(lua_State *L)
     return 0;
 }
 
-/* on()  [-0, +1, -] */
-static int l_on(lua_State *L)
-{
-    lua_pushboolean(L, started);
-    return 1;
-}
-
 void mx_watchdog_idle(void)
 {
     atomic_store_explicit(&running, NULL, memory_order_release);
@@ -194,7 +187,7 @@ void mx_watchdog_idle(void)
 
 static const luaL_Reg watchdog_funcs[] = {
     {"start", l_start}, {"slice", l_slice}, {"enter", l_enter},
-    {"set_check", l_set_check}, {"on", l_on}, {NULL, NULL},
+    {"set_check", l_set_check}, {NULL, NULL},
 };
 
 int mx_open_watchdog(lua_State *L)

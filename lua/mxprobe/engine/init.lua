@@ -257,7 +257,6 @@ end
 -- domain (issue 15: the deep copy and the evidence's JSON were a fifth of a
 -- shared domain's instructions).  A finding whose evidence has a metatable
 -- of its own is copied whole.
-local c_rows = core.copy and core.copy.rows
 local function share_evidence(probe)
     if probe.evidence_frozen then return end
     for _, f in ipairs(probe.findings) do
@@ -269,19 +268,7 @@ end
 
 local function copy_findings(probe)
     share_evidence(probe)
-    local out = c_rows and c_rows(probe.findings)
-    if not out then
-        out = setmetatable({}, getmetatable(probe.findings))
-        for i, f in ipairs(probe.findings) do
-            if type(f) == "table" then
-                local c = {}
-                for k, v in pairs(f) do c[k] = v end
-                out[i] = setmetatable(c, getmetatable(f))
-            else
-                out[i] = f
-            end
-        end
-    end
+    local out = core.copy.rows(probe.findings)
     for _, f in ipairs(out) do
         local ev = type(f) == "table" and f.evidence
         if type(ev) == "table" and not frozen.is(ev) then f.evidence = deep_copy(ev) end
