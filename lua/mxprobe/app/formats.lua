@@ -12,8 +12,14 @@
 --
 -- opts: { color = bool, verbose = bool, columns = CSV columns }.
 local json = require "mxprobe.report.json"
-local csv = require "mxprobe.report.csv"
-local text = require "mxprobe.report.text"
+
+-- The CSV and text renderers (and what they need: the sender summary, the
+-- reasons, the terminal's widths) are loaded with the first record of
+-- their format, so a run pays only for the format it writes.
+-- lazy: see above
+local function csv() return require "mxprobe.report.csv" end
+-- lazy: see above
+local function text() return require "mxprobe.report.text" end
 
 local M = {}
 
@@ -24,8 +30,8 @@ M.FORMATS = {
     json = { header = none, footer = none, record = function(r) return json.render(r) end },
     -- a header, then one row per result (report/csv.lua)
     csv = {
-        header = function(o) return csv.header(o.columns) end,
-        record = function(r, o) return csv.render(r, o.columns) end,
+        header = function(o) return csv().header(o.columns) end,
+        record = function(r, o) return csv().render(r, o.columns) end,
         footer = none,
     },
     -- the human report: a blank line between targets, a summary line after several
@@ -34,10 +40,10 @@ M.FORMATS = {
         header = none,
         record = function(r, o, n)
             return (n > 1 and not o.quiet and "\n" or "") ..
-                text.render(r, { color = o.color, verbose = o.verbose, width = o.width, quiet = o.quiet })
+                text().render(r, { color = o.color, verbose = o.verbose, width = o.width, quiet = o.quiet })
         end,
         footer = function(seen, o)
-            if #seen > 1 and not o.quiet then return "\n" .. text.summary(seen) end
+            if #seen > 1 and not o.quiet then return "\n" .. text().summary(seen) end
         end,
     },
 }

@@ -11,7 +11,6 @@
 -- (one-line errors, the loop, exit codes), cli/probe.lua and cli/audit.lua
 -- (the commands), app/runner.lua (targets through the engine).
 local probe = require "mxprobe.app.cli.probe"
-local audit = require "mxprobe.app.cli.audit"
 local options = require "mxprobe.app.cli.options"
 local parser = require "mxprobe.app.cli.parser"
 local common = require "mxprobe.app.cli.common"
@@ -23,7 +22,10 @@ local M = {}
 M.toolbox = require "mxprobe.app.cli.toolbox"
 
 M.COMMANDS = {
-    audit = audit.main,
+    audit = function(argv, env)
+        -- lazy: a subcommand's module is loaded only when asked for
+        return require("mxprobe.app.cli.audit").main(argv, env)
+    end,
     -- subcommands with parsers of their own (issue 14)
     report = function(argv, env)
         -- lazy: a subcommand's module is loaded only when asked for
@@ -68,6 +70,6 @@ for _, k in ipairs { "parse_port", "parse_seconds", "parse_positive_integer", "p
                      "parse_domain", "parse_host", "parse_helo", "parse_mailbox" } do
     M[k] = options[k]
 end
-function M.audit_main(argv, env) return audit.main(argv, env or {}) end
+function M.audit_main(argv, env) return M.COMMANDS.audit(argv, env or {}) end
 
 return M

@@ -20,7 +20,8 @@ local runner = require "mxprobe.app.runner"
 local formats = require "mxprobe.app.formats"
 local sink = require "mxprobe.app.sink"
 local json = require "mxprobe.report.json"
-local explain = require "mxprobe.report.explain"
+-- lazy: the catalogue's renderers only for --list-checks and --explain
+local function explain() return require "mxprobe.report.explain" end
 local escape = require "mxprobe.runtime.escape"
 local toolbox = require "mxprobe.app.cli.toolbox"
 local loop = require "mxprobe.runtime.loop"
@@ -81,23 +82,23 @@ local function list_checks(run, args, out)
         active = {}
         for _, c in ipairs(run.checks) do active[c.id] = true end
     end
-    if args.json then out(json.encode(explain.checks_table(checks, active)), "\n")
-    else out(explain.render_checks(checks, args.verbose, active)) end
+    if args.json then out(json.encode(explain().checks_table(checks, active)), "\n")
+    else out(explain().render_checks(checks, args.verbose, active)) end
     return 0
 end
 
 local function explain_code(engine, run, args, out, fail)
     local cok, catalog = pcall(engine.catalog, run)
     if not cok then return fail(catalog) end
-    local entry, code = explain.lookup(catalog, args.explain)
+    local entry, code = explain().lookup(catalog, args.explain)
     if not entry then
         local msg = ("--explain: unknown code '%s'"):format(escape.for_display(args.explain, escape.MAX_ECHO))
         if #code > 0 then msg = msg .. " (did you mean " .. table.concat(code, ", ") .. "?)" end
         return fail(msg .. "; mxprobe --list-checks -v lists them all")
     end
-    local check = explain.find_check(run.all_checks or run.checks or {}, entry.check)
-    if args.json then out(json.encode(explain.code_table(code, entry, check)), "\n")
-    else out(explain.render_code(code, entry, check)) end
+    local check = explain().find_check(run.all_checks or run.checks or {}, entry.check)
+    if args.json then out(json.encode(explain().code_table(code, entry, check)), "\n")
+    else out(explain().render_code(code, entry, check)) end
     return 0
 end
 

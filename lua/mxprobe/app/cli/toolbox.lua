@@ -10,7 +10,7 @@
 local options = require "mxprobe.app.cli.options"
 local common = require "mxprobe.app.cli.common"
 local iputil = require "mxprobe.net.iputil"
-local text = require "mxprobe.report.text"
+local escape = require "mxprobe.runtime.escape"
 local core = require "mxprobe.core"
 
 local M = {}
@@ -40,7 +40,7 @@ toolbox.COLLECTED = { nagios = "mxprobe.report.nagios", openmetrics = "mxprobe.r
 
 local function days(s)
     if type(s) ~= "string" or not s:match("^%d+$") or tonumber(s) > 100000 then
-        return nil, ("'%s' is not a number of days (0 to 100000)"):format(text.escape(tostring(s)))
+        return nil, ("'%s' is not a number of days (0 to 100000)"):format(escape.for_display(tostring(s)))
     end
     return math.tointeger(tonumber(s))
 end
@@ -103,7 +103,7 @@ function toolbox.config(args, config, plan, env)
             local inner = a:match("^%[(.*)%]$") or a
             local fam = iputil.family(inner)
             if not fam then
-                return nil, ("--source: '%s' is not an IPv4 or IPv6 address"):format(text.escape(a))
+                return nil, ("--source: '%s' is not an IPv4 or IPv6 address"):format(escape.for_display(a))
             end
             if src[fam] then return nil, ("--source: two IPv%d addresses (%s and %s)"):format(fam, src[fam], inner) end
             src[fam] = fam == 6 and inner:lower() or inner
@@ -124,7 +124,7 @@ function toolbox.config(args, config, plan, env)
     end
     local fmt = args.format
     if fmt and not toolbox.COLLECTED[fmt] and fmt ~= "text" and fmt ~= "json" then
-        return nil, ("--format: '%s' is not a format (%s)"):format(text.escape(fmt), table.concat(toolbox.FORMATS, ", "))
+        return nil, ("--format: '%s' is not a format (%s)"):format(escape.for_display(fmt), table.concat(toolbox.FORMATS, ", "))
     end
     if fmt and args.json and fmt ~= "json" then return nil, "--json and --format " .. fmt .. ": choose one" end
     if fmt == "json" then args.json = true end
@@ -208,7 +208,9 @@ function toolbox.status_text(acts, now, done, total, width)
         s = "testing"
     end
     if total > 1 then s = ("[%d/%d] "):format(done, total) .. s end
-    s = text.escape(s)
+    s = escape.for_display(s)
+    -- lazy: the terminal's widths only for a status line on a terminal
+    local text = require "mxprobe.report.text"
     if width and text.width(s) > width - 1 then
         s = text.wrap(s, width - 2)[1]
         while text.width(s) > width - 2 do s = s:sub(1, -2) end
@@ -277,7 +279,7 @@ function toolbox.completion(shell, build)
     local known = false
     for _, s in ipairs(toolbox.SHELLS) do known = known or s == shell end
     if not known then
-        return nil, ("--completion: '%s' is not a shell (bash, zsh or fish)"):format(text.escape(shell))
+        return nil, ("--completion: '%s' is not a shell (bash, zsh or fish)"):format(escape.for_display(shell))
     end
     local p = build()
     build("audit", p:command("audit", "Test the mail servers of many domains (mxprobe audit --help)."))
