@@ -509,6 +509,28 @@ describe("policy rules", function()
       require("mxprobe.report.text").render(r))
   end)
 
+  it("servers are scored once without rules; before and after the rules with them (the rules see scores)", function()
+    local calls = 0
+    local function score(srv)
+      calls = calls + 1
+      return srv.findings[1] and srv.findings[1].severity == "ok" and 90 or 20
+    end
+    local r = judged({ score = score }, two())
+    assert.equal(2, calls) -- one pass: a second would give the same scores
+    assert.same({ 90, 20 }, { r.servers[1].score, r.servers[2].score })
+
+    calls = 0
+    local seen
+    r = judged({ score = score, rules = { function(result, api)
+      seen = { result.servers[1].score, result.servers[2].score }
+      api.fail("second server", { server = result.servers[2] })
+    end } }, two())
+    assert.equal(4, calls)
+    assert.same({ 90, 20 }, seen)
+    assert.same({ 90, 20 }, { r.servers[1].score, r.servers[2].score })
+    assert.equal("critical", r.verdict)
+  end)
+
   it("a verdict function returning nonsense is inconclusive, with an error finding", function()
     local r = judged({ verdict = function() return "fine" end }, two())
     assert.equal("inconclusive", r.verdict)

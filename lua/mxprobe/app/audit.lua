@@ -579,12 +579,37 @@ local function new_summary()
     return s
 end
 
+-- The codes the summary counts: those of the CSV `codes` column
+-- (report.csv's codes: every code whose finding is not "ok"), each once
+-- per record.  Walked here without sorting or an iterator call per
+-- finding: it runs for every record of an audit (issue 15).
+local QUIET = { ok = true }
+local function count_codes(codes, seen, list)
+    if type(list) ~= "table" then return end
+    for _, f in ipairs(list) do
+        if type(f) == "table" then
+            local c = f.code
+            if type(c) == "string" and not QUIET[f.severity] and not seen[c] then
+                seen[c] = true
+                codes[c] = (codes[c] or 0) + 1
+            end
+        end
+    end
+end
+
 local function count(summary, r)
     summary.records = summary.records + 1
     local v = type(r.verdict) == "string" and r.verdict or "inconclusive"
     summary.verdicts[v] = (summary.verdicts[v] or 0) + 1
     if r.error then summary.errors = summary.errors + 1 end
-    for _, code in ipairs(csv.codes(r)) do summary.codes[code] = (summary.codes[code] or 0) + 1 end
+    local codes, seen = summary.codes, {}
+    count_codes(codes, seen, type(r.dns) == "table" and r.dns.findings)
+    count_codes(codes, seen, r.findings)
+    if type(r.servers) == "table" then
+        for _, srv in ipairs(r.servers) do
+            if type(srv) == "table" then count_codes(codes, seen, srv.findings) end
+        end
+    end
 end
 
 -- for mxprobe audit --summarize (mxprobe.app.audit_summarize): the same counting

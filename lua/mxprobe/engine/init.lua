@@ -257,22 +257,27 @@ end
 -- domain (issue 15: the deep copy and the evidence's JSON were a fifth of a
 -- shared domain's instructions).  A finding whose evidence has a metatable
 -- of its own is copied whole.
+-- Once per probe: freezes the evidence, and lists the findings whose
+-- evidence cannot be shared (probe.evidence_own: their indices; usually
+-- none, so a domain's copy is one C call).
 local function share_evidence(probe)
-    if probe.evidence_frozen then return end
-    for _, f in ipairs(probe.findings) do
+    if probe.evidence_own then return probe.evidence_own end
+    local own = {}
+    for i, f in ipairs(probe.findings) do
         local ev = type(f) == "table" and f.evidence
-        if type(ev) == "table" and getmetatable(ev) == nil then frozen.mark(ev) end
+        if type(ev) == "table" then
+            if getmetatable(ev) == nil then frozen.mark(ev) end
+            if not frozen.is(ev) then own[#own + 1] = i end
+        end
     end
-    probe.evidence_frozen = true
+    probe.evidence_own = own
+    return own
 end
 
 local function copy_findings(probe)
-    share_evidence(probe)
+    local own = share_evidence(probe)
     local out = core.copy.rows(probe.findings)
-    for _, f in ipairs(out) do
-        local ev = type(f) == "table" and f.evidence
-        if type(ev) == "table" and not frozen.is(ev) then f.evidence = deep_copy(ev) end
-    end
+    for _, i in ipairs(own) do out[i].evidence = deep_copy(out[i].evidence) end
     return out
 end
 

@@ -55,7 +55,9 @@ M.each_finding = each_finding
 function M.verdict(result)
     local worst, worst_f, worst_srv = 0, nil, nil
     local unsure, unsure_f, unsure_srv = false, nil, nil
-    each_finding(result, function(f, srv)
+    -- findings.each without a closure call per finding: this runs once per
+    -- domain of an audit (issue 15)
+    for f, srv in findings.each(result) do
         local r = RANK[f.severity]
         if r == nil then
             if not unsure then unsure, unsure_f, unsure_srv = true, f, srv end
@@ -63,7 +65,7 @@ function M.verdict(result)
             -- on a tie, a finding a policy rule added or judged is the more specific reason
             worst, worst_f, worst_srv = r, f, srv
         end
-    end)
+    end
     if worst == 2 then return "critical", worst_f, worst_srv end
     if worst == 1 then return "warning", worst_f, worst_srv end
     if unsure then return "inconclusive", unsure_f, unsure_srv end
@@ -129,7 +131,10 @@ function M.judge(run, result, dctx)
     -- the sender matrix, for rules (api.senders) and reports
     result.senders = senders.compute(result, dctx and dctx.facts, nil, ran)
     sender_verdict.apply(pol, result, nil, run.config) -- what the matrix says (policy.senders), before the site's rules
-    score_all(run, result)
+    -- the scores the rules see; without rules the pass after them gives
+    -- the same ones, so it is the only one (issue 15: a domain of an audit)
+    local pr = pol.rules
+    if pr and next(pr) ~= nil then score_all(run, result) end
     rules.apply(run, result, dctx)
     score_all(run, result, true)
     local verdict, f, srv, reason, by
