@@ -93,9 +93,16 @@ return {
     local allowed = {}
     for _, k in ipairs(ctx.config.allow_reserved or {}) do allowed[k] = true end
     local max = ctx:threshold("max_addresses") or 8
+    -- a host whose lookup task raised (a resolver's bug, the time budget):
+    -- the other hosts are judged first, then the error is the check's, as
+    -- when the only host's lookup raises in this task
+    local raised
     for i, tgt in ipairs(targets) do
       local res = tgt.resolved
-      if tasks[i] then res = loop.join(tasks[i]) end
+      if tasks[i] then
+        local r, code, detail = loop.join(tasks[i])
+        if r == nil and code then raised = raised or detail or code else res = r end
+      end
       tgt.addresses = {}
       if res then
         for target in pairs(res.cnames) do ctx:finding("ADDRESS_CNAME", { host = tgt.host, target = target }) end
@@ -131,6 +138,7 @@ return {
         end
       end
     end
+    if raised ~= nil then error(raised, 0) end
     if #targets > 0 and usable == 0 and not any_failed then
       ctx:finding("ADDRESS_NONE_ALL", { domain = ctx.domain })
     end
