@@ -200,6 +200,45 @@ describe("replies stay with their commands", function()
     assert.same({}, srv.errors)
   end)
 
+  it("a 421 that comes before a command is the end of the session, not a reply out of step", function()
+    -- Postfix under stress (smtpd_hard_error_limit = ${stress?1}{20}) answers
+    -- the first refused RCPT, then says 421 and closes: RFC 5321 3.8 allows
+    -- a 421 "asynchronously from command receipt"
+    local srv = fake.start({ GREETING, { expect = "^EHLO" }, EHLO_REPLY, { expect = "^MAIL" }, "250 2.1.0 Ok\r\n",
+      { expect = "^RCPT" }, "550 5.7.1 <x@y.test>: Relay access denied\r\n421 4.7.0 mx.test Error: too many errors\r\n",
+      { close = true } })
+    local s = open(srv)
+    dialog.greet(s)
+    dialog.ehlo(s, "t.test")
+    dialog.mail(s, "a@b.test")
+    assert.equal(550, dialog.rcpt(s, "x@y.test").code)
+    loop.sleep(0.1)
+    local r, code, detail = dialog.rcpt(s, "postmaster@b.test")
+    assert.is_nil(r)
+    assert.equal("closed", code)
+    assert.matches("the server ended the session (421 4.7.0 mx.test Error: too many errors) before RCPT", detail, 1, true)
+    assert.same({}, s.events or {}) -- no SMTP_UNSOLICITED_REPLY
+    assert.equal("closed", select(2, dialog.rset(s)))
+    assert.equal("closed", select(2, dialog.quit(s)))
+    srv:stop()
+    local _, n = sent(srv):gsub("RCPT", "")
+    assert.equal(1, n)
+    assert.not_matches("QUIT", sent(srv))
+  end)
+
+  it("engine: the relay probe against a server that says 421 after refusing: RELAY_DENIED, no protocol warning", function()
+    local r = run_case({ GREETING, { expect = "^EHLO" }, EHLO_REPLY,
+      { expect = "^MAIL" }, "250 2.1.0 Ok\r\n",
+      { expect = "^RCPT" }, "550 5.7.1 <someone@external.test>: Relay access denied\r\n421 4.7.0 mx.test Error: too many errors\r\n",
+      { close = true } }, { only = { "relay" }, domain = "site.test" })
+    local set, list = codes_of(r)
+    assert.truthy(set.RELAY_DENIED, list)
+    assert.is_nil(set.SMTP_UNSOLICITED_REPLY, list)
+    assert.equal("ok", r.verdict)
+    local lr = r.servers[1].facts.relay.local_rcpt
+    assert.matches("ended the session %(421", lr.error)
+  end)
+
   it("engine: an early 554 before RCPT makes the relay probe inconclusive, never open", function()
     local r, srv = run_case({ GREETING, { expect = "^EHLO" }, EHLO_REPLY,
       { expect = "^MAIL" }, "250 2.1.0 Ok\r\n554 5.7.1 early\r\n",

@@ -104,6 +104,7 @@ end
 -- "unsolicited", detail when the session is out of step.
 local function in_step(s, before)
   if s.out_of_step then return nil, "unsolicited", s.out_of_step end
+  if s.ended then return nil, "closed", s.ended end
   if pull(s) == 0 then return true end
   local got, dl = {}, loop.now() + 1
   while s.sock:buffered() > 0 and #got < 5 do
@@ -111,9 +112,22 @@ local function in_step(s, before)
     if not r then break end
     got[#got + 1] = r
   end
+  local junk = 0
   if s.sock:buffered() > 0 then
-    local junk = s.sock:take_buffered() or ""
-    s:note("!", ("%d more unsolicited bytes dropped"):format(#junk))
+    junk = #(s.sock:take_buffered() or "")
+    s:note("!", ("%d more unsolicited bytes dropped"):format(junk))
+  end
+  -- A 421 may come at any time: RFC 5321 section 3.8 lets a server that
+  -- must shut the session down send it "asynchronously from command
+  -- receipt", then close (Postfix under stress does after one error:
+  -- smtpd_hard_error_limit = ${stress?1}{20}).  That is the end of the
+  -- session, not a dialog out of step: no command is sent after it.
+  local ended = #got > 0 and junk == 0
+  for _, r in ipairs(got) do if r.code ~= 421 then ended = false end end
+  if ended then
+    s.ended = ("the server ended the session (%s) before %s was sent"):format(short(got[1]), before)
+    s:note("!", s.ended)
+    return nil, "closed", s.ended
   end
   local greeting = (s.commands or 0) == 0 and #got > 0
   for _, r in ipairs(got) do if r.code ~= 220 then greeting = false end end
@@ -261,6 +275,8 @@ function M.rset(s, opts) return M.command(s, "RSET", opts) end
 -- code, detail; the session is closed either way.
 function M.quit(s, opts)
   if s.closed then return nil, "closed", "the session is closed" end
+  -- the server said 421 and closed (in_step): nobody is left to hear QUIT
+  if s.ended then s:close(); return nil, "closed", s.ended end
   local deadline = (opts and opts.deadline) or (loop.now() + 2)
   local r, code, detail
   if s:send_line("QUIT", deadline) then r, code, detail = read(s, deadline, "reply to QUIT") end
