@@ -31,6 +31,9 @@ M.EVERY = 10000      -- instructions between two looks at the clock (hook mode)
 M.TICK = 0.05        -- seconds between two looks of the watchdog
 
 local W = require("mxprobe.core").watchdog
+local running, now, traceback = coroutine.running, C.now, debug.traceback
+-- (the watchdog's enter: no call in hook mode)
+local enter = W and W.enter
 -- "watchdog" once M.use_watchdog() started it, else "hook"
 M.mode = "hook"
 
@@ -98,6 +101,13 @@ local function restore(co, sec, start, sig, ...)
     return ...
 end
 
+-- the end of an outermost call: no budget (check() reads b_start and b_sig
+-- only under a b_sec)
+local function clear(co, ...)
+    b_sec[co] = nil
+    return ...
+end
+
 local function hook_call(seconds, fn, ...)
     local co = coroutine.running()
     local old_hook, old_mask, old_count = debug.gethook(co)
@@ -116,11 +126,19 @@ end
 function M.call(seconds, fn, ...)
     seconds = seconds or M.DEFAULT
     if M.mode ~= "watchdog" then return hook_call(seconds, fn, ...) end
-    local co = coroutine.running()
-    local sec, start, sig = b_sec[co], b_start[co], b_sig[co]
-    b_sec[co], b_start[co], b_sig[co] = seconds, C.now(), loop.signals_handled or signals()
-    W.enter()
-    return restore(co, sec, start, sig, xpcall(fn, debug.traceback, ...))
+    local co = running()
+    local sec = b_sec[co]
+    if sec == nil then
+        -- the outermost call (a check's, a rule's: a dozen per audited
+        -- domain) has no caller's budget to restore
+        b_sec[co], b_start[co], b_sig[co] = seconds, now(), loop.signals_handled or signals()
+        enter()
+        return clear(co, xpcall(fn, traceback, ...))
+    end
+    local start, sig = b_start[co], b_sig[co]
+    b_sec[co], b_start[co], b_sig[co] = seconds, now(), loop.signals_handled or signals()
+    enter()
+    return restore(co, sec, start, sig, xpcall(fn, traceback, ...))
 end
 
 return M
