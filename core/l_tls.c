@@ -871,14 +871,74 @@ static int l_tls_shutdown(lua_State *L)
     return mx_fail(L, s->err_code ? s->err_code : "tls", "%s", s->err);
 }
 
+/* ---- tls.load_ca --------------------------------------------------------- */
+
+/* A cursor over DER bytes. */
+typedef struct {
+    const unsigned char *p;
+    long left;
+} der_cur;
+
+/* The next element of c if it has this tag and class: its content in
+ * *content (when not NULL) and c moved past it; 0 when it is malformed
+ * (a length past the end, an indefinite length: not DER) or another one. */
+static int der_next(der_cur *c, int tag_want, int cls_want, der_cur *content)
+{
+    if (c->left <= 0) return 0;
+    const unsigned char *q = c->p;
+    long len;
+    int tag, cls;
+    int r = ASN1_get_object(&q, &len, &tag, &cls, c->left);
+    if ((r & 0x80) || (r & 1)) return 0;
+    if (tag != tag_want || cls != cls_want) return 0;
+    long hdr = (long)(q - c->p);
+    if (len < 0 || len > c->left - hdr) return 0;
+    if (content) {
+        content->p = q;
+        content->left = len;
+    }
+    c->p = q + len;
+    c->left -= hdr + len;
+    return 1;
+}
+
+/* Does der have the shape of an X.509 certificate (RFC 5280 4.1)?
+ *   Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
+ *     OPTIONAL, serialNumber INTEGER, signature, issuer, validity,
+ *     subject, subjectPublicKeyInfo (SEQUENCEs), ... },
+ *     signatureAlgorithm SEQUENCE, signatureValue BIT STRING }
+ * aux: a TRUSTED CERTIFICATE, whose certificate OpenSSL follows with its
+ * trust settings (one more SEQUENCE).  Read with the generic ASN.1 reader:
+ * d2i_X509 decodes the public key too, which starts OpenSSL 3's decoders
+ * (PEM_X509_INFO_read_bio of one certificate was 5.7 M instructions, a
+ * sixth of a start; issue 15).  The key is decoded with the context, at
+ * the first handshake, where a bad one fails verification. */
+static int cert_shape(const unsigned char *der, long n, int aux)
+{
+    der_cur all = {der, n}, cert, tbs, tmp;
+    if (!der_next(&all, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &cert)) return 0;
+    if (aux && all.left > 0 && !der_next(&all, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL)) return 0;
+    if (all.left != 0) return 0;
+    if (!der_next(&cert, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &tbs)) return 0;
+    tmp = tbs;
+    if (der_next(&tmp, 0, V_ASN1_CONTEXT_SPECIFIC, NULL)) tbs = tmp; /* version */
+    if (!der_next(&tbs, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, NULL)) return 0;
+    for (int i = 0; i < 5; i++)
+        if (!der_next(&tbs, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL)) return 0;
+    if (!der_next(&cert, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL)) return 0;
+    if (!der_next(&cert, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, NULL)) return 0;
+    return cert.left == 0;
+}
+
 /* int l_tls_load_ca (lua_State *L)  [-1, +1|2, e]
  * tls.load_ca(path) -> number of certificates | nil, message
  * Reads a PEM bundle of trust anchors once, as a context would
  * (ca_file), and says what is wrong with it: "FILE: cannot read: ...",
  * "FILE: no certificate found" (a readable file that is not a bundle:
  * OpenSSL would accept it and every server would fail verification),
- * "FILE: cannot parse certificate #N: ...".  Blocks other than
- * certificates (CRLs, keys) are skipped. */
+ * "FILE: cannot parse the certificates: ..." (a block that is not base64,
+ * or a CERTIFICATE block that is not an X.509 certificate).  Blocks other
+ * than certificates (CRLs, keys) are skipped. */
 static int l_tls_load_ca(lua_State *L)
 {
     size_t plen;
@@ -894,29 +954,52 @@ static int l_tls_load_ca(lua_State *L)
         lua_pushfstring(L, "%s: cannot read: %s", path, e ? strerror(e) : "cannot open the file");
         return 2;
     }
-    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL);
-    int e = errno;
-    BIO_free(b);
-    if (!infos) {
-        unsigned long first = ERR_peek_last_error();
-        char d[400];
-        lua_pushnil(L);
-        if (ERR_GET_LIB(first) == ERR_LIB_PEM && ERR_GET_REASON(first) == PEM_R_NO_START_LINE) {
-            ERR_clear_error();
-            lua_pushfstring(L, "%s: no certificate found", path);
-        } else if (ERR_GET_LIB(first) == ERR_LIB_SYS || (first == 0 && e)) {
-            ERR_clear_error();
-            lua_pushfstring(L, "%s: cannot read: %s", path, strerror(e ? e : EIO));
-        } else {
-            lua_pushfstring(L, "%s: cannot parse the certificates: %s", path, mx_ssl_errors(d, sizeof d));
+    int n = 0, blocks = 0;
+    const char *bad = NULL;
+    char d[400];
+    for (;;) {
+        char *name = NULL, *header = NULL;
+        unsigned char *data = NULL;
+        long len = 0;
+        errno = 0;
+        if (!PEM_read_bio(b, &name, &header, &data, &len)) {
+            int e = errno;
+            unsigned long first = ERR_peek_last_error();
+            if (ERR_GET_LIB(first) == ERR_LIB_PEM && ERR_GET_REASON(first) == PEM_R_NO_START_LINE) {
+                ERR_clear_error(); /* the end: no more blocks */
+            } else if (ERR_GET_LIB(first) == ERR_LIB_SYS || (first == 0 && e)) {
+                ERR_clear_error();
+                BIO_free(b);
+                lua_pushnil(L);
+                lua_pushfstring(L, "%s: cannot read: %s", path, strerror(e ? e : EIO));
+                return 2;
+            } else {
+                lua_pushfstring(L, "block %d: %s", blocks + 1, mx_ssl_errors(d, sizeof d));
+                bad = lua_tostring(L, -1);
+            }
+            break;
         }
+        blocks++;
+        int aux = strcmp(name, "TRUSTED CERTIFICATE") == 0;
+        if (aux || strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "X509 CERTIFICATE") == 0) {
+            if (cert_shape(data, len, aux)) n++;
+            else {
+                lua_pushfstring(L, "certificate #%d is not an X.509 certificate (DER)", n + 1);
+                bad = lua_tostring(L, -1);
+            }
+        }
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        if (bad) break;
+    }
+    BIO_free(b);
+    ERR_clear_error();
+    if (bad) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: cannot parse the certificates: %s", path, bad);
         return 2;
     }
-    int n = 0;
-    for (int i = 0; i < sk_X509_INFO_num(infos); i++)
-        if (sk_X509_INFO_value(infos, i)->x509) n++;
-    sk_X509_INFO_pop_free(infos, X509_INFO_free);
-    ERR_clear_error();
     if (n == 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "%s: no certificate found", path);

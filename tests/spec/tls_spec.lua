@@ -735,6 +735,42 @@ describe("mxprobe.net.tls", function()
       assert.equal("/nonexistent/ca.pem: cannot read: No such file or directory", err)
       for _, p in ipairs { two, text, empty, broken } do os.remove(p) end
     end)
+
+    -- the shape is read without decoding the key (OpenSSL 3's decoders
+    -- cost a sixth of a start): what it accepts and refuses
+    it("reads certificates by their shape: other blocks skipped, a non-certificate refused", function()
+      local pem = assert(io.open(certs.ca)):read("a")
+      local function b64(der)
+        local f = assert(io.popen("printf '" .. der:gsub(".", function(c) return ("\\%03o"):format(c:byte()) end)
+          .. "' | base64 -w 64"))
+        local s = f:read("a"); f:close()
+        return s
+      end
+      -- SEQUENCE { INTEGER 1 }: well-formed DER, not a certificate
+      local seq = tmp("-----BEGIN CERTIFICATE-----\n" .. b64("\48\3\2\1\1") .. "-----END CERTIFICATE-----\n")
+      local n, err = C.load_ca(seq)
+      assert.is_nil(n)
+      assert.equal(seq .. ": cannot parse the certificates: certificate #1 is not an X.509 certificate (DER)", err)
+      -- a key and a CRL-like block beside a certificate: only the certificate counts
+      local mixed = tmp("-----BEGIN PRIVATE KEY-----\n" .. b64("\48\3\2\1\1") .. "-----END PRIVATE KEY-----\n" .. pem
+        .. "-----BEGIN X509 CRL-----\n" .. b64("\48\0") .. "-----END X509 CRL-----\n")
+      assert.equal(1, C.load_ca(mixed))
+      -- OpenSSL's TRUSTED CERTIFICATE (trust settings after the certificate)
+      local trusted = os.tmpname()
+      assert(os.execute(("openssl x509 -in %s -trustout -addtrust serverAuth -out %s 2>/dev/null"):format(certs.ca, trusted)))
+      assert.matches("BEGIN TRUSTED CERTIFICATE", assert(io.open(trusted)):read("a"), 1, true)
+      assert.equal(1, C.load_ca(trusted))
+      -- the system bundle: every certificate in it
+      local sys = "/etc/ssl/certs/ca-certificates.crt"
+      local f = io.open(sys)
+      if f then
+        local _, count = f:read("a"):gsub("BEGIN CERTIFICATE", "")
+        f:close()
+        assert.is_true(count > 50)
+        assert.equal(count, C.load_ca(sys))
+      end
+      for _, p in ipairs { seq, mixed, trusted } do os.remove(p) end
+    end)
   end)
 
   describe("contexts", function()
