@@ -153,7 +153,14 @@ describe("the GNU parallel recipe with a shard killed and resumed", function()
     write(dir .. "/domains.txt", table.concat(names, "\n") .. "\n")
     local net = {}
     for _, a in ipairs(NET) do net[#net + 1] = sh_quote(a) end
-    local common = table.concat(net, " ")
+    -- four shards of up to 1000 domains in flight each ask the lab's one
+    -- resolver at once; a DNS try of 5 s (2 s by default) leaves a slow
+    -- machine's resolver time.  CI once had 3 of the 60 dropped domains
+    -- without CONNECT_TIMEOUT, which about 50 runs here never reproduced; a
+    -- lookup that timed out is the likeliest cause, and the assertion at
+    -- the end now prints those records.  This spec is about the recipe,
+    -- not about load.
+    local common = table.concat(net, " ") .. " --timeout-dns 5"
 
     -- shard 3 first, alone and slowly, killed once it has written some: one
     -- domain at a time and every one probed (--no-share; the dropped
@@ -215,9 +222,21 @@ describe("the GNU parallel recipe with a shard killed and resumed", function()
     for v, n in pairs(by_verdict) do assert.equal(n, s.verdicts[v], v) end
     assert.same(by_code, s.codes)
     -- every 20th scale domain is behind the dropped address
-    local dropped = 0
+    local dropped, other = 0, {}
     for _, n in ipairs(names) do if tonumber(n:match("^d(%d+)")) % 20 == 0 then dropped = dropped + 1 end end
-    assert.equal(dropped, s.codes.CONNECT_TIMEOUT)
+    for k = 1, 4 do
+      for _, r in ipairs(records(("%s/part-%d.jsonl"):format(dir, k))) do
+        local timed_out = false
+        for _, srv in ipairs(r.servers) do
+          for _, x in ipairs(srv.findings or {}) do timed_out = timed_out or x.code == "CONNECT_TIMEOUT" end
+        end
+        if tonumber(r.domain:match("^d(%d+)")) % 20 == 0 and not timed_out then
+          other[#other + 1] = ("part %d: %s"):format(k, cjson.encode(r))
+        end
+      end
+    end
+    -- (a failure shows the records of the dropped domains without it)
+    assert.equal(dropped, s.codes.CONNECT_TIMEOUT, table.concat(other, "\n"))
     os.execute("rm -rf " .. sh_quote(dir))
   end)
 end)
