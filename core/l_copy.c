@@ -3,6 +3,7 @@
  * findings, in C.
  *
  *   core.copy.deep(value) -> a copy | nothing (the Lua copy's case)
+ *   core.copy.without(t, key) -> a copy of t (one level) without key
  *   core.copy.rows(list)  -> a copy of list and of each table in it, one
  *                            level: their values are the same values
  *
@@ -101,6 +102,37 @@ static int l_rows(lua_State *L)
     return 1;
 }
 
+/* without(t, key): a new table with t's keys and values but key, made at
+ * its final size (audit.compact's record without the transcripts: growing
+ * a copy key by key rehashed it four times, for every server of every
+ * record; issue 15).  No metatable, as a table constructor's copy. */
+static int l_without(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    int arr = 0, hash = 0;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= n) arr++;
+        else hash++;
+    }
+    lua_createtable(L, arr, hash);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_rawequal(L, -2, 2)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, 3);
+    }
+    return 1;
+}
+
 static int l_deep(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -111,6 +143,7 @@ static int l_deep(lua_State *L)
 static const luaL_Reg copy_funcs[] = {
     {"deep", l_deep},
     {"rows", l_rows},
+    {"without", l_without},
     {NULL, NULL},
 };
 

@@ -539,6 +539,14 @@ function M.failing_server(srv)
     return false
 end
 
+-- a copy of t without key: core.copy.without makes it at its final size
+-- (the Lua loop grew it key by key, for every server of every record)
+local without = core.copy and core.copy.without or function(t, key)
+    local c = {}
+    for k, v in pairs(t) do if k ~= key then c[k] = v end end
+    return c
+end
+
 --- The record to write for result r: without the transcripts (mode
 -- "none"), with them for failing servers only ("failing"), or all ("all").
 -- Copies what it changes: r itself (what on_result gets) keeps everything.
@@ -557,9 +565,7 @@ function M.compact(r, mode)
     local servers = json.array()
     for i, srv in ipairs(r.servers) do
         if type(srv) == "table" and not (mode == "failing" and M.failing_server(srv)) then
-            local c = {}
-            for k, v in pairs(srv) do if k ~= "transcript" then c[k] = v end end
-            servers[i] = c
+            servers[i] = without(srv, "transcript")
         else
             servers[i] = srv
         end

@@ -48,27 +48,46 @@ local function each_finding(result, fn)
 end
 M.each_finding = each_finding
 
+-- One list of findings into the verdict's state: the worst conclusive
+-- finding so far (rank, finding, server) and the first inconclusive one.
+-- A call per list, not per finding (issue 15: the walk runs once per
+-- domain of an audit, and findings.each's iterator was a call per finding).
+local function worst_of(l, srv, worst, wf, ws, uf, us)
+    if type(l) ~= "table" then return worst, wf, ws, uf, us end
+    for i = 1, #l do
+        local f = l[i]
+        if type(f) == "table" then
+            local r = RANK[f.severity]
+            if r == nil then
+                if not uf then uf, us = f, srv end
+            elseif r > worst or (r == worst and r > 0 and f.rule and not wf.rule) then
+                -- on a tie, a finding a policy rule added or judged is the more specific reason
+                worst, wf, ws = r, f, srv
+            end
+        end
+    end
+    return worst, wf, ws, uf, us
+end
+
 --- The default verdict: the worst conclusive severity; "inconclusive" when
 -- something could not be tested and nothing conclusive is wrong.  The
 -- deciding finding is the first of the worst severity, preferring one a
--- policy rule added or changed.
+-- policy rule added or changed.  The lists in findings.each's order: the
+-- DNS findings, the domain's, each server's.
 function M.verdict(result)
-    local worst, worst_f, worst_srv = 0, nil, nil
-    local unsure, unsure_f, unsure_srv = false, nil, nil
-    -- findings.each without a closure call per finding: this runs once per
-    -- domain of an audit (issue 15)
-    for f, srv in findings.each(result) do
-        local r = RANK[f.severity]
-        if r == nil then
-            if not unsure then unsure, unsure_f, unsure_srv = true, f, srv end
-        elseif r > worst or (r == worst and r > 0 and f.rule and not worst_f.rule) then
-            -- on a tie, a finding a policy rule added or judged is the more specific reason
-            worst, worst_f, worst_srv = r, f, srv
+    local dns = result.dns
+    local worst, wf, ws, uf, us = worst_of(type(dns) == "table" and dns.findings, nil, 0)
+    worst, wf, ws, uf, us = worst_of(result.findings, nil, worst, wf, ws, uf, us)
+    local servers = result.servers
+    if type(servers) == "table" then
+        for i = 1, #servers do
+            local srv = servers[i]
+            if type(srv) == "table" then worst, wf, ws, uf, us = worst_of(srv.findings, srv, worst, wf, ws, uf, us) end
         end
     end
-    if worst == 2 then return "critical", worst_f, worst_srv end
-    if worst == 1 then return "warning", worst_f, worst_srv end
-    if unsure then return "inconclusive", unsure_f, unsure_srv end
+    if worst == 2 then return "critical", wf, ws end
+    if worst == 1 then return "warning", wf, ws end
+    if uf then return "inconclusive", uf, us end
     return "ok", nil, nil
 end
 

@@ -86,7 +86,9 @@ local function opportunistic(f)
 end
 
 -- the time compute() judges at (its `now`)
-local clock = os.time
+-- the time judged at: compute's now (one upvalue, not a closure per call)
+local clock_now
+local function clock() return clock_now or os.time() end
 
 -- PKIX as a verifying sender sees it: nil (fine) or the reason
 local function pkix_problem(f, host)
@@ -231,17 +233,40 @@ local function address_cells(f, host, sts, offsig)
   return opp, st, ms, da
 end
 
+local off_memo = setmetatable({}, { __mode = "k" }) -- ran set -> { off, sig }
+
+local function by_preference(x, y)
+  if (x.preference or 0) ~= (y.preference or 0) then return (x.preference or 0) < (y.preference or 0) end
+  return x.host < y.host
+end
+
+local function by_date(x, y)
+  if x.at ~= y.at then return x.at < y.at end
+  if x.kind ~= y.kind then return x.kind < y.kind end
+  return x.host < y.host
+end
+
 --- The matrix for one result.  facts: the domain checks' facts (mta_sts);
 -- ran (optional): { check id -> true } of the checks the run has.
 function M.compute(result, facts, now, ran)
   now = now or os.time()
-  clock = function() return now end
-  off = {}
-  local offsig = ""
-  for _, id in ipairs(ran and OFF_IDS or {}) do
-    off[id] = not ran[id]
-    if off[id] then offsig = offsig .. id .. " " end
+  clock_now = now
+  -- the checks that did not run: the same for every domain of a run (its
+  -- ran set is made once), so worked out once per set
+  local memo = ran and off_memo[ran]
+  if memo then
+    off = memo.off
+  else
+    off = {}
+    local sig = ""
+    for _, id in ipairs(ran and OFF_IDS or {}) do
+      off[id] = not ran[id]
+      if off[id] then sig = sig .. id .. " " end
+    end
+    memo = { off = off, sig = sig }
+    if ran then off_memo[ran] = memo end
   end
+  local offsig = memo.sig
   facts = facts or {}
   local sts = facts.mta_sts
   local mx, by_host = {}, {}
@@ -255,10 +280,7 @@ function M.compute(result, facts, now, ran)
     local opp, st, ms, da = address_cells(srv.facts or {}, srv.host, sts, offsig)
     m.addresses[#m.addresses + 1] = { address = srv.address, opportunistic = opp, strict = st, mta_sts = ms, dane = da }
   end
-  table.sort(mx, function(x, y)
-    if (x.preference or 0) ~= (y.preference or 0) then return (x.preference or 0) < (y.preference or 0) end
-    return x.host < y.host
-  end)
+  if #mx > 1 then table.sort(mx, by_preference) end
   local out = { kinds = M.KINDS, mx = mx, domain = {}, breaks = {} }
   for _, k in ipairs(M.KINDS) do out.domain[k] = domain_cell(mx, k) end
 
@@ -302,11 +324,7 @@ function M.compute(result, facts, now, ran)
   end
   local b = policy_host_break(sts, out.domain.mta_sts, now)
   if b then out.breaks[#out.breaks + 1] = b end
-  table.sort(out.breaks, function(x, y)
-    if x.at ~= y.at then return x.at < y.at end
-    if x.kind ~= y.kind then return x.kind < y.kind end
-    return x.host < y.host
-  end)
+  if #out.breaks > 1 then table.sort(out.breaks, by_date) end
   for _, b in ipairs(out.breaks) do b.at = nil end
   return out
 end
