@@ -85,8 +85,7 @@ local function opportunistic(f)
   return cell("encrypted", (s.version or "TLS") .. ", certificate not checked")
 end
 
--- the time compute() judges at (its `now`)
--- the time judged at: compute's now (one upvalue, not a closure per call)
+-- the time compute() judges at (its `now`; one upvalue, not a closure per call)
 local clock_now
 local function clock() return clock_now or os.time() end
 
