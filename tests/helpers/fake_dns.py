@@ -16,6 +16,8 @@ picks the behaviour:
   tlsashort  a TLSA record whose rdata is 2 bytes (malformed)
   cname      CNAME target.test. (and nothing else: the client asks again)
   slow       A 192.0.2.1 after 0.3 s (counts toward "maxout")
+  dropfirst  ignores the first query for each question (a lost datagram),
+             then answers A 192.0.2.1 like (other)
   stats      TXT "queries=N maxout=M": queries seen so far (stats excluded)
              and the peak of slow queries outstanding at once
   (other)    A 192.0.2.1, TTL 60
@@ -111,6 +113,7 @@ def main():
     stats = {"queries": 0, "maxout": 0}
     later = []  # heap of (due, seq, addr, packet): the slow answers
     seq = 0
+    dropped = set()  # the questions of "dropfirst" queries seen once
     while True:
         now = time.monotonic()
         if now >= end:
@@ -133,6 +136,8 @@ def main():
                 elif first == "adecho":
                     ad = "ad" if pkt[3] & 0x20 else "noad"
                     sock.sendto(answer(qid, question, ad, stats), addr)
+                elif first == "dropfirst" and question.lower() not in dropped:
+                    dropped.add(question.lower())
                 elif first != "silent":
                     sock.sendto(answer(qid, question, first, stats), addr)
         now = time.monotonic()

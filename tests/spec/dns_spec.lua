@@ -588,6 +588,36 @@ describe("core.dns against a scripted responder", function()
     assert.equal(0, r:stats().pending)
   end)
 
+  it_fake("a lost datagram is sent again inside the question's deadline (dns.try_timeout)", function()
+    assert.equal(0.4, dns.try_timeout(1))
+    assert.has_error(function() dns.try_timeout(0) end, "bad argument #1 to 'try_timeout' (seconds > 0 expected, got 0)")
+    -- the responder ignores the first query for each question
+    local r = assert(dns.new { servers = { "127.0.0.1:" .. fake.port }, timeout = dns.try_timeout(1), tries = 2 })
+    local t0 = loop.now()
+    local a = assert(r:query("dropfirst.x5.test", "A", loop.now() + 1))
+    local dt = loop.now() - t0
+    assert.equal("192.0.2.1", a.answers[1].address)
+    assert.is_true(dt >= 0.35 and dt < 1, "took " .. dt)
+    r:close()
+    -- a try as long as the deadline: the same loss fails the question
+    local same = assert(dns.new { servers = { "127.0.0.1:" .. fake.port }, timeout = 1, tries = 2 })
+    local res, code, detail = same:query("dropfirst.x6.test", "A", loop.now() + 1)
+    assert.is_nil(res)
+    assert.equal("timeout", code)
+    assert.equal("the deadline passed", detail)
+    same:close()
+  end)
+
+  it_fake("the engine's resolver sends a lost question again within timeouts.dns", function()
+    local engine = require "mxprobe.engine"
+    local run = engine.new { config = { resolvers = { "127.0.0.1:" .. fake.port }, timeouts = { dns = 1 } } }
+    local t0 = loop.now()
+    local a = assert(run.dns:query("dropfirst.x7.test", "A", loop.now() + 1))
+    assert.equal("192.0.2.1", a.answers[1].address)
+    assert.is_true(loop.now() - t0 < 1)
+    run.dns:close()
+  end)
+
   it_fake("reports a closed port (ICMP port unreachable) as refused", function()
     local r = assert(C.resolver { servers = { "127.0.0.1:" .. fake.closed_port }, timeout = 0.5, tries = 2 })
     local t0 = loop.now()

@@ -123,8 +123,11 @@ function M.new(opts)
 
     -- chosen for this run (not the machine's resolver): checks/banner asks it for PTRs of lab addresses
     run.dns_named = opts.dns ~= nil or run.config.resolvers ~= nil or run.config.resolver ~= nil
+    -- timeouts.dns bounds each question (Ctx:deadline "dns"); a try is
+    -- shorter, so that a lost datagram is sent again in time (dns.try_timeout)
     run.dns = opts.dns or dns.new {
-        servers = run.config.resolvers or (run.config.resolver or {}).servers, timeout = run.config.timeouts.dns or 5, tries = 2,
+        servers = run.config.resolvers or (run.config.resolver or {}).servers,
+        timeout = dns.try_timeout(run.config.timeouts.dns or 5), tries = 2,
         max_inflight = run.config.limits.max_dns_queries,
     }
     return run
