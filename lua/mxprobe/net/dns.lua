@@ -66,11 +66,14 @@ local function norm(name)
     return name
 end
 
+-- Returns the name normalised (norm), which query keys its cache by.
 local function check_name(name, n, fname)
     if type(name) ~= "string" then argerror(n, fname, "string expected, got " .. type(name), 2) end
     if name == "" then argerror(n, fname, "empty name", 2) end
     if name:find("\0", 1, true) then argerror(n, fname, "name contains a NUL byte", 2) end
-    if #norm(name) > 253 then argerror(n, fname, "name longer than 253 characters", 2) end
+    local normed = norm(name)
+    if #normed > 253 then argerror(n, fname, "name longer than 253 characters", 2) end
+    return normed
 end
 
 local function check_deadline(deadline, n, fname)
@@ -186,14 +189,15 @@ end
 -- c-ares's timeout and tries bound the wait).
 -- @return answer table | nil, code, detail
 function Resolver:query(name, qtype, deadline)
-    check_name(name, 1, "query")
-    if type(qtype) ~= "string" or not C.types[qtype:upper()] then
+    local normed = check_name(name, 1, "query")
+    local up = type(qtype) == "string" and qtype:upper()
+    if not up or not C.types[up] then
         argerror(2, "query", ("unknown type '%s' (expected %s)"):format(tostring(qtype), TYPE_LIST))
     end
     check_deadline(deadline, 3, "query")
     if self.closed then error("query: the resolver is closed", 2) end
-    qtype = qtype:upper()
-    local key = qtype .. " " .. norm(name)
+    qtype = up
+    local key = qtype .. " " .. normed
     local counts = self.counts
 
     local hit = cache_get(self, key)
