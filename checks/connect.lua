@@ -2,6 +2,8 @@
 -- different diagnoses.  When every address times out, the tester's own
 -- network may block port 25: the run's evidence (another server answered,
 -- or --vantage-check) decides between the server's fault and "cannot tell".
+local findings = require "mxprobe.runtime.findings"
+
 return {
   id = "connect",
   description = "TCP connection to port 25 of every address: connected, refused, timed out, unreachable (and with --implicit-tls the TLS handshake)",
@@ -75,9 +77,10 @@ return {
       why = ("no server answered on port %d in this run"):format(v.port)
     end
     for _, srv in ipairs(timed_out) do
-      for _, f in ipairs(srv.findings) do
+      for i, f in ipairs(srv.findings) do
         if f.code == "CONNECT_TIMEOUT" then
-          dctx:set_severity(f, "inconclusive", "every address timed out and " .. why)
+          -- a shared probe's findings are every domain's: change this one's copy
+          dctx:set_severity(findings.own(srv)[i], "inconclusive", "every address timed out and " .. why)
         end
       end
     end

@@ -252,12 +252,14 @@ end)
 
 describe("whose timeout is it (vantage evidence)", function()
   -- connect's summary over servers that all timed out, with the run's evidence
-  local function judge_timeouts(prepare)
+  local function judge_timeouts(prepare, each_server)
     local run = new_run({ port = 25 })
     if prepare then prepare(run) end
     local function srv(addr)
-      return { host = "mx.test", address = addr, port = 25, facts = { connect = { state = "timeout" } },
-               findings = { { code = "CONNECT_TIMEOUT", check = "connect", severity = "critical", message = "x", evidence = {} } } }
+      local s = { host = "mx.test", address = addr, port = 25, facts = { connect = { state = "timeout" } },
+                  findings = { { code = "CONNECT_TIMEOUT", check = "connect", severity = "critical", message = "x", evidence = {} } } }
+      if each_server then each_server(s) end
+      return s
     end
     local r = { domain = "a.test", dns = { mx = {}, findings = {} }, findings = {}, servers = { srv("192.0.2.1"), srv("192.0.2.2") } }
     local dctx = context.domain(run, r)
@@ -274,6 +276,23 @@ describe("whose timeout is it (vantage evidence)", function()
                   why = "every address timed out and no server answered on port 25 in this run" }, f.override)
     assert.matches("severity: inconclusive instead of critical, by check connect: every address timed out",
       text.render(r), 1, true)
+  end)
+
+  it("a shared probe's findings (frozen, issue 15): this domain's copy is re-judged, the probe's list is not", function()
+    local frozen = require "mxprobe.runtime.frozen"
+    local shared = {}
+    local r = judge_timeouts(nil, function(srv)
+      for _, f in ipairs(srv.findings) do frozen.mark(f) end
+      shared[#shared + 1] = frozen.mark(srv.findings)
+    end)
+    assert.truthy(find(r.findings, "CONNECT_ALL_TIMEOUT"))
+    for i, srv in ipairs(r.servers) do
+      assert.are_not.equal(shared[i], srv.findings)
+      assert.equal("inconclusive", srv.findings[1].severity)
+      assert.equal("critical", srv.findings[1].override.from)
+      assert.equal("critical", shared[i][1].severity)
+      assert.is_nil(shared[i][1].override)
+    end
   end)
 
   it("another server answered on the port in this run: the timeouts are the servers' (critical)", function()

@@ -51,27 +51,59 @@ describe("engine across domains", function()
       assert.equal(1, #r.servers)
       assert.equal(220, r.servers[1].facts.banner.code)
     end
-    -- each domain got its own copy of the findings; the facts and the
-    -- transcript, final once the probe is done, are one frozen table
-    assert.are_not.equal(results[1].servers[1].findings, results[2].servers[1].findings)
+    -- the facts and the transcript, final once the probe is done, are one
+    -- frozen table; so are the findings, since this policy changes none
+    -- per domain (no rules: engine Run:_shares_findings, issue 15)
     local frozen = require "mxprobe.runtime.frozen"
-    for _, part in ipairs({ "facts", "transcript" }) do
+    local findings = require "mxprobe.runtime.findings"
+    for _, part in ipairs({ "facts", "transcript", "findings" }) do
       assert.equal(results[1].servers[1][part], results[2].servers[1][part])
       assert.is_true(frozen.is(results[1].servers[1][part]), part)
     end
     assert.is_true(#results[1].servers[1].transcript > 0)
     local st = run:stats()
     assert.equal(1, st.probes); assert.equal(2, st.shared)
-    -- each finding is the domain's own table, its evidence the probe's,
-    -- frozen (issue 15): re-judging one domain's finding leaves the others'
+    local s1, s2 = results[1].servers[1], results[2].servers[1]
+    assert.equal("CONNECT_OK", s1.findings[1].code)
+    -- a shared finding refuses a new key (set_severity's override): a
+    -- change that forgot findings.own fails instead of changing every domain
+    assert.has_error(function() s1.findings[1].override = {} end)
+    assert.has_error(function() s1.findings[#s1.findings + 1] = {} end)
+    -- own(): this domain's copy, re-judged alone; the evidence stays the probe's
+    local mine = findings.own(s1)
+    assert.equal(mine, s1.findings)
+    assert.is_false(frozen.is(mine))
+    assert.equal(mine, findings.own(s1)) -- once
+    assert.are_not.equal(mine[1], s2.findings[1])
+    assert.is_false(frozen.is(mine[1]))
+    assert.equal(mine[1].evidence, s2.findings[1].evidence)
+    assert.is_true(frozen.is(mine[1].evidence))
+    mine[1].severity = "warning"
+    mine[1].override = { from = "ok" }
+    assert.equal("ok", s2.findings[1].severity)
+    assert.is_nil(s2.findings[1].override)
+    assert.has_error(function() mine[1].evidence.added = true end)
+  end)
+
+  it("gives each domain its own copy of a shared probe's findings when the policy has rules", function()
+    local srv = counting_server(1)
+    local config = { only = { "banner" }, allow_reserved = { "loopback" }, port = srv.port, helo = "t.test",
+                     timeouts = { connect = 2, greeting = 3, command = 3 } }
+    local seen = {}
+    local run = engine.new { dns = fake_dns, config = config, share = true,
+                             policy = { rules = { function(result) seen[#seen + 1] = result.domain end } } }
+    local results = check_all(run, { "a.test", "b.test" })
+    srv:wait()
+    assert.equal(2, #seen)
+    assert.equal(1, run:stats().probes)
     local f1, f2 = results[1].servers[1].findings[1], results[2].servers[1].findings[1]
-    assert.equal("CONNECT_OK", f1.code)
+    local frozen = require "mxprobe.runtime.frozen"
+    assert.are_not.equal(results[1].servers[1].findings, results[2].servers[1].findings)
+    assert.is_false(frozen.is(results[1].servers[1].findings))
     assert.are_not.equal(f1, f2)
     assert.equal(f1.evidence, f2.evidence)
-    assert.is_true(frozen.is(f1.evidence))
     f1.severity = "warning"
     assert.equal("ok", f2.severity)
-    assert.has_error(function() f1.evidence.added = true end)
   end)
 
   it("keeps SHARED_MAX shared probes and as many older ones: a server let go is probed again", function()

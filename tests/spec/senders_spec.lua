@@ -164,6 +164,29 @@ describe("the default verdict from the sender matrix", function()
     assert.matches("; opportunistic senders deliver encrypted, not authenticated", c.override.why, 1, true)
   end)
 
+  it("a shared probe's certificate finding (frozen, issue 15): each domain re-judges its own copy", function()
+    local frozen = require "mxprobe.runtime.frozen"
+    local list = { F("CERT_EXPIRED", "critical") }
+    frozen.mark(list[1]); frozen.mark(list)
+    local a = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
+    local b = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
+    a.findings, b.findings = list, list
+    local ra = judged({ a })
+    local rb = judged({ b }, { mta_sts = ENFORCE })
+    assert.equal("warning", ra.verdict)
+    assert.equal("critical", rb.verdict)
+    assert.are_not.equal(list, a.findings)
+    assert.are_not.equal(a.findings, b.findings)
+    assert.equal("warning", a.findings[1].severity)
+    assert.equal("warning", b.findings[1].severity)
+    assert.matches("MTA-STS senders do not deliver", b.findings[1].override.why, 1, true)
+    assert.is_nil(a.findings[1].override.why:find("MTA-STS senders", 1, true))
+    -- the probe's list, every other domain's: as the probe left it
+    assert.equal("critical", list[1].severity)
+    assert.is_nil(list[1].override)
+    assert.equal(list[1].evidence, a.findings[1].evidence)
+  end)
+
   it("the same certificate under an MTA-STS enforce policy: critical, and the reason names MTA-STS", function()
     local s = srv("mx1.test", 10, "192.0.2.1", { certificate = EXPIRED })
     s.findings = { F("CERT_EXPIRED", "critical") }

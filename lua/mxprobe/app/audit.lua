@@ -23,6 +23,7 @@
 -- Everything here is also what `mxprobe audit` (mxprobe.app.cli) runs.
 local loop = require "mxprobe.runtime.loop"
 local vocab = require "mxprobe.runtime.vocab"
+local findings = require "mxprobe.runtime.findings"
 local core = require "mxprobe.core"
 local json = require "mxprobe.report.json"
 local csv = require "mxprobe.report.csv"
@@ -603,6 +604,27 @@ local function count_codes(codes, seen, list)
     end
 end
 
+-- A shared probe's findings list (runtime.findings.own), the same table in
+-- every record that uses the server: its counted codes are listed once.
+local shared_codes = setmetatable({}, { __mode = "k" })
+local function count_shared(codes, seen, list)
+    local l = shared_codes[list]
+    if not l then
+        l = {}
+        local mine = {}
+        count_codes(mine, {}, list)
+        for c in pairs(mine) do l[#l + 1] = c end
+        shared_codes[list] = l
+    end
+    for i = 1, #l do
+        local c = l[i]
+        if not seen[c] then
+            seen[c] = true
+            codes[c] = (codes[c] or 0) + 1
+        end
+    end
+end
+
 local function count(summary, r)
     summary.records = summary.records + 1
     local v = type(r.verdict) == "string" and r.verdict or "inconclusive"
@@ -613,7 +635,10 @@ local function count(summary, r)
     count_codes(codes, seen, r.findings)
     if type(r.servers) == "table" then
         for _, srv in ipairs(r.servers) do
-            if type(srv) == "table" then count_codes(codes, seen, srv.findings) end
+            if type(srv) == "table" then
+                local l = srv.findings
+                if findings.is_shared(l) then count_shared(codes, seen, l) else count_codes(codes, seen, l) end
+            end
         end
     end
 end

@@ -22,6 +22,8 @@ local frozen = require "mxprobe.runtime.frozen"
 local domain_name = require "mxprobe.net.domain"
 local vantage = require "mxprobe.engine.vantage"
 local core = require "mxprobe.core"
+local findings = require "mxprobe.runtime.findings"
+local paths = require "mxprobe.runtime.paths"
 
 local M = {}
 local Run = {}
@@ -146,12 +148,21 @@ end
 --- The checks the selection turned off, as not_run entries.  Those left
 -- out because --checks / checks.only named others are not listed: the
 -- user asked for less.
+-- The walk over every check is made once per run (the selection does not
+-- change); each domain gets its own list and entries, which its skips
+-- extend (issue 15: the walk was 2 % of a shared domain's Lua).
 function Run:_turned_off()
-    local out = {}
-    for _, d in ipairs(self.all_checks) do
-        local why = self.turned_off and self.turned_off[d.id]
-        if why then out[#out + 1] = { check = d.id, reason = "turned off: " .. why } end
+    local off = self._off
+    if not off then
+        off = {}
+        for _, d in ipairs(self.all_checks) do
+            local why = self.turned_off and self.turned_off[d.id]
+            if why then off[#off + 1] = { d.id, "turned off: " .. why } end
+        end
+        self._off = off
     end
+    local out = {}
+    for i = 1, #off do out[i] = { check = off[i][1], reason = off[i][2] } end
     return out
 end
 
@@ -284,6 +295,42 @@ local function copy_findings(probe)
     return out
 end
 
+-- The probe's findings list itself, for every domain that uses the server
+-- (runtime.findings.own: what changes them for one domain copies them
+-- first), or nil when a finding cannot be frozen (a metatable of its own,
+-- evidence that cannot be shared).  Frozen once per probe.
+local function shared_findings(probe)
+    local l = probe.findings
+    if frozen.is(l) then return l end
+    if probe.findings_unshared then return nil end
+    if #share_evidence(probe) > 0 then probe.findings_unshared = true; return nil end
+    for _, f in ipairs(l) do
+        local mt = type(f) == "table" and getmetatable(f)
+        if type(f) ~= "table" or (mt ~= nil and mt ~= frozen.mt) then probe.findings_unshared = true; return nil end
+    end
+    for _, f in ipairs(l) do frozen.mark(f) end
+    return frozen.mark(l)
+end
+
+-- Whether a domain may take a shared probe's findings list as it is: when
+-- nothing of this run's policy or checks can change a server's findings
+-- for one domain without findings.own (policy rules and functions get the
+-- whole result; a check file of a site's may summarize anything).  The
+-- stock summaries and the sender matrix take their own copy when they
+-- change one.  Decided once per run.
+function Run:_shares_findings()
+    local v = self._share_findings
+    if v == nil then
+        local pol = self.policy
+        v = not (pol.score or pol.grade or pol.verdict or (type(pol.rules) == "table" and next(pol.rules) ~= nil))
+        for _, def in ipairs(self.checks) do
+            if def.summarize and def.dir ~= paths.checks then v = false end
+        end
+        self._share_findings = v
+    end
+    return v
+end
+
 function Run:_probe(result, dctx)
     -- one server record per address to probe
     for _, tgt in ipairs(dctx:targets() or {}) do
@@ -309,14 +356,17 @@ function Run:_probe(result, dctx)
         if probes[i] ~= srv then
             -- the facts and the transcript (what the server said) are final
             -- once the probe is done and the same for every domain: shared,
-            -- not copied, and encoded once (issue 15).  The findings are
-            -- copied: the policy's domain rules may change them per domain.
-            srv.facts, srv.findings = frozen.mark(probes[i].facts), copy_findings(probes[i])
+            -- not copied, and encoded once (issue 15).  So are the findings
+            -- when nothing changes them per domain (_shares_findings), else
+            -- each domain gets a copy its policy's rules may change.
+            srv.facts = frozen.mark(probes[i].facts)
+            srv.findings = self:_shares_findings() and shared_findings(probes[i]) or copy_findings(probes[i])
             srv.transcript, srv.shared = frozen.mark(probes[i].transcript), true
             srv.not_run, srv.untested = deep_copy(probes[i].not_run), probes[i].untested
         end
         if ok == nil and code then
-            srv.findings[#srv.findings + 1] = dctx:make_finding("CHECK_ERROR", { check = "engine", error = detail or code }, "engine")
+            local own = findings.own(srv)
+            own[#own + 1] = dctx:make_finding("CHECK_ERROR", { check = "engine", error = detail or code }, "engine")
         end
     end
 end

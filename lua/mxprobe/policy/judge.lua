@@ -24,11 +24,27 @@ local RANK = { ok = 0, info = 0, warning = 1, critical = 2 }
 local EXIT = vocab.VERDICT_EXIT
 M.EXIT = EXIT
 
+-- A shared probe's findings list (runtime.findings.own) is the same table
+-- for every domain that uses the server: what is computed from it alone
+-- is computed once, by policy and list (weak: they go with the lists).
+local weak_k = { __mode = "k" }
+local score_memo = setmetatable({}, weak_k)
+
+local function score_of(pol, l)
+    local s = 100
+    for _, f in ipairs(l) do s = s - rules.weight(pol, f) end
+    return math.max(0, math.floor(s + 0.5))
+end
+
 --- Score a server: 100 minus the weights of its findings, floored at 0.
 function M.default_score(pol, srv)
-    local s = 100
-    for _, f in ipairs(srv.findings) do s = s - rules.weight(pol, f) end
-    return math.max(0, math.floor(s + 0.5))
+    local l = srv.findings
+    if not findings.is_shared(l) then return score_of(pol, l) end
+    local memo = score_memo[pol]
+    if not memo then memo = setmetatable({}, weak_k); score_memo[pol] = memo end
+    local s = memo[l]
+    if s == nil then s = score_of(pol, l); memo[l] = s end
+    return s
 end
 
 function M.score(pol, catalog, srv)
@@ -74,6 +90,46 @@ end
 -- deciding finding is the first of the worst severity, preferring one a
 -- policy rule added or changed.  The lists in findings.each's order: the
 -- DNS findings, the domain's, each server's.
+-- What worst_of takes from one list, for a shared list: its worst rank
+-- (-1: none ranked), the first finding of that rank, the first of that
+-- rank a rule added or judged, the first inconclusive one.  Folding it in
+-- (worst_shared) gives what walking the list does.
+local worst_memo = setmetatable({}, weak_k)
+
+local function list_worst(l)
+    local w, first, first_rule, unranked = -1, nil, nil, nil
+    for i = 1, #l do
+        local f = l[i]
+        if type(f) == "table" then
+            local r = RANK[f.severity]
+            if r == nil then
+                unranked = unranked or f
+            elseif r > w then
+                w, first, first_rule = r, f, f.rule and f or nil
+            elseif r == w and not first_rule and f.rule then
+                first_rule = f
+            end
+        end
+    end
+    return { w, first, first_rule, unranked }
+end
+
+local function worst_shared(l, srv, worst, wf, ws, uf, us)
+    local m = worst_memo[l]
+    if not m then m = list_worst(l); worst_memo[l] = m end
+    local w, first, first_rule, unranked = m[1], m[2], m[3], m[4]
+    if unranked and not uf then uf, us = unranked, srv end
+    if w > worst then
+        -- walking: the first of rank w is taken, then replaced once by a
+        -- later one a rule touched (only above ok)
+        if w > 0 and first_rule then return w, first_rule, srv, uf, us end
+        return w, first, srv, uf, us
+    elseif w == worst and w > 0 and first_rule and not wf.rule then
+        return w, first_rule, srv, uf, us
+    end
+    return worst, wf, ws, uf, us
+end
+
 function M.verdict(result)
     local dns = result.dns
     local worst, wf, ws, uf, us = worst_of(type(dns) == "table" and dns.findings, nil, 0)
@@ -82,7 +138,14 @@ function M.verdict(result)
     if type(servers) == "table" then
         for i = 1, #servers do
             local srv = servers[i]
-            if type(srv) == "table" then worst, wf, ws, uf, us = worst_of(srv.findings, srv, worst, wf, ws, uf, us) end
+            if type(srv) == "table" then
+                local l = srv.findings
+                if findings.is_shared(l) then
+                    worst, wf, ws, uf, us = worst_shared(l, srv, worst, wf, ws, uf, us)
+                else
+                    worst, wf, ws, uf, us = worst_of(l, srv, worst, wf, ws, uf, us)
+                end
+            end
         end
     end
     if worst == 2 then return "critical", wf, ws end
@@ -119,7 +182,8 @@ local function score_all(run, result, final)
                 score = math.max(0, math.min(100, math.floor(s + 0.5)))
             elseif final then
                 local err = ok and ("returned %s, not a number"):format(type(s)) or s
-                srv.findings[#srv.findings + 1] = rules.failure(run, result, r, err, "policy function")
+                local own = findings.own(srv)
+                own[#own + 1] = rules.failure(run, result, r, err, "policy function")
             end
         end
         local grade = M.grade(pol, score)
@@ -130,7 +194,8 @@ local function score_all(run, result, final)
                 grade = g
             elseif final then
                 local err = ok and ("returned %s, not a string"):format(type(g)) or g
-                srv.findings[#srv.findings + 1] = rules.failure(run, result, r, err, "policy function")
+                local own = findings.own(srv)
+                own[#own + 1] = rules.failure(run, result, r, err, "policy function")
             end
         end
         srv.score, srv.grade = score, grade

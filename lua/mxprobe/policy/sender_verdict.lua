@@ -20,6 +20,7 @@ local P = require "mxprobe.policy"
 local senders = require "mxprobe.policy.senders"
 local paths = require "mxprobe.runtime.paths"
 local config_errors = require "mxprobe.runtime.config_errors"
+local findings = require "mxprobe.runtime.findings"
 
 local M = {}
 
@@ -135,13 +136,14 @@ local function certificate_defects(pol, result, m)
   if sev == false or sev == nil then return end
   local name, source = where(pol)
   for _, srv in ipairs(result.servers or {}) do
-    for _, f in ipairs(srv.findings or {}) do
+    for i, f in ipairs(srv.findings or {}) do
       -- the site's own findings table wins: it asked for that severity
       local by_policy = f.override and f.override.policy
       if M.ALIKE[f.code] and f.severity ~= sev and not by_policy then
         local fail, ok = at_address(m, srv)
         local why = "every verifying sender refuses this certificate alike"
           .. (fail ~= "" and (": " .. fail) or "") .. (ok ~= "" and ("; " .. ok) or "")
+        f = findings.own(srv)[i] -- a shared probe's finding: this domain's copy
         f.override = { from = f.severity, policy = name, source = source, why = why }
         f.severity = sev
       end

@@ -7,6 +7,8 @@
 --
 -- Tolerant of odd results (a missing list is an empty one), because
 -- reports and user scripts walk results that did not come from the engine.
+local frozen = require "mxprobe.runtime.frozen"
+
 local M = {}
 
 local function list(t) return type(t) == "table" and t or {} end
@@ -54,5 +56,47 @@ function M.server_of(result, f)
         if x == f then return srv end
     end
 end
+
+--- A server's findings list that this domain may change.  With sharing on
+-- and a policy that changes no findings (mxprobe.engine: no rules, no
+-- score, grade or verdict function, only stock summaries), every domain
+-- that uses a server gets the probe's list itself, frozen with its
+-- findings, so that it is judged and encoded once per probe (issue 15).
+-- Whatever changes a server's findings for one domain (a summary's
+-- set_severity, the sender matrix's certificate_defects, an engine error)
+-- takes them with own() first: the list is replaced by a copy (new list,
+-- new finding tables, the evidence still shared).  Returns srv.findings.
+local rows
+function M.own(srv)
+    local l = srv.findings
+    if getmetatable(l) ~= frozen.mt then return l end
+    if rows == nil then
+        -- reports and scripts walk results with this module where nothing
+        -- loaded the core, and most never own a list
+        -- lazy: only a list taken to be changed needs core.copy
+        local core = require "mxprobe.core"
+        rows = core.copy and core.copy.rows or false
+    end
+    local out
+    if rows then
+        out = rows(l) -- keeps the metatables: taken off below
+    else
+        out = {}
+        for i, f in ipairs(l) do
+            local c = {}
+            for k, v in pairs(f) do c[k] = v end
+            out[i] = setmetatable(c, getmetatable(f))
+        end
+    end
+    setmetatable(out, nil)
+    for i = 1, #out do
+        if getmetatable(out[i]) == frozen.mt then setmetatable(out[i], nil) end
+    end
+    srv.findings = out
+    return out
+end
+
+--- Is this findings list a shared probe's (frozen, see own)?
+function M.is_shared(l) return getmetatable(l) == frozen.mt end
 
 return M
