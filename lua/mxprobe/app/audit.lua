@@ -24,6 +24,7 @@
 local loop = require "mxprobe.runtime.loop"
 local vocab = require "mxprobe.runtime.vocab"
 local findings = require "mxprobe.runtime.findings"
+local frozen = require "mxprobe.runtime.frozen"
 local core = require "mxprobe.core"
 local json = require "mxprobe.report.json"
 local csv = require "mxprobe.report.csv"
@@ -1013,7 +1014,8 @@ function M.run(opts)
     counts.shard = nil
     summary.output = type(opts.output) == "string" and opts.output or nil
     summary.share = run.share
-    summary.provenance = M.provenance(run, { transcripts = transcripts })
+    -- in every record, frozen: encoded once (it has keys: no object marker needed)
+    summary.provenance = frozen.mark(setmetatable(M.provenance(run, { transcripts = transcripts }), nil))
     local provenance = summary.provenance
 
     local header = fresh and not opts.map and fmt.header(fopts)

@@ -346,7 +346,7 @@ end
 --            errors = {ipv6 = {code=, detail=}} | nil }
 --   or nil, code, detail when every family failed.
 function Resolver:addresses(name, families, deadline)
-    check_name(name, 1, "addresses")
+    local normed = check_name(name, 1, "addresses")
     local fams, why = check_families(families)
     if not fams then argerror(2, "addresses", why) end
     check_deadline(deadline, 3, "addresses")
@@ -357,7 +357,7 @@ function Resolver:addresses(name, families, deadline)
     -- (a stand-in resolver without this cache: a task each)
     local tasks, cached = {}, getmetatable(self) == Resolver
     for _, fam in ipairs(fams) do
-        if not cached or cache_get(self, FAMILY_TYPE[fam] .. " " .. norm(name)) == nil then cached = false; break end
+        if not cached or cache_get(self, FAMILY_TYPE[fam] .. " " .. normed) == nil then cached = false; break end
     end
     if not cached then
         for i, fam in ipairs(fams) do tasks[i] = loop.spawn(resolve_family, self, name, fam, deadline) end

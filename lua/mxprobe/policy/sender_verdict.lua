@@ -131,12 +131,27 @@ local function where(pol)
   return "default", default_where
 end
 
+-- Whether a list holds a finding certificate_defects may re-judge; for a
+-- shared probe's list (runtime.findings) asked once (weak: it goes with
+-- the list), so that a provider's domains do not walk it each (issue 15).
+local alike_memo = setmetatable({}, { __mode = "k" })
+local function has_alike(l)
+  if not findings.is_shared(l) then return true end
+  local v = alike_memo[l]
+  if v == nil then
+    v = false
+    for _, f in ipairs(l) do if M.ALIKE[f.code] then v = true break end end
+    alike_memo[l] = v
+  end
+  return v
+end
+
 local function certificate_defects(pol, result, m)
   local sev = (pol.senders or {}).certificate_defects
   if sev == false or sev == nil then return end
   local name, source = where(pol)
   for _, srv in ipairs(result.servers or {}) do
-    for i, f in ipairs(srv.findings or {}) do
+    for i, f in ipairs(has_alike(srv.findings or {}) and srv.findings or {}) do
       -- the site's own findings table wins: it asked for that severity
       local by_policy = f.override and f.override.policy
       if M.ALIKE[f.code] and f.severity ~= sev and not by_policy then
@@ -149,6 +164,14 @@ local function certificate_defects(pol, result, m)
       end
     end
   end
+end
+
+-- The date (UTC) of a time, as breaks are dated; the last one made is kept
+-- (an audit judges thousands of domains within the same second).
+local last_t, last_date
+local function limit_date(t)
+  if t ~= last_t then last_t, last_date = t, os.date("!%Y-%m-%d", t) end
+  return last_date
 end
 
 --- Judge the result from its sender matrix (result.senders).  config: the
@@ -178,7 +201,7 @@ function M.apply(pol, result, now, config)
     end
   end
   local horizon = (pol.thresholds or {}).expiry_warning_days or 30
-  local limit = os.date("!%Y-%m-%d", (now or os.time()) + horizon * 86400)
+  local limit = limit_date((now or os.time()) + horizon * 86400)
   for _, b in ipairs(m.breaks or {}) do
     if b.date <= limit then
       out[#out + 1] = make(pol, "SENDERS_BREAK_SOON", { text = senders.break_text(b):gsub("^%l", string.upper), kind = b.kind, host = b.host,

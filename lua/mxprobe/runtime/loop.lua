@@ -148,7 +148,12 @@ end
 -- a status line asks (issue 15: a format per DNS question of an audit).
 function M.doing(what, a, b)
     local t = current
-    if t then t.doing, t.doing_a, t.doing_b, t.doing_since = what, a, b, C.now() end
+    if not t then return end
+    if what == nil then -- cleared: no time to take (a DNS question sets and clears one)
+        t.doing, t.doing_a, t.doing_b, t.doing_since = nil, nil, nil, nil
+        return
+    end
+    t.doing, t.doing_a, t.doing_b, t.doing_since = what, a, b, C.now()
 end
 
 local function doing_text(t)
