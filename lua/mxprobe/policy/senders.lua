@@ -43,7 +43,19 @@ local function cell(outcome, reason) return { outcome = outcome, reason = reason
 -- the checks whose absence the matrix says (compute's ran)
 local OFF_IDS = { "banner", "ehlo", "starttls", "certificate", "dane", "mta_sts" }
 
-local function date(t) return math.type(t) and os.date("!%Y-%m-%d", t) or nil end
+-- dates by time: a provider's certificate dates the breaks of each of its
+-- domains (issue 15); two generations of 256 keep the cache small
+local dates, dates_old, dates_n = {}, {}, 0
+local function date(t)
+  if not math.type(t) then return nil end
+  local d = dates[t] or dates_old[t]
+  if d == nil then
+    d = os.date("!%Y-%m-%d", t)
+    if dates_n >= 256 then dates_old, dates, dates_n = dates, {}, 0 end
+    dates[t], dates_n = d, dates_n + 1
+  end
+  return d
+end
 local policy_host_break -- below
 
 -- checks that did not run at all (turned off, or --checks named others):
