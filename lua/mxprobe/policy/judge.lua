@@ -85,11 +85,6 @@ local function worst_of(l, srv, worst, wf, ws, uf, us)
     return worst, wf, ws, uf, us
 end
 
---- The default verdict: the worst conclusive severity; "inconclusive" when
--- something could not be tested and nothing conclusive is wrong.  The
--- deciding finding is the first of the worst severity, preferring one a
--- policy rule added or changed.  The lists in findings.each's order: the
--- DNS findings, the domain's, each server's.
 -- What worst_of takes from one list, for a shared list: its worst rank
 -- (-1: none ranked), the first finding of that rank, the first of that
 -- rank a rule added or judged, the first inconclusive one.  Folding it in
@@ -130,6 +125,11 @@ local function worst_shared(l, srv, worst, wf, ws, uf, us)
     return worst, wf, ws, uf, us
 end
 
+--- The default verdict: the worst conclusive severity; "inconclusive" when
+-- something could not be tested and nothing conclusive is wrong.  The
+-- deciding finding is the first of the worst severity, preferring one a
+-- policy rule added or changed.  The lists in findings.each's order: the
+-- DNS findings, the domain's, each server's.
 function M.verdict(result)
     local dns = result.dns
     local worst, wf, ws, uf, us = worst_of(type(dns) == "table" and dns.findings, nil, 0)
