@@ -362,6 +362,13 @@ end
 function M.on_signal(fn) signal_handler = fn end
 function M.catch_signals() return C.catch_signals() end
 
+-- A task queued on a semaphore, as loop.wait sees it: done once granted;
+-- release wakes the task by its token, so set_waiter has nothing to keep.
+local Queued = {}
+Queued.__index = Queued
+function Queued.set_waiter() end
+function Queued:done() return self.granted == true end
+
 --- A counting semaphore, for caps (sockets, queries in flight, sessions
 -- per remote address).  acquire(deadline) -> true | nil, code, detail.
 function M.semaphore(n)
@@ -372,11 +379,12 @@ function M.semaphore(n)
             return true
         end
         check_can_wait("semaphore.acquire")
-        local me = { task = current }
+        -- the queue entry is what loop.wait waits on: one table per wait,
+        -- no closures (issue 15: an audit queues most DNS questions here)
+        local me = setmetatable({ task = current }, Queued)
         s.tail = s.tail + 1
         s.waiters[s.tail] = me
-        local waiter = { set_waiter = function() end, done = function() return me.granted end }
-        local ok, code, detail = M.wait(waiter, nil, deadline)
+        local ok, code, detail = M.wait(me, nil, deadline)
         if me.granted then return true end -- granted in the same round as a timeout
         me.gone = true
         return ok, code, detail
