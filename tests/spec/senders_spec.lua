@@ -381,3 +381,96 @@ describe("where the one severity of certificate defects comes from", function()
     assert.matches("/info%.lua:4$", f.override.source)
   end)
 end)
+
+describe("a provider's domains share one frozen matrix (issue 15)", function()
+  local frozen = require "mxprobe.runtime.frozen"
+  local RAN = { banner = true, ehlo = true, starttls = true, certificate = true, dane = true, mta_sts = true }
+  local RAN_NO_CERT = { banner = true, ehlo = true, starttls = true, dane = true, mta_sts = true }
+  local function shared(host, pref, address, f)
+    local s = srv(host, pref, address, f)
+    frozen.mark(s.facts)
+    return s
+  end
+
+  it("the same servers in the same order: the same frozen table, equal to the matrix made afresh", function()
+    local a, b = shared("mx1.test", 10, "192.0.2.1"), shared("mx2.test", 20, "192.0.2.2")
+    local m1 = senders.compute({ servers = { a, b } }, {}, NOW, RAN, true)
+    local m2 = senders.compute({ servers = { a, b } }, {}, NOW, RAN, true)
+    assert.equal(m1, m2)
+    assert.is_true(frozen.is(m1) and frozen.is(m1.domain.strict) and frozen.is(m1.mx[2].addresses[1]))
+    assert.same(senders.compute({ servers = { a, b } }, {}, NOW, RAN), m1)
+    assert.has_error(function() m1.extra = true end)
+    assert.has_error(function() m1.breaks[#m1.breaks + 1] = {} end)
+  end)
+
+  it("not shared: unshared facts, a usable MTA-STS policy, or a run that may change it (share false)", function()
+    local a = shared("mx1.test", 10, "192.0.2.1")
+    local own = srv("mx1.test", 10, "192.0.2.1")
+    assert.is_false(frozen.is(senders.compute({ servers = { own } }, {}, NOW, RAN, true)))
+    local sts = { mta_sts = { usable = true, policy = { mode = "enforce", mx = { "mx1.test" } } } }
+    local m = senders.compute({ servers = { a } }, sts, NOW, RAN, true)
+    assert.is_false(frozen.is(m))
+    assert.equal("authenticated", m.domain.mta_sts.outcome)
+    assert.is_false(frozen.is(senders.compute({ servers = { a } }, {}, NOW, RAN, false)))
+  end)
+
+  it("another probe of the same server, a passed certificate end, other checks run: another matrix", function()
+    local a = shared("mx1.test", 10, "192.0.2.1")
+    local m = senders.compute({ servers = { a } }, {}, NOW, RAN, true)
+    -- the probe made again (its cache entry went): new facts, the same
+    -- certificate, but STARTTLS no longer offered
+    local again = shared("mx1.test", 10, "192.0.2.1", { starttls = { offered = false } })
+    local m2 = senders.compute({ servers = { again } }, {}, NOW, RAN, true)
+    assert.are_not.equal(m, m2)
+    assert.equal("no_delivery", m2.domain.strict.outcome)
+    assert.equal("plaintext", m2.domain.opportunistic.outcome)
+    -- the same facts under another MX name (the certificate names only one)
+    local named = shared("mx1.test", 10, "192.0.2.9", { certificate = { verified = true, name_match = false, not_after = NOW + 86400 } })
+    local as_mx1 = senders.compute({ servers = { named } }, {}, NOW, RAN, true)
+    local as_mx9 = senders.compute({ servers = { { host = "mx9.test", preference = 10, address = "192.0.2.9", facts = named.facts, findings = {} } } },
+      {}, NOW, RAN, true)
+    assert.equal("mx1.test: the certificate does not name mx1.test", as_mx1.domain.strict.reason)
+    assert.equal("mx9.test: the certificate does not name mx9.test", as_mx9.domain.strict.reason)
+    -- the same facts judged after the certificate's end
+    local later = senders.compute({ servers = { a } }, {}, NOW + 21 * 86400, RAN, true)
+    assert.equal("no_delivery", later.domain.strict.outcome)
+    assert.equal("authenticated", m.domain.strict.outcome)
+    local nocert = senders.compute({ servers = { a } }, {}, NOW, RAN_NO_CERT, true)
+    assert.equal("inconclusive", nocert.domain.strict.outcome)
+  end)
+
+  it("equals the matrix made afresh on 3,000 random provider pairings", function()
+    math.randomseed(15)
+    local variants = {
+      {}, { starttls = { offered = false } }, { connect = { state = "timeout" } },
+      { certificate = { verified = false, name_match = true, not_after = NOW + 5 * 86400 } },
+      { certificate = { verified = true, name_match = true, not_after = NOW + 2 } },
+      { dane = { result = "match", matched = "3 1 1" } }, { starttls = { offered = true, handshake = false } },
+      -- the certificate names another host: the reasons name the MX
+      { certificate = { verified = true, name_match = false, not_after = NOW + 86400 } },
+    }
+    local pool = {}
+    -- hosts, addresses and facts recur in other combinations: a key that
+    -- left one out would hand a domain another's matrix
+    for i = 1, 12 do
+      pool[i] = shared(("mx%d.p%d.test"):format(i % 3, i % 2), (i % 2) * 10, "192.0.2." .. (i % 4), variants[i % #variants + 1])
+    end
+    for i = 1, 8 do -- the same facts as another host, address or preference
+      local o = pool[i]
+      pool[#pool + 1] = { host = o.host .. ".alias", preference = o.preference, address = o.address, facts = o.facts, findings = {} }
+      pool[#pool + 1] = { host = o.host, preference = o.preference, address = "198.51.100." .. i, facts = o.facts, findings = {} }
+      pool[#pool + 1] = { host = o.host, preference = o.preference + 5, address = o.address, facts = o.facts, findings = {} }
+    end
+    local stss = { nil, { usable = false }, { usable = true, policy = { mode = "none" } },
+                   { usable = true, policy = { mode = "enforce", mx = { "*.p1.test" } } } }
+    for _ = 1, 3000 do
+      local servers = {}
+      for j = 1, math.random(1, 3) do servers[j] = pool[math.random(#pool)] end
+      local facts = { mta_sts = stss[math.random(1, #stss + 1)] }
+      local now = NOW + math.random(0, 4)
+      local ran = math.random(4) == 1 and RAN_NO_CERT or RAN
+      local got = senders.compute({ servers = servers }, facts, now, ran, true)
+      assert.same(senders.compute({ servers = servers }, facts, now, ran), got)
+    end
+  end)
+end)

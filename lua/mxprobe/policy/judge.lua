@@ -213,7 +213,10 @@ function M.judge(run, result, dctx)
         run._ran_set, run._ran_of = ran, run.checks
     end
     -- the sender matrix, for rules (api.senders) and reports
-    result.senders = senders.compute(result, dctx and dctx.facts, nil, ran)
+    -- shared by the domains with the same servers when nothing changes it
+    -- afterwards: the findings are shared too (the engine's Run)
+    local share = type(run._shares_findings) == "function" and run:_shares_findings()
+    result.senders = senders.compute(result, dctx and dctx.facts, nil, ran, share)
     sender_verdict.apply(pol, result, nil, run.config) -- what the matrix says (policy.senders), before the site's rules
     -- the scores the rules see; without rules the pass after them gives
     -- the same ones, so it is the only one (issue 15: a domain of an audit)

@@ -246,6 +246,22 @@ end
 
 local off_memo = setmetatable({}, { __mode = "k" }) -- ran set -> { off, sig }
 
+-- The checks that did not run: the same for every domain of a run (its ran
+-- set is made once), so worked out once per set.  { off = { id -> bool },
+-- sig = "id id " } (sig: the ids turned off, a key for the memos).
+local function off_set(ran)
+  local memo = ran and off_memo[ran]
+  if memo then return memo end
+  local o, sig = {}, ""
+  for _, id in ipairs(ran and OFF_IDS or {}) do
+    o[id] = not ran[id]
+    if o[id] then sig = sig .. id .. " " end
+  end
+  memo = { off = o, sig = sig }
+  if ran then off_memo[ran] = memo end
+  return memo
+end
+
 local function by_preference(x, y)
   if (x.preference or 0) ~= (y.preference or 0) then return (x.preference or 0) < (y.preference or 0) end
   return x.host < y.host
@@ -257,26 +273,79 @@ local function by_date(x, y)
   return x.host < y.host
 end
 
---- The matrix for one result.  facts: the domain checks' facts (mta_sts);
--- ran (optional): { check id -> true } of the checks the run has.
-function M.compute(result, facts, now, ran)
-  now = now or os.time()
-  clock_now = now
-  -- the checks that did not run: the same for every domain of a run (its
-  -- ran set is made once), so worked out once per set
-  local memo = ran and off_memo[ran]
-  if memo then
-    off = memo.off
-  else
-    off = {}
-    local sig = ""
-    for _, id in ipairs(ran and OFF_IDS or {}) do
-      off[id] = not ran[id]
-      if off[id] then sig = sig .. id .. " " end
-    end
-    memo = { off = off, sig = sig }
-    if ran then off_memo[ran] = memo end
+-- The whole matrix of a domain whose servers are all shared probes (their
+-- facts frozen) and that has no usable MTA-STS policy of its own is the
+-- same for every domain with the same servers in the same order: a
+-- provider's domains (issue 15: the matrix was the largest part of a
+-- shared domain's Lua work left).  It is made once, frozen (its JSON is
+-- then encoded once), and found again by its key: each server's host,
+-- address, preference and facts (by a number given to that facts table,
+-- never reused), whether its certificate's end has passed at `now`, and
+-- the checks that did not run.  Two generations of 1,024 keys keep it
+-- small: a provider paired with many distinct backup MX makes a key per
+-- pairing, and those come and go.
+local fact_ids, fact_n = setmetatable({}, { __mode = "k" }), 0
+local matrices, matrices_old, matrices_n = {}, {}, 0
+local GENERATION = 1024
+
+local function fact_id(f)
+  local id = fact_ids[f]
+  if not id then fact_n = fact_n + 1; id = fact_n; fact_ids[f] = id end
+  return id
+end
+
+-- The key of a result's matrix, or nil when it cannot be shared.
+local function matrix_key(servers, sts, offsig, now)
+  if sts and sts.usable and sts.policy and sts.policy.mode ~= "none" then return nil end
+  local parts = { offsig }
+  for i, srv in ipairs(servers) do
+    local f = srv.facts
+    if not (f and frozen.is(f)) or type(srv.host) ~= "string" then return nil end
+    local na = f.certificate and f.certificate.not_after
+    parts[i + 1] = ("%s %s %s %d %s"):format(srv.host, tostring(srv.address), tostring(srv.preference), fact_id(f),
+      not math.type(na) and "-" or na >= now and "v" or "x")
   end
+  return table.concat(parts, "\n")
+end
+
+local function freeze_matrix(out)
+  for _, m in ipairs(out.mx) do
+    for _, a in ipairs(m.addresses) do
+      for _, k in ipairs(M.KINDS) do frozen.mark(a[k]) end
+      frozen.mark(a)
+    end
+    frozen.mark(m.addresses); frozen.mark(m)
+  end
+  for _, k in ipairs(M.KINDS) do frozen.mark(out.domain[k]) end
+  for _, b in ipairs(out.breaks) do frozen.mark(b) end
+  frozen.mark(out.mx); frozen.mark(out.domain); frozen.mark(out.breaks)
+  return frozen.mark(out)
+end
+
+local compute -- below
+
+--- The matrix for one result.  facts: the domain checks' facts (mta_sts);
+-- ran (optional): { check id -> true } of the checks the run has; share
+-- (optional): nothing changes the matrix once made (no policy rules or
+-- functions: the run's findings are shared), so a provider's domains may
+-- get the same frozen one.
+function M.compute(result, facts, now, ran, share)
+  now = now or os.time()
+  if not (share and ran) then return compute(result, facts, now, ran) end
+  local key = matrix_key(result.servers or {}, facts and facts.mta_sts, off_set(ran).sig, now)
+  if not key then return compute(result, facts, now, ran) end
+  local out = matrices[key] or matrices_old[key]
+  if out then return out end
+  out = freeze_matrix(compute(result, facts, now, ran))
+  if matrices_n >= GENERATION then matrices_old, matrices, matrices_n = matrices, {}, 0 end
+  matrices[key], matrices_n = out, matrices_n + 1
+  return out
+end
+
+function compute(result, facts, now, ran)
+  clock_now = now
+  local memo = off_set(ran)
+  off = memo.off
   local offsig = memo.sig
   facts = facts or {}
   local sts = facts.mta_sts
