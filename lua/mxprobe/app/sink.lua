@@ -18,15 +18,14 @@ function M.of(f)
     end
 end
 
-local BUFFER = 65536
-
 function M.open(path, mode)
     local f, err = io.open(path, (mode or "w") .. "b")
-    -- A record is flushed whole, so the buffer only decides how many writes
-    -- it takes: with the C library's 4 KiB a 14 kB audit record went out in
-    -- three (issue 15); with 64 KiB in one, but for the rare larger record.
-    -- Set before the first write, as setvbuf must be (stdout is left alone).
-    if f then f:setvbuf("full", BUFFER) end
+    -- Each string is flushed whole, so a buffer only splits it: with the C
+    -- library's 4 KiB a 14 kB audit record went out in three writes (issue
+    -- 15).  Unbuffered, each string is one write.  (A larger buffer cannot
+    -- be asked for from Lua: glibc ignores setvbuf's size without a buffer.)
+    -- Set before the first write, as setvbuf must be; stdout is left alone.
+    if f then f:setvbuf("no") end
     if not f then
         return nil, ("cannot write '%s': %s"):format(escape.for_display(path, escape.MAX_ECHO), (tostring(err):gsub("^[^:]*: ", "")))
     end
