@@ -124,8 +124,14 @@ local function strict(f, host)
   return cell("authenticated", (s.version or "TLS") .. ", PKIX chain and name verified")
 end
 
+-- Whether the domain's MTA-STS policy applies to senders.  Without one
+-- the matrix depends on the servers alone, which the memos below rely on.
+local function policy_applies(sts)
+  return sts and sts.usable and sts.policy and sts.policy.mode ~= "none" or false
+end
+
 local function mta_sts(f, host, sts, opp)
-  if not sts or not sts.usable or not sts.policy or sts.policy.mode == "none" then
+  if not policy_applies(sts) then
     local c = cell(opp.outcome, (off.mta_sts and "MTA-STS not tested: " or "no usable MTA-STS policy: ") .. opp.reason)
     c.as = "opportunistic"
     return c
@@ -230,7 +236,7 @@ local cell_memo = setmetatable({}, { __mode = "k" }) -- facts -> { host -> entry
 local function address_cells(f, host, sts, offsig)
   local c = f.certificate
   local expired = c and math.type(c.not_after) and c.not_after < clock() or false
-  local usable = sts and sts.usable and sts.policy and sts.policy.mode ~= "none"
+  local usable = policy_applies(sts)
   local by_host = not usable and frozen.is(f) and cell_memo[f]
   if by_host == nil then by_host = {}; cell_memo[f] = by_host end
   local e = by_host and by_host[host]
@@ -296,7 +302,7 @@ end
 
 -- The key of a result's matrix, or nil when it cannot be shared.
 local function matrix_key(servers, sts, offsig, now)
-  if sts and sts.usable and sts.policy and sts.policy.mode ~= "none" then return nil end
+  if policy_applies(sts) then return nil end
   local parts = { offsig }
   for i, srv in ipairs(servers) do
     local f = srv.facts
