@@ -91,6 +91,15 @@ describe("core.json", function()
         same(io.stdout)
     end)
 
+    it("has cjson.null as core.json.null, which both walks write as null", function()
+        -- report/json.lua recognises null by core.json.null and loads cjson
+        -- only to escape a string or write a fraction
+        assert.are.equal(cjson.null, core.json.null)
+        assert.are.equal("null", json.encode_lua(core.json.null))
+        assert.are.equal('{"a":null,"b":[null]}', json.encode_lua({ a = cjson.null, b = { cjson.null } }))
+        same({ a = cjson.null, b = { core.json.null } })
+    end)
+
     it("decides [] and {} as the Lua walk does", function()
         same({})
         same({}, "findings")

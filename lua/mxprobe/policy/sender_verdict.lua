@@ -17,7 +17,15 @@
 -- It runs before the policy's rules, so a site rule reads and may re-judge
 -- these findings like any other (api.set_severity).
 local P = require "mxprobe.policy"
-local senders = require "mxprobe.policy.senders"
+-- the matrix module is needed only when a verdict is made (after the
+-- network work): required then, not when the engine loads this file for
+-- FINDINGS (issue 15 (d): the time to the first DNS question)
+local senders_mod
+local function senders()
+    -- lazy: only a verdict needs the matrix module, not the engine's FINDINGS
+    senders_mod = senders_mod or require "mxprobe.policy.senders"
+    return senders_mod
+end
 local paths = require "mxprobe.runtime.paths"
 local config_errors = require "mxprobe.runtime.config_errors"
 local findings = require "mxprobe.runtime.findings"
@@ -101,11 +109,11 @@ local function at_address(m, srv)
       for _, a in ipairs(x.addresses) do
         if a.address == srv.address then
           local fail, ok = {}, {}
-          for _, k in ipairs(senders.KINDS) do
+          for _, k in ipairs(senders().KINDS) do
             local c = a[k]
             if not c.as then
               if FAILS[c.outcome] then fail[#fail + 1] = PLURAL[k] .. " " .. FAILS[c.outcome] .. " (" .. c.reason .. ")"
-              else ok[#ok + 1] = PLURAL[k] .. " " .. senders.TEXT[c.outcome]:gsub("^delivers", "deliver") end
+              else ok[#ok + 1] = PLURAL[k] .. " " .. senders().TEXT[c.outcome]:gsub("^delivers", "deliver") end
             end
           end
           return table.concat(fail, ", "), table.concat(ok, ", ")
@@ -196,7 +204,7 @@ function M.apply(pol, result, now, config)
       -- a kind with nothing to apply acts as an opportunistic sender
       if not c.as and FAILS[c.outcome] and conclusive(result, m, kind) then
         out[#out + 1] = make(pol, KIND_CODE[kind], { domain = result.domain, what = FAILS[c.outcome], reason = c.reason,
-                                                      opportunistic = senders.TEXT[opp.outcome]:gsub("^delivers ", "") })
+                                                      opportunistic = senders().TEXT[opp.outcome]:gsub("^delivers ", "") })
       end
     end
   end
@@ -204,7 +212,7 @@ function M.apply(pol, result, now, config)
   local limit = limit_date((now or os.time()) + horizon * 86400)
   for _, b in ipairs(m.breaks or {}) do
     if b.date <= limit then
-      out[#out + 1] = make(pol, "SENDERS_BREAK_SOON", { text = senders.break_text(b):gsub("^%l", string.upper), kind = b.kind, host = b.host,
+      out[#out + 1] = make(pol, "SENDERS_BREAK_SOON", { text = senders().break_text(b):gsub("^%l", string.upper), kind = b.kind, host = b.host,
                                                        date = b.date, reason = b.reason })
     end
   end

@@ -15,7 +15,6 @@
 --     infinities become null, functions and userdata their type name,
 --     invalid UTF-8 bytes are escaped as the text \xNN (JSON must be UTF-8),
 --     integers keep every digit (cjson would round them to 14).
-local cjson = require "cjson"
 local frozen = require "mxprobe.runtime.frozen"
 local core = require "mxprobe.core"
 
@@ -69,7 +68,17 @@ end
 -- remembers the encoded form of the keys it has seen ("host":, ...).
 local find, format, sort, concat = string.find, string.format, table.sort, table.concat
 local mtype, floor, huge, tointeger = math.type, math.floor, math.huge, math.tointeger
-local cjson_encode, null = cjson.encode, cjson.null
+-- cjson is loaded when first needed (a string to escape, a fraction): the
+-- C walk needs it for neither, and loading it (a shared object, dlopen'ed)
+-- was 2-3 % of the time from process start to the first DNS question
+-- (issue 15 (d)).  null is the NULL light userdata, which cjson.null is.
+local cjson_encode_fn
+local function cjson_encode(v)
+    -- lazy: only a string to escape or a fraction needs cjson
+    if not cjson_encode_fn then cjson_encode_fn = require("cjson").encode end
+    return cjson_encode_fn(v)
+end
+local null = core.json and core.json.null or require("cjson").null
 local ulen = utf8.len
 local array_mt, object_mt, ARRAY_KEYS = M.array_mt, M.object_mt, M.ARRAY_KEYS
 
