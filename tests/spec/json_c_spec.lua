@@ -86,6 +86,19 @@ describe("core.json", function()
         for _, n in ipairs { 0, -0.0, 3, -3, 0.5, 2^53, -(2^53), 2^53 - 1, 2^63, 1e-320, 0 / 0, math.huge, -math.huge } do
             same(n)
         end
+        -- integers of every digit count and both signs, as string.format writes them
+        local p10 = 1
+        for _ = 1, 18 do
+            for _, n in ipairs { p10, p10 - 1, p10 + 1, -p10, -p10 + 1, -p10 - 1 } do
+                same(n)
+                same(n + 0.0)
+                assert.are.equal(("%d"):format(n), c(n))
+            end
+            p10 = p10 * 10
+        end
+        for _, n in ipairs { math.maxinteger, math.mininteger, math.mininteger + 1, -1, -9, -10 } do
+            assert.are.equal(("%d"):format(n), c(n))
+        end
         same(function() end)
         same(coroutine.create(function() end))
         same(io.stdout)
