@@ -3,7 +3,10 @@
 local iputil = require "mxprobe.net.iputil"
 local dns = require "mxprobe.net.dns"
 
-local function strip(name) return (name or ""):lower():gsub("%.$", "") end
+local function strip(name)
+  name = (name or ""):lower()
+  return name:byte(-1) == 46 and name:sub(1, -2) or name -- without its final dot
+end
 
 local function has_address(ctx, name)
   -- implicit MX: does the domain itself have A or AAAA? (RFC 5321 5.1)

@@ -123,9 +123,16 @@ end
 --   { name = "xn--bcher-kva.example", input = "bücher.example" (when it
 --     differs from name), line = n } or
 --   { input = "not a domain" (as M.input_text writes it), error = "why", line = n }
+-- %s: space, \t, \n, \v, \f, \r
+local function is_space(b) return b == 32 or (b ~= nil and b >= 9 and b <= 13) end
+
 function M.parse_line(line, lineno)
     if lineno == 1 then line = line:gsub("^\239\187\191", "") end
-    line = line:gsub("#.*", ""):match("^%s*(.-)%s*$")
+    -- most lines are a bare name: no pattern runs over them (Lua's matcher
+    -- tries "%s*$" at every position; issue 15 (c))
+    local hash = line:find("#", 1, true)
+    if hash then line = line:sub(1, hash - 1) end
+    if is_space(line:byte(1)) or is_space(line:byte(-1)) then line = line:match("^%s*(.-)%s*$") end
     if line == "" then return nil end
     local name, why = M.normalize(line)
     if not name then return { input = M.input_text(line), error = why, line = lineno } end

@@ -389,7 +389,8 @@ end
 --- Check a domain.  Must run inside a task (loop.run / loop.spawn).
 function Run:check_domain(domain)
     if type(domain) ~= "string" then error("bad argument #1 to 'check_domain' (string expected)", 2) end
-    domain = domain:lower():gsub("%.$", "")
+    domain = domain:lower()
+    if domain:byte(-1) == 46 then domain = domain:sub(1, -2) end -- without its final dot
     local result = new_result(self, domain)
     local dctx = context.domain(self, result)
     self.vantage:check_once(self)
