@@ -11,10 +11,30 @@ local KIND_CODE = {
   unspecified = "ADDRESS_RESERVED", reserved = "ADDRESS_RESERVED",
 }
 
+-- IPv4 first, then IPv6, each in answer order made stable
+local function before(a, b)
+  if a.family ~= b.family then return a.family < b.family end
+  return a.address < b.address
+end
+
+-- the families of config.families (4, 6) as dns.addresses names them, made
+-- once per list (an audit resolves a few MX hosts per domain)
+local fam_names = setmetatable({}, { __mode = "k" })
+local function families(config)
+  local fams = fam_names[config.families]
+  if not fams then
+    fams = {}
+    for _, f in ipairs(config.families) do fams[#fams + 1] = f == 6 and "ipv6" or "ipv4" end
+    fam_names[config.families] = fams
+  end
+  return fams
+end
+
+local QTYPES = { { "ipv4", "A" }, { "ipv6", "AAAA" } }
+
 local function resolve(ctx, tgt)
   local res = { addresses = {}, cnames = {}, errors = {} }
-  local fams = {}
-  for _, f in ipairs(ctx.config.families) do fams[#fams + 1] = f == 6 and "ipv6" or "ipv4" end
+  local fams = families(ctx.config)
   local list, info, detail = dns.addresses(ctx.dns, tgt.host, fams, ctx:deadline("dns"))
   if not list then -- every family failed
     for _, fam in ipairs(fams) do
@@ -22,22 +42,21 @@ local function resolve(ctx, tgt)
     end
     return res
   end
-  for fam, qtype in pairs { ipv4 = "A", ipv6 = "AAAA" } do
-    local e, ans = (info.errors or {})[fam], info.answers[fam]
+  local errors = info.errors
+  for _, fq in ipairs(QTYPES) do
+    local fam, qtype = fq[1], fq[2]
+    local e, ans = errors and errors[fam], info.answers[fam]
     if e then res.errors[#res.errors + 1] = ("%s: %s %s"):format(qtype, e.code, e.detail or "") end
     if ans and ans.rcode ~= "NOERROR" and ans.rcode ~= "NXDOMAIN" then
       res.errors[#res.errors + 1] = ("%s: %s"):format(qtype, ans.rcode)
     end
   end
-  for _, a in ipairs(list) do
-    res.addresses[#res.addresses + 1] = { address = a.address, family = a.family == "ipv6" and 6 or 4 }
+  local addrs = res.addresses
+  for i, a in ipairs(list) do
+    addrs[i] = { address = a.address, family = a.family == "ipv6" and 6 or 4 }
   end
   for _, c in ipairs(info.cname) do res.cnames[c] = true end
-  -- IPv4 first, then IPv6, each in answer order made stable
-  table.sort(res.addresses, function(a, b)
-    if a.family ~= b.family then return a.family < b.family end
-    return a.address < b.address
-  end)
+  if #addrs > 1 then table.sort(addrs, before) end
   return res
 end
 

@@ -379,6 +379,34 @@ describe("core.dns and mxprobe.net.dns against nsd", function()
       r:close()
     end)
 
+    it_nsd("addresses() from the cache: every asker gets tables of its own, each family counted as a cache hit", function()
+      local r = new()
+      local fams = { "ipv4", "ipv6" }
+      local a1 = assert(r:addresses("mx1.core.test", fams))
+      local before = r:stats()
+      fams[1] = "bogus" -- the caller's list is not kept
+      local a2, info2 = assert(r:addresses("mx1.core.test", { "ipv4", "ipv6" }))
+      assert.same(a1, a2)
+      assert.same({}, info2.cname)
+      for i = 1, #a1 do assert.are_not.equal(a1[i], a2[i]) end
+      -- what one asker does to its list is not what the next one gets
+      a2[1].address, a2[2] = "198.51.100.1", nil
+      local a3 = assert(r:addresses("MX1.core.test."))
+      assert.same({ { family = "ipv4", address = "192.0.2.10", ttl = 600, name = "mx1.core.test" },
+                    { family = "ipv6", address = "2001:db8::10", ttl = 600, name = "mx1.core.test" } }, a3)
+      local after = r:stats()
+      assert.equal(before.sent, after.sent)
+      assert.equal(before.cached + 4, after.cached) -- two calls, A and AAAA each
+      -- an alias's list is made again each time: it took more than the first answer
+      local c1 = assert(r:addresses("alias.core.test", "ipv4"))
+      local c2, cinfo = assert(r:addresses("alias.core.test", "ipv4"))
+      assert.same(c1, c2)
+      assert.same({ "alias2.core.test", "mx1.core.test" }, cinfo.cname)
+      r:close()
+      -- a closed resolver refuses, cached answers or not
+      assert.has_error(function() r:addresses("mx1.core.test") end)
+    end)
+
     it_nsd("addresses() stops CNAME loops and chains past the depth cap", function()
       local r = new()
       local a, code, detail = r:addresses("loop1.core.test", "ipv4")

@@ -280,16 +280,49 @@ function Resolver:mx(domain, deadline)
     return list, res
 end
 
+-- The addresses an answer gives for a name it answers itself (no CNAME
+-- followed), by answer, then by the name as asked: an audit asks the A and
+-- AAAA of a provider's MX host once per domain of the provider, and each
+-- time the same cached answer (a shared table that nobody changes) gave
+-- the same list, walked again (issue 15: a sixth of a shared domain's Lua
+-- went to its MX hosts' addresses).  Weak keys: an answer the cache has let
+-- go takes its list with it.  Each asker gets tables of its own.
+local family_memo = setmetatable({}, { __mode = "k" })
+
+local function copy_addrs(list)
+    local out = {}
+    for i = 1, #list do
+        local a = list[i]
+        out[i] = { family = a.family, address = a.address, ttl = a.ttl, name = a.name }
+    end
+    return out
+end
+
 -- One family: the A or AAAA records of name, following CNAMEs (inside an
--- answer and across queries) up to max_cname_depth.
+-- answer and across queries) up to max_cname_depth.  first: the answer to
+-- the first question, when the caller found it in the cache (counted as
+-- the query would have counted it).
 -- @return addrs, chain, answer | nil, code, detail
-local function resolve_family(self, name, family, deadline)
+local function resolve_family(self, name, family, deadline, first)
     local qtype = FAMILY_TYPE[family]
+    local code, detail
+    if first then
+        self.counts.cached = self.counts.cached + 1
+    else
+        first, code, detail = self:query(name, qtype, deadline)
+        if not first then return nil, code, detail end
+    end
+    -- (a stand-in resolver's answers are not known to be kept unchanged)
+    local memo = getmetatable(self) == Resolver and family_memo[first]
+    local known = memo and memo[name]
+    if known then return copy_addrs(known), {}, first end
     local chain, seen, hops = {}, { [norm(name)] = true }, 0
-    local cur = name
+    local cur, res = name, first
     while true do
-        local res, code, detail = self:query(cur, qtype, deadline)
-        if not res then return nil, code, detail end
+        if not res then
+            res, code, detail = self:query(cur, qtype, deadline)
+            if not res then return nil, code, detail end
+        end
         local cnames, found = {}, {}
         for _, rr in ipairs(res.answers) do
             local owner = norm(rr.name or cur) -- a record without its name (a stand-in's) answers the question
@@ -318,22 +351,30 @@ local function resolve_family(self, name, family, deadline)
             for _, rr in ipairs(found[n] or {}) do
                 addrs[#addrs + 1] = { family = family, address = rr.address, ttl = rr.ttl, name = n }
             end
+            if #chain == 0 and getmetatable(self) == Resolver then -- the first answer alone made the list
+                memo = family_memo[first]
+                if not memo then memo = {}; family_memo[first] = memo end
+                memo[name] = copy_addrs(addrs)
+            end
             return addrs, chain, res
         end
-        cur = chain[#chain] -- the chain leaves this answer: ask for its end
+        cur, res = chain[#chain], nil -- the chain leaves this answer: ask for its end
     end
 end
 
+-- the lists addresses() walks (read only: never handed out)
+local FAMILY_LISTS = { both = { "ipv4", "ipv6" }, ipv4 = { "ipv4" }, ipv6 = { "ipv6" } }
+
+-- The families to ask, as a list that is only read: the caller's own list
+-- once it is found good (a list a caller changes later is read no more).
 local function check_families(families)
-    if families == nil or families == "both" then return { "ipv4", "ipv6" } end
-    if families == "ipv4" or families == "ipv6" then return { families } end
+    if families == nil then return FAMILY_LISTS.both end
+    if type(families) == "string" and FAMILY_LISTS[families] then return FAMILY_LISTS[families] end
     if type(families) == "table" and #families > 0 then
-        local out = {}
         for i, f in ipairs(families) do
             if not FAMILY_TYPE[f] then return nil, ("families[%d]: 'ipv4' or 'ipv6' expected"):format(i) end
-            out[#out + 1] = f
         end
-        return out
+        return families
     end
     return nil, "'ipv4', 'ipv6', 'both' or a list of them expected"
 end
@@ -355,9 +396,13 @@ function Resolver:addresses(name, families, deadline)
     -- other (a provider's MX host is asked about by each of its domains;
     -- two tasks per domain were a good part of its CPU, issue 15).
     -- (a stand-in resolver without this cache: a task each)
-    local tasks, cached = {}, getmetatable(self) == Resolver
-    for _, fam in ipairs(fams) do
-        if not cached or cache_get(self, FAMILY_TYPE[fam] .. " " .. normed) == nil then cached = false; break end
+    -- The cached first answers are handed to resolve_family, which does
+    -- not ask for them again.
+    local tasks, cached, firsts = {}, getmetatable(self) == Resolver and not self.closed, {}
+    for i, fam in ipairs(fams) do
+        local hit = cached and cache_get(self, FAMILY_TYPE[fam] .. " " .. normed)
+        if not hit then cached = false; break end
+        firsts[i] = hit
     end
     if not cached then
         for i, fam in ipairs(fams) do tasks[i] = loop.spawn(resolve_family, self, name, fam, deadline) end
@@ -366,7 +411,7 @@ function Resolver:addresses(name, families, deadline)
     for i, fam in ipairs(fams) do
         local addrs, chain, res
         if cached then
-            addrs, chain, res = resolve_family(self, name, fam, deadline)
+            addrs, chain, res = resolve_family(self, name, fam, deadline, firsts[i])
         else
             addrs, chain, res = loop.join(tasks[i])
         end
