@@ -62,7 +62,7 @@ end
 -- "Mail.Example.ORG." -> "mail.example.org"
 local function norm(name)
     name = name:lower()
-    if #name > 1 and name:sub(-1) == "." then name = name:sub(1, -2) end
+    if #name > 1 and name:byte(-1) == 46 then name = name:sub(1, -2) end -- a final "."
     return name
 end
 
@@ -190,7 +190,8 @@ end
 -- @return answer table | nil, code, detail
 function Resolver:query(name, qtype, deadline)
     local normed = check_name(name, 1, "query")
-    local up = type(qtype) == "string" and qtype:upper()
+    -- (the helpers ask in capitals: no new string for them)
+    local up = C.types[qtype] and qtype or type(qtype) == "string" and qtype:upper()
     if not up or not C.types[up] then
         argerror(2, "query", ("unknown type '%s' (expected %s)"):format(tostring(qtype), TYPE_LIST))
     end
