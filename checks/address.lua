@@ -17,16 +17,10 @@ local function before(a, b)
   return a.address < b.address
 end
 
--- the families of config.families (4, 6) as dns.addresses names them, made
--- once per list (an audit resolves a few MX hosts per domain)
-local fam_names = setmetatable({}, { __mode = "k" })
+-- the families of config.families (4, 6) as dns.addresses names them
 local function families(config)
-  local fams = fam_names[config.families]
-  if not fams then
-    fams = {}
-    for _, f in ipairs(config.families) do fams[#fams + 1] = f == 6 and "ipv6" or "ipv4" end
-    fam_names[config.families] = fams
-  end
+  local fams = {}
+  for _, f in ipairs(config.families) do fams[#fams + 1] = f == 6 and "ipv6" or "ipv4" end
   return fams
 end
 
