@@ -314,7 +314,8 @@ local function resolve_family(self, name, family, deadline, first)
         if not first then return nil, code, detail end
     end
     -- (a stand-in resolver's answers are not known to be kept unchanged)
-    local memo = getmetatable(self) == Resolver and family_memo[first]
+    local memoize = getmetatable(self) == Resolver
+    local memo = memoize and family_memo[first]
     local known = memo and memo[name]
     if known then return copy_addrs(known), {}, first end
     local chain, seen, hops = {}, { [norm(name)] = true }, 0
@@ -352,8 +353,7 @@ local function resolve_family(self, name, family, deadline, first)
             for _, rr in ipairs(found[n] or {}) do
                 addrs[#addrs + 1] = { family = family, address = rr.address, ttl = rr.ttl, name = n }
             end
-            if #chain == 0 and getmetatable(self) == Resolver then -- the first answer alone made the list
-                memo = family_memo[first]
+            if #chain == 0 and memoize then -- the first answer alone made the list
                 if not memo then memo = {}; family_memo[first] = memo end
                 memo[name] = copy_addrs(addrs)
             end
