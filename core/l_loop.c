@@ -48,12 +48,14 @@ static int result(lua_State *L, int r, const char *what)
     return 0;
 }
 
-/* wait_fd (token, fd, events, deadline?)  [-0, +0, e] */
+/* wait_fd (token, fd, events, deadline?, keep?)  [-0, +0, e]
+ * keep: the fd is a core socket's, whose close forgets it (MX_KEEP) */
 static int l_wait_fd(lua_State *L)
 {
     int token = check_token(L, 1);
     int fd = (int)luaL_checkinteger(L, 2);
     unsigned ev = mx_check_events(L, 3);
+    if (lua_toboolean(L, 5)) ev |= MX_KEEP;
     return result(L, mx_loop_wait_fd(mx_get_loop(L), token, fd, ev, opt_deadline(L, 4)), "wait_fd");
 }
 

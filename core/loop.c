@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
     int in_epoll;
     unsigned events; /* as registered */
+    int keep;        /* MX_KEEP: a read interest stays registered after its wait */
     int token;       /* task waiting on this fd, or -1 */
     mx_io_cb cb;     /* C watcher, or NULL */
     void *ud;
@@ -148,10 +149,14 @@ static int ep_set(mx_loop *l, int fd, fdent_t *e, unsigned events)
         e->events = 0;
         return 0;
     }
+    if (e->in_epoll && e->events == events) return 0;
     struct epoll_event ev = {0};
     ev.events = ((events & MX_READ) ? EPOLLIN : 0) | ((events & MX_WRITE) ? EPOLLOUT : 0);
     ev.data.fd = fd;
-    if (epoll_ctl(l->epfd, e->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) return -errno;
+    int r = epoll_ctl(l->epfd, e->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    /* the kernel drops a closed fd by itself: a number reused since is new */
+    if (r < 0 && errno == ENOENT && e->in_epoll) r = epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (r < 0) return -errno;
     e->in_epoll = 1;
     e->events = events;
     return 0;
@@ -168,7 +173,10 @@ void mx_loop_disarm(mx_loop *l, int token)
     if (s->kind == WAIT_FD) {
         fdent_t *e = &l->fds[s->fd];
         e->token = -1;
-        ep_set(l, s->fd, e, 0);
+        /* a kept read interest stays (parked): the same socket's next wait,
+         * nearly always a read for the next reply, costs no epoll_ctl.  A
+         * write interest fires at once on a socket with room, so it goes. */
+        if (!(e->keep && e->events == MX_READ)) ep_set(l, s->fd, e, 0);
     }
     s->kind = WAIT_NONE;
     l->armed--;
@@ -207,6 +215,8 @@ static void fire(mx_loop *l, int token, int reason)
 int mx_loop_wait_fd(mx_loop *l, int token, int fd, unsigned events, double deadline)
 {
     fdent_t *e = fd_get(l, fd);
+    int keep = (events & MX_KEEP) != 0;
+    events &= MX_READ | MX_WRITE;
     if (!e || !events) return -EINVAL;
     if (e->cb) return -EBUSY;
     if (e->token >= 0 && e->token != token) return -EBUSY; /* one waiter per fd */
@@ -218,6 +228,7 @@ int mx_loop_wait_fd(mx_loop *l, int token, int fd, unsigned events, double deadl
         return r;
     }
     e->token = token;
+    e->keep = keep;
     return 0;
 }
 
@@ -250,6 +261,7 @@ void mx_loop_forget_fd(mx_loop *l, int fd)
     e->cb = NULL;
     e->ud = NULL;
     e->token = -1;
+    e->keep = 0;
 }
 
 int mx_loop_watch(mx_loop *l, int fd, unsigned events, mx_io_cb cb, void *ud)
@@ -457,6 +469,10 @@ int mx_loop_step(mx_loop *l, double max_wait, const mx_wake **out)
         if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) got |= MX_WRITE;
         if (e->cb) e->cb(l, fd, got, e->ud);
         else if (e->token >= 0) fire(l, e->token, MX_WAKE_READY);
+        /* a parked read interest (MX_KEEP) with nobody waiting: data came
+         * between two waits; level-triggered, it would come back at every
+         * step, so it goes now and the next wait registers it again */
+        else if (e->in_epoll) ep_set(l, fd, e, 0);
     }
     for (size_t i = 0; i < l->nhooks; i++)
         if (l->hooks[i].tick) l->hooks[i].tick(l->hooks[i].ud);

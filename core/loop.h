@@ -21,6 +21,11 @@
 typedef struct mx_loop mx_loop;
 
 enum { MX_READ = 1, MX_WRITE = 2 };
+/* With the events of mx_loop_wait_fd: the fd's owner calls
+ * mx_loop_forget_fd before it closes the fd (core sockets do), so a read
+ * interest may stay registered in epoll between two waits (no DEL, then
+ * ADD, around every reply: two epoll_ctl calls per wait saved). */
+enum { MX_KEEP = 0x100 };
 enum { MX_WAKE_READY = 1, MX_WAKE_TIMEOUT = 2, MX_WAKE_SIGNAL = 3 };
 
 typedef void (*mx_io_cb)(mx_loop *loop, int fd, unsigned events, void *ud);

@@ -60,6 +60,46 @@ describe("core.net", function()
     c:close(); l:close()
   end)
 
+  -- loop.wait on a core socket leaves its read interest registered in
+  -- epoll between waits (MX_KEEP, core/loop.c): what comes while nobody
+  -- waits must still wake the next wait, and a closed socket's fd number,
+  -- reused by the next socket, must be waited on afresh
+  it("a socket's kept read interest: data between two waits, and a reused fd number", function()
+    local l = assert(net.listen("127.0.0.1", 0))
+    local _, lport = l:local_addr()
+    local function pair()
+      local c = assert(net.connect("127.0.0.1", lport))
+      while not c:connect_result() do assert(loop.wait(c, "w", loop.now() + 2)) end
+      local a
+      repeat
+        local code, ev
+        a, code, ev = l:accept()
+        if not a then assert.equal("again", code); assert(loop.wait(l, ev, loop.now() + 2)) end
+      until a
+      return c, a
+    end
+    local c, a = pair()
+    -- a wait that times out parks the interest
+    local ok, code = loop.wait(c, "r", loop.now() + 0.05)
+    assert.same({ nil, "timeout" }, { ok, code })
+    a:send("x\r\n")
+    loop.sleep(0.05) -- the loop steps while the data waits and nobody waits for it
+    local t0 = loop.now()
+    assert.is_true(loop.wait(c, "r", t0 + 2))
+    assert.is_true(loop.now() - t0 < 1)
+    assert.equal("x", (c:read_line()))
+    local fd = c:getfd()
+    c:close(); a:close()
+    local c2, a2 = pair()
+    assert.equal(fd, c2:getfd()) -- the same number, a new socket
+    a2:send("y\r\n")
+    t0 = loop.now()
+    assert.is_true(loop.wait(c2, "r", t0 + 2))
+    assert.is_true(loop.now() - t0 < 1)
+    assert.equal("y", (c2:read_line()))
+    c2:close(); a2:close(); l:close()
+  end)
+
   it("read_line: limit without LF within maxlen, closed with the partial line", function()
     local srv = fake.start({ "0123456789abcdef\r\n", "tail-no-newline", { close = true } })
     local s = assert(socket.connect(srv.ip, srv.port, { timeout = 2 }))

@@ -198,7 +198,9 @@ function M.wait(obj, events, deadline)
         if obj.getfd then
             local fd = obj:getfd()
             if not fd then return nil, "closed", "the socket is closed" end
-            C.wait_fd(tok, fd, events or "r", dl)
+            -- keep: a core socket's close takes its fd out of the loop, so
+            -- its read interest may stay registered between waits
+            C.wait_fd(tok, fd, events or "r", dl, true)
         elseif obj.set_waiter then
             if obj:done() then return true end
             obj:set_waiter(tok)
