@@ -16,21 +16,27 @@ local function dead_port()
   return port
 end
 
+-- a connection to listener l on lport: the client socket and the accepted one
+local function connect_pair(l, lport)
+  local c = assert(net.connect("127.0.0.1", lport))
+  while not c:connect_result() do assert(loop.wait(c, "w", loop.now() + 2)) end
+  local a
+  repeat
+    local code, ev
+    a, code, ev = l:accept()
+    if not a then assert.equal("again", code); assert(loop.wait(l, ev, loop.now() + 2)) end
+  until a
+  return c, a
+end
+
 describe("core.net", function()
   it("connects, accepts, sends and reads lines (CRLF and bare LF)", function()
     local l = assert(net.listen("127.0.0.1", 0))
     local lip, lport = l:local_addr()
     assert.equal("127.0.0.1", lip)
     assert.is_true(lport > 0)
-    local c = assert(net.connect("127.0.0.1", lport))
-    while not c:connect_result() do assert(loop.wait(c, "w", loop.now() + 2)) end
+    local c, a = connect_pair(l, lport)
     assert.equal("open", c:state())
-    local a
-    repeat
-      local code, ev
-      a, code, ev = l:accept()
-      if not a then assert.equal("again", code); assert(loop.wait(l, ev, loop.now() + 2)) end
-    until a
     local pip, pport = a:peer()
     local cip, cport = c:local_addr()
     assert.equal(cip, pip); assert.equal(cport, pport)
@@ -67,18 +73,7 @@ describe("core.net", function()
   it("a socket's kept read interest: data between two waits, and a reused fd number", function()
     local l = assert(net.listen("127.0.0.1", 0))
     local _, lport = l:local_addr()
-    local function pair()
-      local c = assert(net.connect("127.0.0.1", lport))
-      while not c:connect_result() do assert(loop.wait(c, "w", loop.now() + 2)) end
-      local a
-      repeat
-        local code, ev
-        a, code, ev = l:accept()
-        if not a then assert.equal("again", code); assert(loop.wait(l, ev, loop.now() + 2)) end
-      until a
-      return c, a
-    end
-    local c, a = pair()
+    local c, a = connect_pair(l, lport)
     -- a wait that times out parks the interest
     local ok, code = loop.wait(c, "r", loop.now() + 0.05)
     assert.same({ nil, "timeout" }, { ok, code })
@@ -90,7 +85,7 @@ describe("core.net", function()
     assert.equal("x", (c:read_line()))
     local fd = c:getfd()
     c:close(); a:close()
-    local c2, a2 = pair()
+    local c2, a2 = connect_pair(l, lport)
     assert.equal(fd, c2:getfd()) -- the same number, a new socket
     a2:send("y\r\n")
     t0 = loop.now()
