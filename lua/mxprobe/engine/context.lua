@@ -286,6 +286,12 @@ function Ctx:run_summary(def)
     self.check = nil
 end
 
+--- Whether the check `id` is selected in this run (policy, --checks,
+-- --no-relay ...): a check that can do part of another's work cheaply
+-- asks first (starttls carries starttls_injection's probe).  Whether it
+-- then applies at this server is its own applies' answer.
+function Ctx:will_run(id) return self.run:runs(id) end
+
 --- The local address to connect from (--source), for this server's family.
 function Ctx:source()
     local src = self.config.source

@@ -165,6 +165,17 @@ function Run:_turned_off()
     return out
 end
 
+--- Whether a check of this id runs in this run (the selection's, once).
+function Run:runs(id)
+    local ids = self._running
+    if not ids then
+        ids = {}
+        for _, d in ipairs(self.checks) do ids[d.id] = true end
+        self._running = ids
+    end
+    return ids[id] == true
+end
+
 --- Evidence about this vantage point (docs/json-schema.md, vantage).
 function Run:saw_answer(port) self.vantage:answered(port) end
 function Run:vantage_evidence() return self.vantage:evidence() end
