@@ -3,12 +3,17 @@
 -- fed into TLS, they are reported.  After TLS, EHLO again (RFC 3207 4.2).
 -- A 421 (to STARTTLS or to the EHLO inside TLS) is a throttle: inconclusive
 -- (mxprobe.smtp.reply decides).  The steps are mxprobe.smtp.dialog's.
+-- When the starttls_injection check runs here, this STARTTLS carries its
+-- pipelined RCPT (mxprobe.smtp.injection): one TLS handshake per address
+-- instead of two.  Whatever that cannot settle starts over on a clean
+-- session, so this check's findings never rest on the pipelined bytes.
 local extensions = require "mxprobe.smtp.extensions"
 local dialog = require "mxprobe.smtp.dialog"
 local reply = require "mxprobe.smtp.reply"
 local iputil = require "mxprobe.net.iputil"
 local loop = require "mxprobe.runtime.loop"
 local vocab = require "mxprobe.runtime.vocab"
+local injection = require "mxprobe.smtp.injection"
 
 local VERSION_RANK = vocab.TLS_RANK
 
@@ -29,12 +34,52 @@ local function judge_version(ctx, info)
   if info.bits and info.bits < 128 then ctx:finding("TLS_WEAK_CIPHER", ev) end
 end
 
+-- A reply for the probe's fact: { code, text (80 characters at most) }.
+local function brief(r)
+  local t = reply.text(r)
+  return r.code, #t > 80 and t:sub(1, 80) .. "..." or t
+end
+
+-- What a STARTTLS that carried the injection probe leaves unsettled, as
+-- the probe's fact { result, code, text, why }, or nil when its outcome stands
+-- for the main session's: a completed handshake, a 421 (a throttle is
+-- not asked twice) or a time-out (a server that hangs is not waited for
+-- twice).  A refusal may be the pipelining's (Postfix's
+-- smtpd_forbid_unauth_pipelining: 554 and close); bytes after the 220, a
+-- failed handshake or a closed connection may be too.
+local function unsettled(r, info, tdetail, extra)
+  if r and info then return nil end
+  local answer = r or (extra and extra.reply)
+  if answer and reply.throttled(answer) then return nil end
+  if r then
+    local code, text = brief(r)
+    return { result = "refused", code = code, text = text }
+  end
+  if info == "timeout" then return nil end
+  return { result = "unsettled", why = ("%s%s"):format(info or "?", tdetail and (": " .. tdetail) or "") }
+end
+
+-- A clean session in place of the main one, up to where STARTTLS is sent
+-- (greeting and EHLO: their checks judged the first session's), or nil.
+local function start_over(ctx)
+  local s = ctx:open_session()
+  if not s then return nil end
+  local g = dialog.greet(s, { deadline = ctx:deadline("greeting") })
+  local e = g and g.code == 220 and dialog.ehlo(s, ctx.config.helo, { deadline = ctx:deadline("command") })
+  dialog.report(ctx, { s })
+  if not (e and e.code == 250) then s:close(); return nil end
+  return s
+end
+
 return {
   id = "starttls",
   description = "STARTTLS: advertised, accepted, handshake, negotiated version and cipher, EHLO after TLS, plaintext injection",
   categories = { "smtp", "tls" },
   scope = "session",
   requires = { "ehlo" },
+  -- false: the main STARTTLS never carries the injection probe's RCPT
+  -- (starttls_injection then probes on a session of its own)
+  options = { carry_injection = true },
   findings = {
     STARTTLS_NOT_OFFERED = { severity = "critical", message = "STARTTLS is not offered: mail to this server travels in plaintext",
       hint = "Enable STARTTLS with a certificate (Postfix: smtpd_tls_security_level = may, smtpd_tls_chain_files = key.pem, fullchain.pem)." },
@@ -84,11 +129,27 @@ return {
 
     local sni = not iputil.is_literal(ctx.host) and ctx.host or nil
     local t0 = loop.now()
-    local r, info, tdetail, extra = dialog.starttls(sess, {
-      sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
-      deadline = ctx:deadline("command"), tls_deadline = ctx:deadline("tls"),
-    })
-    dialog.report(ctx, { sess })
+    local function attempt(s, payload)
+      local r, info, tdetail, extra = dialog.starttls(s, {
+        sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file, payload = payload,
+        deadline = ctx:deadline("command"), tls_deadline = ctx:deadline("tls"),
+      })
+      dialog.report(ctx, { s })
+      return r, info, tdetail, extra
+    end
+    local carry = ctx:option("carry_injection") == true and ctx:will_run("starttls_injection")
+      and injection.not_here(ctx, false) == nil
+    local r, info, tdetail, extra = attempt(sess, carry and injection.PAYLOAD or nil)
+    local probe = carry and unsettled(r, info, tdetail, extra)
+    if probe then
+      fact.injection_probe = probe
+      local clean = start_over(ctx)
+      -- no clean session: the carried attempt's outcome is all there is
+      if clean then
+        sess = clean
+        r, info, tdetail, extra = attempt(sess, nil)
+      end
+    end
     local answer = r or extra.reply
     if not answer then
       -- no reply to STARTTLS at all
@@ -131,7 +192,25 @@ return {
     judge_version(ctx, info)
 
     -- forget the plaintext capabilities; ask again inside TLS
-    local r2, c2, d2 = dialog.ehlo(sess, ctx.config.helo, { deadline = ctx:deadline("command") })
+    local r2, c2, d2
+    if carry and not probe then
+      -- the injected RCPT's reply, if the server ran it, comes first
+      local verdict, injected
+      r2, verdict, injected = injection.ehlo_after(sess, ctx.config.helo, ctx:deadline("command"))
+      if not r2 then
+        c2, d2 = verdict, injected
+        probe = { result = "unsettled", why = ("EHLO inside TLS: %s"):format(tostring(c2)) }
+      elseif verdict then
+        c2 = { extensions = r2.extensions }
+        probe = { result = verdict }
+        if injected then probe.code, probe.text = brief(injected) end
+      else
+        probe = { result = "unsettled", why = ("the reply to EHLO inside TLS was %d %s"):format(brief(r2)) }
+      end
+      fact.injection_probe = probe
+    else
+      r2, c2, d2 = dialog.ehlo(sess, ctx.config.helo, { deadline = ctx:deadline("command") })
+    end
     dialog.report(ctx, { sess })
     fact.seconds = loop.now() - t0
     if r2 and reply.throttled(r2) then
@@ -144,11 +223,14 @@ return {
       return ctx:finding("TLS_EHLO_FAILED", { code = r2 and r2.code or c2, detail = r2 and reply.text(r2) or (d2 or "") })
     end
     -- the TLS session for this server's later probe to resume
-    -- (starttls_injection): taken now, because TLS 1.3 tickets come after
-    -- the handshake and were read with this reply.  The main session itself
-    -- always makes a full handshake (nothing is offered to it).
-    local resumable = sess:tls_session()
-    if resumable then ctx:set_tls_session(resumable) end
+    -- (starttls_injection, when the carried probe settled nothing): taken
+    -- now, because TLS 1.3 tickets come after the handshake and were read
+    -- with this reply.  The main session itself always makes a full
+    -- handshake (nothing is offered to it).
+    if not (probe and probe.result ~= "unsettled") then
+      local resumable = sess:tls_session()
+      if resumable then ctx:set_tls_session(resumable) end
+    end
     local after = c2.extensions -- with a reply, the second value is the EHLO info
     fact.ehlo_after = after.extensions
     local added, removed = extensions.missing(after, plain), extensions.missing(plain, after)

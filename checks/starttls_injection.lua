@@ -1,23 +1,26 @@
 -- STARTTLS command injection (CVE-2011-0411 and its relatives): does the
 -- server execute plaintext that was pipelined after STARTTLS as if it had
 -- arrived inside TLS?  An attacker in the path could then inject commands
--- into the encrypted session.  Probed on a session of its own:
+-- into the encrypted session.  The probe (mxprobe.smtp.injection):
 --   send "STARTTLS\r\nRCPT TO:<...>\r\n" in one write, do the handshake,
 --   send EHLO.  A fixed server discards the pipelined RCPT, so the first
 --   reply inside TLS answers our EHLO (250).  A vulnerable one answers the
 --   injected RCPT first (503 "need MAIL", or a 5xx), then our EHLO.
--- The STARTTLS step is mxprobe.smtp.dialog.starttls with a payload.
--- The handshake resumes the main session's TLS session when the server
--- allows it (facts: session_offered, resumed): this probe observes command
--- handling, not the handshake, and a full one costs a second certificate
--- chain and key exchange per address.  A server that does not resume gets
+-- Made on the main session where it can be (issue 15): the starttls check
+-- carries the RCPT on its own STARTTLS and records what came back
+-- (facts.starttls.injection_probe); this check judges it.  A server that
+-- refused the pipelined STARTTLS but took a plain one (Postfix's
+-- smtpd_forbid_unauth_pipelining) did not execute it either.  What the
+-- carried probe could not settle, or a run with carry_injection = false,
+-- is probed here on a session of its own.  Its handshake resumes the main
+-- session's TLS session when the server allows it (facts: session_offered,
+-- resumed): this probe observes command handling, not the handshake, and a
+-- full one costs a second certificate chain and key exchange per address.  A server that does not resume gets
 -- a full handshake, with the same verdict.
-local loop = require "mxprobe.runtime.loop"
 local iputil = require "mxprobe.net.iputil"
 local dialog = require "mxprobe.smtp.dialog"
 local reply = require "mxprobe.smtp.reply"
-
-local INJECTED = "RCPT TO:<injection-test@mxprobe.invalid>"
+local injection = require "mxprobe.smtp.injection"
 
 return {
   id = "starttls_injection",
@@ -33,19 +36,20 @@ return {
   },
 
   applies = function(ctx)
-    local t, b = ctx.facts.starttls, ctx.facts.banner
-    if not (t and t.handshake == true) then return false, "no TLS handshake on the main session" end
-    -- a slow greeting would be waited for twice: skip, the report says why not
-    local slow = ctx:threshold("greeting_slow_s") or 30
-    if not (b and b.seconds < slow) then
-      return false, ("the greeting was slow (%s s; greeting_slow_s = %s)"):format(b and b.seconds or "?", slow)
-    end
-    -- implicit TLS has no STARTTLS to inject after
-    if t.implicit then return false, "implicit TLS: there is no STARTTLS" end
+    local why = injection.not_here(ctx, true)
+    if why then return false, why end
     return true
   end,
 
   run = function(ctx)
+    local carried = ctx.facts.starttls.injection_probe
+    if carried and carried.result ~= "unsettled" then
+      ctx:fact { carried = true }
+      if carried.result == "executed" then
+        return ctx:finding("STARTTLS_COMMAND_INJECTION", { code = carried.code, text = carried.text })
+      end
+      return ctx:finding("STARTTLS_INJECTION_SAFE", {})
+    end
     local s = ctx:extra_session()
     if not s then return end -- the main session already told what connecting does
     local g = dialog.greet(s, { deadline = ctx:deadline("greeting") })
@@ -62,24 +66,19 @@ return {
     -- the injected line travels in the same write as STARTTLS; bytes answered
     -- in plaintext before the handshake are not this bug (allow_buffered)
     local r, info = dialog.starttls(s, { sni = sni, verify_name = ctx.host, ca_file = ctx.config.ca_file,
-      allow_buffered = true, payload = INJECTED .. "\r\n", session = offer,
+      allow_buffered = true, payload = injection.PAYLOAD, session = offer,
       deadline = ctx:deadline("command"), tls_deadline = ctx:deadline("tls") })
     dialog.report(ctx, { s })
     if not r or not info then return s:close() end
     fact.resumed = info.resumed == true
     -- a vulnerable server answers the injected RCPT inside TLS, maybe even
-    -- before our EHLO is sent: read raw replies here, the pairing is this check's
-    if not s:send_line("EHLO " .. ctx.config.helo, ctx:deadline("command")) then return s:close() end
-    local first = s:read_reply(ctx:deadline("command"))
-    if not first then return s:close() end
-    if first.code == 250 then
+    -- before our EHLO is sent: the pairing is mxprobe.smtp.injection's
+    local r2, verdict, injected = injection.ehlo_after(s, ctx.config.helo, ctx:deadline("command"))
+    if not r2 then return s:close() end
+    if verdict == "discarded" then
       ctx:finding("STARTTLS_INJECTION_SAFE", {})
-    else
-      -- the reply to our EHLO must follow: then the first one answered the injection
-      local second = s:read_reply(loop.now() + 2)
-      if second and second.code == 250 then
-        ctx:finding("STARTTLS_COMMAND_INJECTION", { code = first.code, text = reply.text(first) })
-      end
+    elseif verdict == "executed" then
+      ctx:finding("STARTTLS_COMMAND_INJECTION", { code = injected.code, text = reply.text(injected) })
     end
     dialog.quit(s)
   end,
