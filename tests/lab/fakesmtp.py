@@ -11,6 +11,7 @@ lifetime (--life, 10 minutes), so a client that never closes cannot pin it.
 """
 import argparse
 import os
+import select
 import signal
 import socket
 import socketserver
@@ -37,6 +38,8 @@ MODES = {
     "greet-554-listed": "greets with 554 naming a DNSBL (blocked using zen.spamhaus.org), then 503 to all but QUIT",
     "long-greeting": "a 220 greeting whose one line is 700 KiB long, then a normal dialog",
     "ehlo-flood": "answers EHLO with 150 '250-' lines (past any client's line cap)",
+    "starttls-sync": "a command pipelined after STARTTLS gets '554 5.5.0 Error: SMTP protocol synchronization' and the "
+                     "connection is closed (Postfix 3.9's smtpd_forbid_unauth_pipelining); a STARTTLS alone starts TLS",
 }
 LONG_GREETING = 700 * 1024  # octets of text in the long-greeting line: past 512 and 4096, below 1 MiB
 IDLE = 60            # seconds to wait for a client command
@@ -79,6 +82,16 @@ class Session:
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r").decode("latin-1")
+
+    def pending(self):
+        """Whether the client sent more than the command just read (as
+        Postfix asks: its own buffer, then the kernel's)."""
+        if self.buf:
+            return True
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
 
     def sleep(self, secs):
         time.sleep(max(0, min(secs, self.left())))
@@ -194,6 +207,9 @@ class Session:
             except OSError:
                 return False
             self.send(b"this is not a TLS handshake\r\n" + os.urandom(64))
+            return False
+        if m == "starttls-sync" and self.pending():
+            self.reply("554 5.5.0 Error: SMTP protocol synchronization")
             return False
         if m == "starttls-inject":
             # Both lines in one send(): a client sees bytes after the 220.

@@ -68,6 +68,7 @@ SCRIPTED_SERVERS=(
   "greet-554-listed 203.0.113.42 greet-554-listed.mx.lab.test"
   "long-greeting   203.0.113.43 long-greeting.mx.lab.test"
   "ehlo-flood      203.0.113.44 ehlo-flood.mx.lab.test"
+  "starttls-sync   203.0.113.45 starttls-sync.mx.lab.test"
 )
 
 # Good servers that the --scale domains share.

@@ -131,6 +131,14 @@ EOF
 #   good         2525 (not submission): port 25's service without TLS session
 #                tickets (tls_session_ticket_cipher empty): TLS resumption
 #                is refused (the STARTTLS injection probe's resumed = false)
+#   good         2526 (not submission): port 25's service with
+#                smtpd_forbid_unauth_pipelining = yes (Postfix 3.9's default;
+#                Debian 12's 3.7 has it, off by default).  Measured: this
+#                Postfix still answers 220 to a STARTTLS with a command
+#                pipelined after it and drops the command (its CVE-2011-0411
+#                fix), so the injection probe carried on the main STARTTLS
+#                stands there; the 554-and-close answer is the scripted
+#                starttls-sync server's
 #   open-relay   587: AUTH only inside TLS, but mail without AUTH accepted
 #                (Postfix insists on a reject_unauth_destination: the access
 #                map that says OK to everyone comes first, as on its port 25)
@@ -156,6 +164,9 @@ pf_submission_cf() {
 2525      inet  n       -       n       -       -       smtpd
   -o syslog_name=postfix/noticket
   -o tls_session_ticket_cipher=
+2526      inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/nopipelining
+  -o smtpd_forbid_unauth_pipelining=yes
 EOF
     ;;
     no-starttls) cat <<'EOF'

@@ -91,6 +91,7 @@ W.servers = {
   ["203.0.113.42"]  = sc("greet-554-listed", "greets 554 5.7.1 naming a DNSBL (zen.spamhaus.org), then 503 to all but QUIT"),
   ["203.0.113.43"]  = sc("long-greeting", "a 220 greeting line of 700 KiB, then a normal dialog"),
   ["203.0.113.44"]  = sc("ehlo-flood", "answers EHLO with 152 lines (past the 100-line cap)"),
+  ["203.0.113.45"]  = sc("starttls-sync", "554 and close to a command pipelined after STARTTLS (Postfix 3.9's smtpd_forbid_unauth_pipelining)"),
 
   ["203.0.113.97"]  = { kind = "fault", mode = "refused",     host = "refused.mx.lab.test",
                         behaviour = "nothing listens: connection refused at once" },
@@ -239,6 +240,9 @@ W.domains = {
     "overlong line reported with its length; STARTTLS and relay are still tested", one("long-greeting.mx.lab.test")),
   d("ehlo-flood", "ehlo-too-many-lines", "the EHLO reply has 152 lines",
     "EHLO reply exceeded 100 lines (said as such; HELO never sent)", one("ehlo-flood.mx.lab.test")),
+  d("starttls-sync", "starttls-pipelining-refused", "a command pipelined after STARTTLS is refused with 554 and the connection closed",
+    "the carried injection probe is refused: STARTTLS is tested again on a clean session (TLS 1.3), injection safe",
+    one("starttls-sync.mx.lab.test")),
   d("no-postmaster", "no-postmaster", "RCPT TO postmaster@ the domain is rejected with 550",
     "postmaster rejected (RFC 5321 4.5.1): warning; otherwise works", one("no-postmaster.mx.lab.test")),
 }
