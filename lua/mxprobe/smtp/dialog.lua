@@ -203,7 +203,11 @@ function M.ehlo(s, name, opts)
   opts = opts or {}
   local r, code, detail = M.command(s, "EHLO " .. name, opts)
   if not r then return nil, code, detail, { verb = "EHLO" } end
-  if r.code == 250 then return r, { verb = "EHLO", extensions = extensions.parse(r.lines or {}) } end
+  if r.code == 250 then
+    local f = extensions.parse(r.lines or {})
+    s.keywords = f.keywords -- what this session may use (M.pipeline)
+    return r, { verb = "EHLO", extensions = f }
+  end
   if r.class == "throttled" or not opts.fallback then return r, { verb = "EHLO" } end
   local h
   h, code, detail = M.command(s, "HELO " .. name, opts)
@@ -259,9 +263,58 @@ function M.starttls(s, opts)
   if r.code ~= 220 then return r, nil end
   local info, tcode, tdetail, raw = s:starttls(topts, opts.tls_deadline or (loop.now() + (s.timeouts.tls or 30)))
   if not info then return nil, tcode, tdetail, { reply = r, injected = raw } end
+  s.keywords = nil -- forgotten inside TLS until EHLO is asked again (RFC 3207 4.2)
   -- replies to the payload, if the server executes it, come inside TLS:
   -- the caller reads them (the verbs would call them unsolicited)
   return r, info
+end
+
+-- The commands RFC 2920 section 3.1 lets a client group: those that only
+-- change the mail transaction (not EHLO, STARTTLS, AUTH, DATA or QUIT).
+local GROUPABLE = { MAIL = true, RCPT = true, RSET = true }
+
+--- RFC 2920 pipelining: the commands in one write, then their replies in
+-- order.  Only where the session's last EHLO offered PIPELINING (the
+-- caller asks s.keywords.PIPELINING) and only MAIL, RCPT and RSET: the
+-- relay probe's four commands cost one round trip instead of four, and
+-- nothing that could deliver (DATA) is ever grouped.
+-- @return the replies in order (each with .seconds, .class); when one is
+--   missing, the ones read before it, then code, detail
+function M.pipeline(s, lines, opts)
+  if type(lines) ~= "table" or #lines == 0 then error("bad argument #2 to 'pipeline' (a list of commands expected)", 2) end
+  for i, line in ipairs(lines) do
+    if type(line) ~= "string" or line:find("[\r\n]") then
+      error(("bad argument #2 to 'pipeline' (command %d: a line without CR or LF expected)"):format(i), 2)
+    end
+    if not GROUPABLE[verb_of(line)] then
+      error(("bad argument #2 to 'pipeline' (%s cannot be pipelined: MAIL, RCPT and RSET can)"):format(verb_of(line)), 2)
+    end
+  end
+  opts = opts or {}
+  if s.closed then return {}, "closed", "the session is closed" end
+  local ok, code, detail = in_step(s, verb_of(lines[1]))
+  if not ok then return {}, code, detail end
+  local deadline = opts.deadline or (loop.now() + (s.timeouts.command or 30))
+  local t0 = loop.now()
+  ok, code, detail = s:send_lines(lines, deadline)
+  if not ok then return {}, code, detail end
+  s.commands = (s.commands or 0) + #lines
+  local replies = {}
+  for i, line in ipairs(lines) do
+    local r
+    r, code, detail = read(s, deadline, ("reply to %s"):format(verb_of(line)))
+    if not r then return replies, code, detail end
+    r.seconds = loop.now() - t0
+    r.class = reply.classify(r).class
+    replies[i] = r
+  end
+  -- more replies than commands: which answered what cannot be known
+  -- (one at a time, the next command's in_step would tell)
+  if pull(s) > 0 then
+    ok, code, detail = in_step(s, ("the command after %s"):format(verb_of(lines[#lines])))
+    if not ok and code == "unsolicited" then return {}, code, detail end
+  end
+  return replies
 end
 
 --- MAIL FROM:<from> (from = "" gives the null sender <>).

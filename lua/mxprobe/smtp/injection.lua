@@ -68,7 +68,10 @@ function M.ehlo_after(s, helo, deadline)
   end
   r.seconds = loop.now() - t0
   r.class = reply.classify(r).class
-  if r.code == 250 then r.extensions = extensions.parse(r.lines or {}) end
+  if r.code == 250 then
+    r.extensions = extensions.parse(r.lines or {})
+    s.keywords = r.extensions.keywords
+  end
   return r, verdict, injected
 end
 

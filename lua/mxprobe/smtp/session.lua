@@ -131,6 +131,22 @@ function Session:send_line(line, deadline)
     return true
 end
 
+--- Send several command lines in one write (mxprobe.smtp.dialog.pipeline).
+function Session:send_lines(lines, deadline)
+    for i, line in ipairs(lines) do
+        if type(line) ~= "string" or line:find("[\r\n]") then
+            error(("bad argument #1 to 'send_lines' (line %d: a command line without CR or LF expected)"):format(i), 2)
+        end
+        self:note(">", line)
+    end
+    local ok, code, detail = self.sock:send(table.concat(lines, "\r\n") .. "\r\n", deadline)
+    if not ok then
+        self:note("!", ("%s: %s"):format(code, detail or ""))
+        return nil, code, detail
+    end
+    return true
+end
+
 --- Send a command and read its reply; the deadline covers both.
 function Session:command(line, deadline)
     if type(line) ~= "string" or line:find("[\r\n]") then
