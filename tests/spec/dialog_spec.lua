@@ -14,6 +14,9 @@ local fake_dns = require "tests.helpers.fake_resolver"
 
 local GREETING = "220 mx.test ESMTP\r\n"
 local EHLO_REPLY = "250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+-- without PIPELINING the relay probe goes one command at a time, and each
+-- command's in-step rule is seen (pipelined: tests/spec/relay_pipeline_spec.lua)
+local EHLO_NOPIPE = "250-mx.test\r\n250 8BITMIME\r\n"
 
 local function open(srv)
   return assert(session.open(srv.ip, srv.port, { timeouts = { greeting = 3, command = 3, tls = 3 } }))
@@ -227,7 +230,7 @@ describe("replies stay with their commands", function()
   end)
 
   it("engine: the relay probe against a server that says 421 after refusing: RELAY_DENIED, no protocol warning", function()
-    local r = run_case({ GREETING, { expect = "^EHLO" }, EHLO_REPLY,
+    local r = run_case({ GREETING, { expect = "^EHLO" }, EHLO_NOPIPE,
       { expect = "^MAIL" }, "250 2.1.0 Ok\r\n",
       { expect = "^RCPT" }, "550 5.7.1 <someone@external.test>: Relay access denied\r\n421 4.7.0 mx.test Error: too many errors\r\n",
       { close = true } }, { only = { "relay" }, domain = "site.test" })
@@ -240,7 +243,7 @@ describe("replies stay with their commands", function()
   end)
 
   it("engine: an early 554 before RCPT makes the relay probe inconclusive, never open", function()
-    local r, srv = run_case({ GREETING, { expect = "^EHLO" }, EHLO_REPLY,
+    local r, srv = run_case({ GREETING, { expect = "^EHLO" }, EHLO_NOPIPE,
       { expect = "^MAIL" }, "250 2.1.0 Ok\r\n554 5.7.1 early\r\n",
       { read = true }, "250 2.1.5 Ok\r\n", { read = true }, "221 Bye\r\n" }, { only = { "relay" } })
     local set, list = codes_of(r)
