@@ -91,6 +91,23 @@ describe("the lab, facts worth a closer look", function()
     assert.matches("RCPT TO:", joined, 1, true)
     assert.matches("RSET", joined, 1, true)
     assert.not_matches("DATA", joined, 1, true)
+    -- real Postfix offers PIPELINING: the probe went in one write, and the
+    -- 250 was asked again one command at a time before RELAY_OPEN was said
+    local relay = r.servers[1].facts.relay
+    assert.is_true(relay.pipelined)
+    assert.is_true(relay.confirmed_one_by_one)
+    assert.equal("open", relay.verdict)
+    local _, mails = joined:gsub("MAIL FROM:", "")
+    assert.equal(2, mails)
+  end)
+
+  it("good: the relay probe was pipelined on real Postfix and the replies kept their commands", function()
+    local relay = results["good.lab.test"].servers[1].facts.relay
+    assert.is_true(relay.pipelined)
+    assert.is_nil(relay.confirmed_one_by_one)
+    assert.same({ "denied", 550 }, { relay.verdict, relay.code })
+    assert.matches("Relay access denied", relay.text, 1, true)
+    assert.equal(250, relay.local_rcpt.code)
   end)
 
   it("expired: days to expiry are negative and the leaf is named", function()

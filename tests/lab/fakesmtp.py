@@ -34,7 +34,7 @@ MODES = {
     "greet-nohost": "greets with '220 ESMTP' (no host name)",
     "tls10": "normal server whose STARTTLS speaks only TLS 1.0/1.1",
     "double-greeting": "two 220 greetings in one write (a proxy banner, then the MTA's), then a normal dialog",
-    "early-reply": "answers MAIL with '250' and, in the same write, a '554' for the RCPT not sent yet",
+    "early-reply": "offers no PIPELINING and answers MAIL with '250' and, in the same write, a '554' for the RCPT not sent yet",
     "greet-554-listed": "greets with 554 naming a DNSBL (blocked using zen.spamhaus.org), then 503 to all but QUIT",
     "long-greeting": "a 220 greeting whose one line is 700 KiB long, then a normal dialog",
     "ehlo-flood": "answers EHLO with 150 '250-' lines (past any client's line cap)",
@@ -155,6 +155,10 @@ class Session:
 
     def ehlo_lines(self):
         ext = ["PIPELINING", "SIZE 10240000", "8BITMIME"]
+        if self.o.mode == "early-reply":
+            # a client that pipelines has sent RCPT by then: the reply
+            # ahead of its command is only seen by one that waits
+            ext.remove("PIPELINING")
         if not self.tls:
             ext.insert(2, "STARTTLS")
         lines = [f"250-{self.host}"] + [f"250-{e}" for e in ext]
