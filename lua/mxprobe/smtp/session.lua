@@ -116,6 +116,17 @@ function Session:read_reply(deadline)
     return r
 end
 
+-- Write bytes (command lines already noted); a failure goes into the
+-- transcript too, as read_reply's do.
+local function write(self, bytes, deadline)
+    local ok, code, detail = self.sock:send(bytes, deadline)
+    if not ok then
+        self:note("!", ("%s: %s"):format(code, detail or ""))
+        return nil, code, detail
+    end
+    return true
+end
+
 function Session:send_line(line, deadline)
     if type(line) ~= "string" then error("bad argument #1 to 'send_line' (string expected)", 2) end
     -- a configured name with CR/LF in it would smuggle a second command
@@ -123,12 +134,7 @@ function Session:send_line(line, deadline)
     self:note(">", line)
     -- (goodbye) until TLS is up, the server may expect a TLS handshake, not a QUIT
     if line:upper():find("^STARTTLS") then self.starttls_pending = true end
-    local ok, code, detail = self.sock:send(line .. "\r\n", deadline)
-    if not ok then
-        self:note("!", ("%s: %s"):format(code, detail or ""))
-        return nil, code, detail
-    end
-    return true
+    return write(self, line .. "\r\n", deadline)
 end
 
 --- Send several command lines in one write (mxprobe.smtp.dialog.pipeline).
@@ -139,12 +145,7 @@ function Session:send_lines(lines, deadline)
         end
         self:note(">", line)
     end
-    local ok, code, detail = self.sock:send(table.concat(lines, "\r\n") .. "\r\n", deadline)
-    if not ok then
-        self:note("!", ("%s: %s"):format(code, detail or ""))
-        return nil, code, detail
-    end
-    return true
+    return write(self, table.concat(lines, "\r\n") .. "\r\n", deadline)
 end
 
 --- Send a command and read its reply; the deadline covers both.
